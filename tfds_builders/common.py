@@ -1,0 +1,240 @@
+"""Schema and helpers shared by every builder in `tfds_builders`.
+
+Every classification example carries the same keys (see `classification_features`), so datasets can
+be merged, de-duplicated and split by patient without per-dataset code. Nothing here imports
+TensorFlow: builders stay loadable from projects that read through `tfds.data_source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tfmelanoma import labels
+
+UNKNOWN_AGE = -1
+IMAGE_TYPES = ("dermoscopic", "clinical")
+
+# Decompression-bomb guard: PIL's default limit is ~89 Mpx; ISIC originals stay far below.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, truncated or not an image; the message names the file."""
+
+
+class MissingFilesError(FileNotFoundError):
+    """One or more files of a manual download are missing; the message lists all of them."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image read from disk, possibly resized, with the content hashes of the original.
+
+    Attributes:
+        array: uint8 RGB array (H, W, 3), after the optional resize.
+        sha256: SHA-256 of the decoded original RGB pixels (and shape): equal for byte-identical
+            pixels whatever the container format.
+        phash: 64-bit perceptual hash (DCT, `imagehash.phash`) of the original as 16 hex digits;
+            survives resizing and re-encoding, compared by Hamming distance.
+        original_size: (height, width) before the resize.
+    """
+
+    array: np.ndarray
+    sha256: str
+    phash: str
+    original_size: tuple[int, int]
+
+
+def classification_features(*, with_mask: bool = False) -> tfds.features.FeaturesDict:
+    """The common example schema; segmentation configs add `segmentation_mask`."""
+    features = {
+        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+        "image_id": tfds.features.Text(),
+        "source": tfds.features.Text(),
+        "label": tfds.features.ClassLabel(names=list(labels.BINARY_CLASSES)),
+        "diagnosis": tfds.features.Text(),
+        "harmonised_diagnosis": tfds.features.ClassLabel(names=list(labels.HARMONISED_CLASSES)),
+        "patient_id": tfds.features.Text(),
+        "lesion_id": tfds.features.Text(),
+        "age": tfds.features.Scalar(dtype=np.int32),
+        "sex": tfds.features.Text(),
+        "anatomic_site": tfds.features.Text(),
+        "image_type": tfds.features.Text(),
+        "sha256": tfds.features.Text(),
+        "phash": tfds.features.Text(),
+    }
+    if with_mask:
+        features["segmentation_mask"] = tfds.features.Image(
+            shape=(None, None, 1), encoding_format="png"
+        )
+    return tfds.features.FeaturesDict(features)
+
+
+def image_hashes(rgb: Image.Image) -> tuple[str, str]:
+    """Returns (sha256, phash) of a decoded RGB image."""
+    array = np.asarray(rgb, dtype=np.uint8)
+    digest = hashlib.sha256(f"{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest(), str(imagehash.phash(rgb))
+
+
+def _resize_long_side(img: Image.Image, max_side: int) -> Image.Image:
+    h, w = img.height, img.width
+    if max(h, w) <= max_side:
+        return img
+    scale = max_side / max(h, w)
+    return img.resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS
+    )
+
+
+def read_image(path: os.PathLike | str, *, max_side: int | None = None) -> DecodedImage:
+    """Decodes an image file to RGB, hashes it, and optionally shrinks its long side.
+
+    Grayscale, palette, CMYK and alpha images are converted to RGB; EXIF orientation is applied
+    (phone photos). Hashes are always of the original size, so resized and original configs hash
+    the same image identically.
+
+    Args:
+        path: image file (JPEG, PNG, BMP, ... anything Pillow decodes).
+        max_side: shrink so that the long side is at most this many pixels; None keeps the size.
+
+    Raises:
+        ImageReadError: the file is missing, truncated or not an image, naming the file.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = f.read()
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img).convert("RGB")
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    sha, phash = image_hashes(img)
+    original_size = (img.height, img.width)
+    if max_side is not None:
+        img = _resize_long_side(img, max_side)
+    return DecodedImage(np.asarray(img, dtype=np.uint8), sha, phash, original_size)
+
+
+def read_mask(
+    path: os.PathLike | str, *, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Reads a lesion mask as uint8 (H, W, 1) with values 0/255, nearest-resized to `size` (h, w).
+
+    Raises:
+        ImageReadError: naming the file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L")
+            if size is not None and (img.height, img.width) != tuple(size):
+                img = img.resize((size[1], size[0]), Image.Resampling.NEAREST)
+            mask = np.asarray(img)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: mask file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: not a readable mask ({type(e).__name__}: {e})") from None
+    return np.where(mask > 127, 255, 0).astype(np.uint8)[..., None]
+
+
+def make_example(
+    *,
+    dataset: str,
+    image: DecodedImage,
+    image_id: str,
+    diagnosis: str,
+    patient_id: str = "",
+    lesion_id: str = "",
+    age: float | int | None = None,
+    sex: str | None = None,
+    anatomic_site: str | None = None,
+    image_type: str = "dermoscopic",
+    mask: np.ndarray | None = None,
+) -> dict:
+    """Builds one example of the common schema; labels come from the label-mapping table.
+
+    Raises:
+        tfmelanoma.labels.UnmappedDiagnosisError: `diagnosis` has no row for `dataset`.
+        ValueError: `image_type` is not one of `IMAGE_TYPES`.
+    """
+    mapping = labels.map_diagnosis(dataset, diagnosis)
+    if image_type not in IMAGE_TYPES:
+        raise ValueError(f"{dataset}/{image_id}: image_type {image_type!r} not in {IMAGE_TYPES}")
+    example = {
+        "image": image.array,
+        "image_id": image_id,
+        "source": dataset,
+        "label": mapping.binary,
+        "diagnosis": diagnosis,
+        "harmonised_diagnosis": mapping.harmonised,
+        "patient_id": patient_id or "",
+        "lesion_id": lesion_id or "",
+        "age": parse_age(age),
+        "sex": normalise_text(sex),
+        "anatomic_site": normalise_text(anatomic_site),
+        "image_type": image_type,
+        "sha256": image.sha256,
+        "phash": image.phash,
+    }
+    if mask is not None:
+        example["segmentation_mask"] = mask
+    return example
+
+
+def parse_age(value: float | int | str | None) -> int:
+    """Age in years as int; `UNKNOWN_AGE` (-1) for empty, NaN or unparsable values."""
+    if value is None:
+        return UNKNOWN_AGE
+    try:
+        age = float(value)
+    except (TypeError, ValueError):
+        return UNKNOWN_AGE
+    return UNKNOWN_AGE if np.isnan(age) or age < 0 else int(round(age))
+
+
+def normalise_text(value: object) -> str:
+    """Lower-cased, stripped text; "" for None/NaN/"unknown"."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    text = str(value).strip().lower()
+    return "" if text in {"nan", "unknown", "none", "null"} else text
+
+
+def check_manual_files(
+    manual_dir: os.PathLike | str, names: Iterable[str], *, dataset: str, instructions: str = ""
+) -> Path:
+    """Raises one error listing every missing file of a manual download.
+
+    Args:
+        manual_dir: where TFDS looked (`dl_manager.manual_dir`).
+        names: expected file or folder names, relative to `manual_dir`.
+        dataset: builder name, for the message.
+        instructions: the builder's `MANUAL_DOWNLOAD_INSTRUCTIONS`, appended to the message.
+
+    Returns:
+        `manual_dir` as a Path.
+    """
+    root = Path(manual_dir)
+    missing = [n for n in names if not (root / n).exists()]
+    if missing:
+        listing = "\n".join(f"  - {root / n}" for n in missing)
+        raise MissingFilesError(
+            f"{dataset}: {len(missing)} expected file(s) missing from the manual download "
+            f"directory {root}:\n{listing}\n{instructions.strip()}"
+        )
+    return root
