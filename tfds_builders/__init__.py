@@ -7,6 +7,7 @@ registration side effect; they do not import TensorFlow.
 """
 
 import importlib
+import importlib.util
 import pkgutil
 
 _BUILDER_SUFFIX = "_dataset_builder"
