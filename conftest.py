@@ -1,0 +1,26 @@
+"""Fixtures shared by tests/ and tfds_builders/*/..._test.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("TFMELANOMA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` (or $TFMELANOMA_SHARED_DATA); skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (set TFMELANOMA_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under the shared data folder, for `pytest.mark.skipif` conditions."""
+    return SHARED_DATA.joinpath(*parts)
