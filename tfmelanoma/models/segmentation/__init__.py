@@ -1,0 +1,1 @@
+"""Segmentation models (AER-Net and baselines); importing registers them."""
