@@ -130,9 +130,7 @@ def read_image(path: os.PathLike | str, *, max_side: int | None = None) -> Decod
     return DecodedImage(np.asarray(img, dtype=np.uint8), sha, phash, original_size)
 
 
-def read_mask(
-    path: os.PathLike | str, *, size: tuple[int, int] | None = None
-) -> np.ndarray:
+def read_mask(path: os.PathLike | str, *, size: tuple[int, int] | None = None) -> np.ndarray:
     """Reads a lesion mask as uint8 (H, W, 1) with values 0/255, nearest-resized to `size` (h, w).
 
     Raises:

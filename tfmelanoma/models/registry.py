@@ -29,6 +29,10 @@ class ModelInfo:
         params: documented parameter count at the default configuration (tests check within 1 %).
         paper: which paper the model comes from, if any.
         tfjs_ok: the model uses only ops TF.js runs.
+        tags: free-form labels, e.g. ("paper_grid", "slow").
+        min_input_size: smallest square input the default architecture accepts (tests use it).
+        skip_layers: names of layers whose outputs a U-Net decoder can take as skips, from
+            high to low resolution (strides 2, 4, 8, 16); empty when not meant as an encoder.
     """
 
     name: str
@@ -41,13 +45,17 @@ class ModelInfo:
     paper: str = ""
     tfjs_ok: bool = False
     tags: tuple[str, ...] = field(default_factory=tuple)
+    min_input_size: int = 32
+    skip_layers: tuple[str, ...] = field(default_factory=tuple)
 
 
 _FACTORIES: dict[str, Callable[..., keras.Model]] = {}
 _INFOS: dict[str, ModelInfo] = {}
 
 
-def register_model(info: ModelInfo) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+def register_model(
+    info: ModelInfo,
+) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Decorator registering `fn` under `info.name`."""
 
     def decorator(fn: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
