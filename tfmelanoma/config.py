@@ -1,0 +1,291 @@
+"""One typed, frozen config for training: data / augment / model / optimizer / run.
+
+Defaults live in the dataclasses; presets are YAML files in `tfmelanoma/configs/` (or any path);
+`--set a.b=value` overrides single keys, parsed as YAML scalars. An unknown key is an error that
+names the key and the closest valid one; a value of the wrong type is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid config file, key or value; the message says which and what was expected."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which datasets, how they are split and balanced, and the image size."""
+
+    train: tuple[str, ...] = ("sample",)
+    """Training datasets by name (`sample` is the embedded CC0 set)."""
+    test: str = "sample"
+    """Test dataset; its official test split, or a held-out part where it has none."""
+    data_dir: str = ""
+    """TFDS data dir ("" = the TFDS default; the embedded sample goes to ~/.cache/tfmelanoma)."""
+    manual_dir: str = ""
+    """Where the manual downloads are, for datasets not prepared yet."""
+    label: str = "label"
+    """label (binary melanoma) | harmonised_diagnosis (the nine ISIC 2019 classes)."""
+    image_size: int = 64
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    balance: str = "none"
+    """none | oversample | inverse | effective (class weights as sample weights)."""
+    cache: bool = True
+    """Cache decoded, resized images in memory (after resize, before augmentation)."""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly augmentation; every op has its own strength, 0 disables it."""
+
+    enabled: bool = True
+    crop_scale: float = 0.8
+    """Random resized crop: smallest kept fraction of the area (1 = no crop)."""
+    zoom: float = 0.0
+    """Extra random zoom in, as a fraction of the side."""
+    rotation: float = 0.25
+    """Random rotation in turns (0.25 = up to ±90 degrees)."""
+    hflip: bool = True
+    vflip: bool = True
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.02
+    cutout: float = 0.0
+    """Side of a random square erased, as a fraction of the image side."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A registry model and the keyword arguments of its factory."""
+
+    name: str = "meshnet"
+    num_classes: int = 2
+    weights: str = ""
+    """"" = random init, "imagenet", or a weights file path."""
+    options: dict = field(default_factory=dict)
+    """Extra factory keyword arguments (e.g. dropout, freeze_base)."""
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer and learning-rate schedule."""
+
+    name: str = "adam"
+    """adam | adamw | sgd."""
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    """constant | step (×step_factor every step_epochs) | cosine | one_cycle."""
+    step_epochs: int = 7
+    step_factor: float = 0.1
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Epochs, batch, seed, checkpointing and devices."""
+
+    epochs: int = 12
+    batch_size: int = 32
+    seed: int = 0
+    out_dir: str = "runs"
+    name: str = ""
+    """Run folder name ("" = model name + timestamp)."""
+    monitor: str = "val_auc"
+    """Validation metric that picks the best checkpoint (val_auc, val_loss, val_accuracy)."""
+    early_stopping: int = 0
+    """Stop after this many epochs without improvement (0 = off)."""
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    deterministic: bool = True
+    distribute: str = "none"
+    """none | mirrored (tf.distribute.MirroredStrategy) | multiworker."""
+    steps_per_epoch: int = 0
+    """0 = one pass over the training split."""
+    evaluate: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole training config."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+CHOICES = {
+    "data.balance": ("none", "oversample", "inverse", "effective"),
+    "data.label": ("label", "harmonised_diagnosis"),
+    "optimizer.name": ("adam", "adamw", "sgd"),
+    "optimizer.schedule": ("constant", "step", "cosine", "one_cycle"),
+    "run.distribute": ("none", "mirrored", "multiworker"),
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def presets() -> list[str]:
+    """Names of the YAML presets shipped in `tfmelanoma/configs/`."""
+    folder = resources.files("tfmelanoma").joinpath("configs")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _keys(cls: type, prefix: str = "") -> dict[str, Any]:
+    """Flattened `section.key -> type` for a dataclass tree."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(_keys(tp, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = tp
+    return out
+
+
+def flat_defaults() -> dict[str, Any]:
+    """`section.key -> default value` of every config key (for `--help`)."""
+    return _flatten(Config().to_dict())
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and f"{prefix}{k}" != "model.options":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Checks and converts one value to the annotated type."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{key}: expected a list of names, got {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{key}: unsupported annotation {tp}")
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and value is None:
+        return ""
+    if not isinstance(value, tp) or isinstance(value, bool) and tp is not bool:
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    return value
+
+
+def _unknown_key(key: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(_keys(Config)), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{where}: unknown config key {key!r}{hint}")
+
+
+def _apply(config: Config, flat: dict[str, Any], where: str) -> Config:
+    types_ = _keys(Config)
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        if key not in types_:
+            raise _unknown_key(key, where)
+        section, name = key.split(".", 1)
+        sections.setdefault(section, {})[name] = _coerce(key, value, types_[key])
+    return dataclasses.replace(
+        config,
+        **{s: dataclasses.replace(getattr(config, s), **kv) for s, kv in sections.items()},
+    )
+
+
+def load_config(preset_or_path: str = "default", overrides: list[str] | None = None) -> Config:
+    """Builds a config from a preset name or YAML path plus `key=value` overrides.
+
+    Args:
+        preset_or_path: a name from `presets()` or a path to a YAML file with sections
+            `data`, `augment`, `model`, `optimizer`, `run`.
+        overrides: `section.key=value` strings; values are parsed as YAML (`a,b` for lists).
+
+    Raises:
+        ConfigError: unreadable file, unknown key (with the closest valid one), bad value.
+    """
+    path = Path(preset_or_path)
+    if not path.suffix:
+        if preset_or_path not in presets():
+            raise ConfigError(
+                f"unknown preset {preset_or_path!r}; presets: {', '.join(presets())} "
+                "(or give a path to a .yaml file)"
+            )
+        text = resources.files("tfmelanoma").joinpath("configs", f"{preset_or_path}.yaml").read_text()
+        where = f"preset {preset_or_path!r}"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+        where = str(path)
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({e})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{where}: expected a mapping of sections, got {type(tree).__name__}")
+    flat = {}
+    for section, values in tree.items():
+        if not isinstance(values, dict):
+            raise _unknown_key(str(section), where)
+        for k, v in values.items():
+            flat[f"{section}.{k}"] = v
+    config = _apply(Config(), flat, where)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        config = _apply(config, {key.strip(): value}, f"--set {item}")
+    return config
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Writes the resolved config as YAML (readable back with `load_config(path)`)."""
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
