@@ -155,7 +155,9 @@ def _plain(value: Any) -> Any:
 def presets() -> list[str]:
     """Names of the YAML presets shipped in `tfmelanoma/configs/`."""
     folder = resources.files("tfmelanoma").joinpath("configs")
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def _keys(cls: type, prefix: str = "") -> dict[str, Any]:
@@ -253,7 +255,9 @@ def load_config(preset_or_path: str = "default", overrides: list[str] | None = N
                 f"unknown preset {preset_or_path!r}; presets: {', '.join(presets())} "
                 "(or give a path to a .yaml file)"
             )
-        text = resources.files("tfmelanoma").joinpath("configs", f"{preset_or_path}.yaml").read_text()
+        text = (
+            resources.files("tfmelanoma").joinpath("configs", f"{preset_or_path}.yaml").read_text()
+        )
         where = f"preset {preset_or_path!r}"
     else:
         try:

@@ -1,0 +1,136 @@
+"""Stateless image augmentations for tf.data.
+
+Every op takes a float32 RGB image in [0, 255] of shape (H, W, 3) and a seed tensor of shape [2],
+and returns an image of the same shape and range. Stateless ops make a run reproducible for a
+seed and let an interrupted run resume with the same augmentations (the seed of an example is
+derived from the run seed and the example's position in the stream, see `pipeline`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from tfmelanoma.config import AugmentConfig
+
+
+def random_resized_crop(image: tf.Tensor, seed: tf.Tensor, min_area: float) -> tf.Tensor:
+    """Crops a random box of area in [min_area, 1] and aspect ratio in [3/4, 4/3], resized back."""
+    size = tf.shape(image)[:2]
+    begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.concat([size, [3]], 0),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(min_area, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    crop = tf.slice(image, begin, box_size)
+    return tf.image.resize(crop, size, method="bilinear")
+
+
+def random_zoom(image: tf.Tensor, seed: tf.Tensor, max_zoom: float) -> tf.Tensor:
+    """Zooms in by a random factor in [1, 1 / (1 - max_zoom)] around the centre."""
+    size = tf.shape(image)[:2]
+    keep = 1.0 - tf.random.stateless_uniform([], seed, 0.0, max_zoom)
+    crop = _central_fraction(image, keep)
+    return tf.image.resize(crop, size, method="bilinear")
+
+
+def _central_fraction(image: tf.Tensor, fraction: tf.Tensor) -> tf.Tensor:
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    crop = tf.maximum(tf.cast(tf.round(size * fraction), tf.int32), 1)
+    offset = (tf.shape(image)[:2] - crop) // 2
+    return tf.slice(image, tf.concat([offset, [0]], 0), tf.concat([crop, [3]], 0))
+
+
+def random_rotation(image: tf.Tensor, seed: tf.Tensor, max_turns: float) -> tf.Tensor:
+    """Rotates by a random angle in ±max_turns·360°, filling with the reflected image."""
+    angle = tf.random.stateless_uniform([], seed, -max_turns, max_turns) * 2.0 * math.pi
+    h = tf.cast(tf.shape(image)[0], tf.float32)
+    w = tf.cast(tf.shape(image)[1], tf.float32)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # Projective transform mapping output to input coordinates, rotating about the centre.
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    transform = tf.stack(
+        [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0]
+    )
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=transform[None],
+        output_shape=tf.shape(image)[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+    return out[0]
+
+
+def random_flips(image: tf.Tensor, seed: tf.Tensor, horizontal: bool, vertical: bool) -> tf.Tensor:
+    """Random horizontal and/or vertical flips (dermoscopy has no canonical orientation)."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    if horizontal:
+        image = tf.image.stateless_random_flip_left_right(image, seeds[0])
+    if vertical:
+        image = tf.image.stateless_random_flip_up_down(image, seeds[1])
+    return image
+
+
+def colour_jitter(
+    image: tf.Tensor,
+    seed: tf.Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+) -> tf.Tensor:
+    """Random brightness (additive, fraction of 255), contrast, saturation and hue shifts."""
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    x = image / 255.0
+    if brightness > 0:
+        x = tf.image.stateless_random_brightness(x, brightness, seeds[0])
+    if contrast > 0:
+        x = tf.image.stateless_random_contrast(x, 1 - contrast, 1 + contrast, seeds[1])
+    if saturation > 0:
+        x = tf.image.stateless_random_saturation(x, 1 - saturation, 1 + saturation, seeds[2])
+    if hue > 0:
+        x = tf.image.stateless_random_hue(x, hue, seeds[3])
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+def cutout(image: tf.Tensor, seed: tf.Tensor, fraction: float) -> tf.Tensor:
+    """Erases (to 0) a square of side `fraction`·min(H, W) at a random centre."""
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * fraction, tf.int32)
+    centre = tf.random.stateless_uniform([2], seed, 0.0, 1.0) * tf.cast(
+        tf.stack([h, w]), tf.float32
+    )
+    cy, cx = tf.cast(centre[0], tf.int32), tf.cast(centre[1], tf.int32)
+    rows = tf.range(h)[:, None]
+    cols = tf.range(w)[None, :]
+    inside = (tf.abs(rows - cy) <= side // 2) & (tf.abs(cols - cx) <= side // 2)
+    return tf.where(inside[..., None], tf.zeros_like(image), image)
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
+    """Applies every enabled op of `config` in a fixed order, each with its own seed."""
+    if not config.enabled:
+        return image
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    if config.crop_scale < 1:
+        image = random_resized_crop(image, seeds[0], config.crop_scale)
+    if config.zoom > 0:
+        image = random_zoom(image, seeds[1], config.zoom)
+    if config.rotation > 0:
+        image = random_rotation(image, seeds[2], config.rotation)
+    image = random_flips(image, seeds[3], config.hflip, config.vflip)
+    if max(config.brightness, config.contrast, config.saturation, config.hue) > 0:
+        image = colour_jitter(
+            image, seeds[4], config.brightness, config.contrast, config.saturation, config.hue
+        )
+    if config.cutout > 0:
+        image = cutout(image, seeds[5], config.cutout)
+    return tf.clip_by_value(image, 0.0, 255.0)

@@ -1,0 +1,185 @@
+"""tf.data input pipeline: feature dicts (the common schema) -> batches for Keras.
+
+Order of a training stream, chosen so that a run is reproducible for a seed and an interrupted run
+resumes with exactly the examples and augmentations it would have seen:
+
+    decode + resize -> cache -> shuffle(seed, reshuffle each pass) -> repeat -> enumerate
+    -> skip(examples already seen) -> augment(seed derived from (run seed, position)) -> batch
+
+Images stay float32 RGB in [0, 255]; models normalise inside themselves (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tfmelanoma.config import AugmentConfig
+from tfmelanoma.data.augment import augment
+
+RESIZE_METHOD = "bilinear"
+"""Resize used for training, evaluation and (in JS) the web demo: bilinear, half-pixel centres,
+no antialiasing, straight to a square (aspect ratio not kept, as in the ISIC challenge data)."""
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Decoded uint8/float image (H, W, 3) -> float32 (size, size, 3) in [0, 255]."""
+    image = tf.cast(image, tf.float32)
+    out = tf.image.resize(image, (size, size), method=RESIZE_METHOD, antialias=False)
+    return tf.clip_by_value(out, 0.0, 255.0)
+
+
+def encode_target(label: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """Integer label -> one-hot (K >= 2) or a float (1,) vector (single sigmoid unit)."""
+    if num_classes == 1:
+        return tf.cast(tf.reshape(label, [1]), tf.float32)
+    return tf.one_hot(tf.cast(label, tf.int32), num_classes)
+
+
+def _decode(example: dict, image_size: int, label_key: str) -> tuple[tf.Tensor, tf.Tensor]:
+    image = example["image"]
+    if image.dtype == tf.string:  # datasets read with SkipDecoding
+        image = tf.io.decode_image(image, channels=3, expand_animations=False)
+    return resize(image, image_size), tf.cast(example[label_key], tf.int64)
+
+
+def count(ds: tf.data.Dataset) -> int:
+    """Number of elements (iterates only when the cardinality is unknown)."""
+    n = int(ds.cardinality())
+    if n >= 0:
+        return n
+    return int(ds.reduce(np.int64(0), lambda c, _: c + 1))
+
+
+def label_counts(ds: tf.data.Dataset, label_key: str, num_classes: int) -> np.ndarray:
+    """Examples per class, reading only the label feature."""
+    labels = ds.map(lambda ex: tf.cast(ex[label_key], tf.int64))
+    counts = labels.reduce(
+        tf.zeros([max(num_classes, 2)], tf.int64),
+        lambda acc, y: acc + tf.one_hot(y, max(num_classes, 2), dtype=tf.int64),
+    )
+    return counts.numpy()
+
+
+def training_dataset(
+    source: tf.data.Dataset,
+    *,
+    image_size: int,
+    batch_size: int,
+    num_classes: int,
+    augment_config: AugmentConfig,
+    seed: int,
+    label_key: str = "label",
+    cache: bool = True,
+    oversample: bool = False,
+    class_weight: dict[int, float] | None = None,
+    start_epoch: int = 0,
+    steps_per_epoch: int = 0,
+) -> tuple[tf.data.Dataset, int]:
+    """An endless, seeded stream of augmented training batches.
+
+    Args:
+        source: feature dicts (needs `image` and `label_key`).
+        image_size: square side in pixels.
+        batch_size: examples per batch; larger than the split is an error.
+        num_classes: model outputs (1 = sigmoid, >= 2 one-hot targets).
+        augment_config: which augmentations, how strong.
+        seed: run seed; shuffling and every augmentation derive from it.
+        label_key: `label` (binary) or `harmonised_diagnosis`.
+        cache: keep decoded, resized images in memory.
+        oversample: draw both classes equally often (binary labels).
+        class_weight: class -> weight, emitted as a sample weight.
+        start_epoch: epochs already trained (resume): their examples are skipped.
+        steps_per_epoch: batches per epoch; 0 = one pass over `source` (partial batch dropped).
+
+    Returns:
+        (dataset of (images, targets[, sample_weights]), steps_per_epoch).
+
+    Raises:
+        ValueError: empty split, or batch larger than the split.
+    """
+    n = count(source)
+    if n == 0:
+        raise ValueError("the training split is empty")
+    if batch_size > n:
+        raise ValueError(f"batch size {batch_size} is larger than the training split ({n} images)")
+    steps = steps_per_epoch or n // batch_size
+    ds = source.map(lambda ex: _decode(ex, image_size, label_key), num_parallel_calls=AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if oversample:
+        parts = [
+            ds.filter(lambda _, y, c=c: tf.equal(y, c))
+            .shuffle(n, seed=seed + c, reshuffle_each_iteration=True)
+            .repeat()
+            for c in range(max(num_classes, 2))
+        ]
+        ds = tf.data.Dataset.sample_from_datasets(parts, seed=seed, stop_on_empty_dataset=False)
+    else:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.enumerate().skip(start_epoch * steps * batch_size)
+
+    def _augment(index, pair):
+        image, label = pair
+        example_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        image = augment(image, example_seed, augment_config)
+        target = encode_target(label, num_classes)
+        if class_weight is None:
+            return image, target
+        weights = tf.constant([class_weight[c] for c in sorted(class_weight)], tf.float32)
+        return image, target, tf.gather(weights, label)
+
+    ds = ds.map(_augment, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    return ds, steps
+
+
+def eval_dataset(
+    source: tf.data.Dataset,
+    *,
+    image_size: int,
+    batch_size: int,
+    num_classes: int,
+    label_key: str = "label",
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Batches of (images, targets) in the source's order, no augmentation."""
+    ds = source.map(lambda ex: _decode(ex, image_size, label_key), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda x, y: (x, encode_target(y, num_classes)), num_parallel_calls=AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def predict_split(
+    model, source: tf.data.Dataset, *, image_size: int, batch_size: int, label_key: str = "label"
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Runs `model` over a split in order.
+
+    Returns:
+        (labels (N,), probabilities (N, K) or (N, 1), image ids).
+    """
+    ds = source.map(
+        lambda ex: (*_decode(ex, image_size, label_key), ex["image_id"]),
+        num_parallel_calls=AUTOTUNE,
+    ).batch(batch_size)
+    labels, probs, ids = [], [], []
+    for images, y, image_ids in ds:
+        out = model(images, training=False)
+        if isinstance(out, dict):
+            out = out["diagnosis"]
+        probs.append(np.asarray(out, dtype=np.float64))
+        labels.append(y.numpy())
+        ids.extend(i.decode() for i in image_ids.numpy())
+    if not probs:
+        raise ValueError("the split to predict is empty")
+    return np.concatenate(labels), np.concatenate(probs), ids
+
+
+def epochs_for(n: int, batch_size: int) -> int:
+    """Batches in one pass (ceil), for progress reporting."""
+    return math.ceil(n / batch_size)
