@@ -7,6 +7,7 @@ TensorFlow: builders stay loadable from projects that read through `tfds.data_so
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -20,9 +21,12 @@ import tensorflow_datasets as tfds
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfmelanoma import labels
+from tfmelanoma.logging_utils import get_logger
 
 UNKNOWN_AGE = -1
 IMAGE_TYPES = ("dermoscopic", "clinical")
+
+logger = get_logger(__name__)
 
 # Decompression-bomb guard: PIL's default limit is ~89 Mpx; ISIC originals stay far below.
 Image.MAX_IMAGE_PIXELS = 200_000_000
@@ -236,3 +240,142 @@ def check_manual_files(
             f"directory {root}:\n{listing}\n{instructions.strip()}"
         )
     return root
+
+
+# --- Shared by the builders: configs, manual files given as folders or zips, bad-file policy ---
+
+
+@dataclasses.dataclass(eq=False)
+class LesionConfig(tfds.core.BuilderConfig):
+    """A builder variant: image size at preparation and whether masks are included.
+
+    Attributes:
+        max_side: shrink every image so its long side is at most this many pixels (masks follow
+            with nearest-neighbour resizing); None keeps the original size.
+        segmentation: add `segmentation_mask` (only for datasets that have lesion masks).
+        image_type: `dermoscopic` or `clinical`, for datasets that ship both (e.g. derm7pt).
+    """
+
+    max_side: int | None = None
+    segmentation: bool = False
+    image_type: str = "dermoscopic"
+
+
+def locate_manual_files(
+    dl_manager: tfds.download.DownloadManager,
+    names: Iterable[str],
+    *,
+    dataset: str,
+    instructions: str = "",
+) -> dict[str, Path]:
+    """Finds every file of a manual download, as extracted folders or as the downloaded zips.
+
+    A name ending in "/" is a folder of the official archive; it is accepted extracted
+    (`manual_dir/<name>/`) or as the zip the user downloaded (`manual_dir/<name>.zip`, extracted
+    by `dl_manager.extract`, whose result is cached in the download dir). Other names are files.
+
+    Args:
+        dl_manager: the builder's download manager (`manual_dir`, `extract`).
+        names: expected names, relative to `manual_dir`.
+        dataset: builder name, for the message.
+        instructions: `MANUAL_DOWNLOAD_INSTRUCTIONS`, appended to the message.
+
+    Returns:
+        name (without the trailing "/") -> local path of the file or extracted folder.
+
+    Raises:
+        MissingFilesError: listing every missing name and where it was looked for.
+    """
+    root = Path(dl_manager.manual_dir)
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for name in names:
+        key = name.rstrip("/")
+        if (root / key).exists():
+            found[key] = root / key
+        elif name.endswith("/") and (root / f"{key}.zip").is_file():
+            extracted = Path(dl_manager.extract(root / f"{key}.zip"))
+            # Official zips hold one top folder named like the zip; some re-packs do not.
+            found[key] = extracted / key if (extracted / key).is_dir() else extracted
+        else:
+            missing.append(
+                f"{root / key}" + (f"/ (or {root / key}.zip)" if name.endswith("/") else "")
+            )
+    if missing:
+        listing = "\n".join(f"  - {m}" for m in missing)
+        raise MissingFilesError(
+            f"{dataset}: {len(missing)} expected file(s) missing from the manual download "
+            f"directory {root}:\n{listing}\n{instructions.strip()}"
+        )
+    return found
+
+
+class UnlabeledImageError(ValueError):
+    """Image files that the label file does not mention; the message names them."""
+
+
+class BadFilePolicyMixin:
+    """Builder kwarg `skip_bad_files`: raise on the first bad file (default) or skip and count.
+
+    A bad file is an unreadable image or mask, a label row whose image is missing, or an image
+    without a label. Skipped files are logged and recorded in the prepared dataset's
+    `info.metadata["skipped_files"]` (split -> list of "file: reason") and
+    `info.metadata["num_skipped"]` (split -> count), so a prepared copy says what it lacks.
+    Put it before `tfds.core.GeneratorBasedBuilder` in the bases and pass
+    `metadata=tfds.core.MetadataDict()` to `dataset_info_from_configs`.
+    """
+
+    def __init__(self, *, skip_bad_files: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.skip_bad_files = skip_bad_files
+        self._original_state["skip_bad_files"] = skip_bad_files  # kept when pickled (Beam)
+
+    def handle_bad_file(self, split: str, error: Exception) -> None:
+        """Re-raises `error` unless skipping; when skipping, logs and records it."""
+        if not self.skip_bad_files:
+            raise error
+        logger.warning("%s/%s: skipping bad file: %s", self.name, split, error)
+        metadata = self.info.metadata
+        metadata.setdefault("skipped_files", {}).setdefault(split, []).append(str(error))
+        counts = metadata.setdefault("num_skipped", {})
+        counts[split] = counts.get(split, 0) + 1
+
+    def log_skipped(self, split: str) -> int:
+        """Logs and returns how many files of `split` were skipped (call after the split)."""
+        count = (self.info.metadata or {}).get("num_skipped", {}).get(split, 0)
+        if count:
+            logger.warning(
+                "%s/%s: skipped %d bad file(s); see info.metadata", self.name, split, count
+            )
+        return count
+
+
+def report_unlabeled(
+    builder: BadFilePolicyMixin, split: str, images: Iterable[Path], label_file: Path | str
+) -> None:
+    """Images that `label_file` does not list: one error naming them all, or skip and count each.
+
+    Raises:
+        UnlabeledImageError: unless the builder skips bad files.
+    """
+    images = sorted(images)
+    if not images:
+        return
+    if not builder.skip_bad_files:
+        shown = "\n".join(f"  - {p}" for p in images[:20])
+        more = f"\n  ... and {len(images) - 20} more" if len(images) > 20 else ""
+        raise UnlabeledImageError(
+            f"{builder.name}/{split}: {len(images)} image(s) have no label in {label_file}:\n"
+            f"{shown}{more}\nPass skip_bad_files=True to skip them."
+        )
+    for path in images:
+        builder.handle_bad_file(split, UnlabeledImageError(f"{path}: no label in {label_file}"))
+
+
+def example_or_skip(builder: BadFilePolicyMixin, split: str, make) -> dict | None:
+    """Calls `make()`; on ImageReadError returns None if the builder skips bad files, else raises."""
+    try:
+        return make()
+    except ImageReadError as e:
+        builder.handle_bad_file(split, e)
+        return None

@@ -1,0 +1,1 @@
+"""ISIC 2017 challenge dataset builder (`isic2017`)."""

@@ -1,0 +1,170 @@
+"""ISIC 2017 challenge: Part 1 lesion masks, Part 3 melanoma / seborrheic keratosis labels."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+
+_NAME = "isic2017"
+# Split -> the official file-name stem of its archives.
+_SPLIT_STEMS = {
+    "train": "ISIC-2017_Training",
+    "validation": "ISIC-2017_Validation",
+    "test": "ISIC-2017_Test_v2",
+}
+_OPTIONAL_SPLITS = ("test",)
+# The Data zips also hold `ISIC_xxxxxxx_superpixels.png` files, which are not lesion images.
+_IMAGE_RE = re.compile(r"^ISIC_\d+\.jpg$")
+
+
+def _expected_files(stem: str, *, segmentation: bool) -> list[str]:
+    names = [f"{stem}_Data/", f"{stem}_Part3_GroundTruth.csv"]
+    if segmentation:
+        names.append(f"{stem}_Part1_GroundTruth/")
+    return names
+
+
+def _read_labels(path: Path) -> dict[str, str]:
+    """Part 3 ground truth: image_id -> melanoma / seborrheic_keratosis / nevus (neither)."""
+    labels = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if float(row["melanoma"]) >= 0.5:
+                labels[row["image_id"]] = "melanoma"
+            elif float(row["seborrheic_keratosis"]) >= 0.5:
+                labels[row["image_id"]] = "seborrheic_keratosis"
+            else:
+                labels[row["image_id"]] = "nevus"
+    return labels
+
+
+def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
+    """`*_Data_metadata.csv`: image_id -> {age_approximate, sex} ("unknown" where absent)."""
+    if not path.is_file():
+        raise common.MissingFilesError(
+            f"{_NAME}: metadata file {path} is missing from the Data folder"
+        )
+    with path.open(newline="", encoding="utf-8") as f:
+        return {row["image_id"]: row for row in csv.DictReader(f)}
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for ISIC 2017 (classification and segmentation configs)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Download the ISIC 2017 challenge files from https://challenge.isic-archive.com/data/#2017
+    and put them, as downloaded (zips) or extracted (folders), in `manual_dir`:
+      ISIC-2017_Training_Data.zip            (or the folder ISIC-2017_Training_Data/)
+      ISIC-2017_Training_Part1_GroundTruth.zip   (segmentation configs only)
+      ISIC-2017_Training_Part3_GroundTruth.csv
+      ISIC-2017_Validation_Data.zip
+      ISIC-2017_Validation_Part1_GroundTruth.zip (segmentation configs only)
+      ISIC-2017_Validation_Part3_GroundTruth.csv
+    Optional test split (prepared when its files are present):
+      ISIC-2017_Test_v2_Data.zip, ISIC-2017_Test_v2_Part1_GroundTruth.zip,
+      ISIC-2017_Test_v2_Part3_GroundTruth.csv
+    Age and sex come from the `*_Data_metadata.csv` inside each Data zip.
+    """
+    BUILDER_CONFIGS = [
+        common.LesionConfig(
+            name="classification_512",
+            description="Images resized to a 512 px long side; no masks.",
+            max_side=512,
+        ),
+        common.LesionConfig(
+            name="classification_original",
+            description="Images at their original size; no masks.",
+        ),
+        common.LesionConfig(
+            name="segmentation_512",
+            description="Images resized to a 512 px long side, with Part 1 lesion masks.",
+            max_side=512,
+            segmentation=True,
+        ),
+        common.LesionConfig(
+            name="segmentation_original",
+            description="Original-size images with Part 1 lesion masks.",
+            segmentation=True,
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        segmentation = self.builder_config.segmentation
+        return self.dataset_info_from_configs(
+            features=common.classification_features(with_mask=segmentation),
+            supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
+            homepage="https://challenge.isic-archive.com/data/#2017",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        segmentation = self.builder_config.segmentation
+        manual = Path(dl_manager.manual_dir)
+        names = []
+        splits = []
+        for split, stem in _SPLIT_STEMS.items():
+            expected = _expected_files(stem, segmentation=segmentation)
+            present = any(
+                (manual / n.rstrip("/")).exists() or (manual / f"{n.rstrip('/')}.zip").exists()
+                for n in expected
+            )
+            if split in _OPTIONAL_SPLITS and not present:
+                continue
+            names += expected
+            splits.append(split)
+        found = common.locate_manual_files(
+            dl_manager, names, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+        generators = {}
+        for split in splits:
+            stem = _SPLIT_STEMS[split]
+            generators[split] = self._generate_examples(
+                split=split,
+                data_dir=found[f"{stem}_Data"],
+                labels_csv=found[f"{stem}_Part3_GroundTruth.csv"],
+                metadata_csv=found[f"{stem}_Data"] / f"{stem}_Data_metadata.csv",
+                masks_dir=found.get(f"{stem}_Part1_GroundTruth"),
+            )
+        return generators
+
+    def _generate_examples(self, split, data_dir, labels_csv, metadata_csv, masks_dir):
+        labels = _read_labels(labels_csv)
+        metadata = _read_metadata(metadata_csv)
+        images = {p.stem: p for p in data_dir.iterdir() if _IMAGE_RE.match(p.name)}
+        common.report_unlabeled(
+            self, split, (p for i, p in images.items() if i not in labels), labels_csv
+        )
+        max_side = self.builder_config.max_side
+        for image_id, diagnosis in labels.items():
+
+            def make(image_id=image_id, diagnosis=diagnosis):
+                image = common.read_image(data_dir / f"{image_id}.jpg", max_side=max_side)
+                mask = None
+                if masks_dir is not None:
+                    mask = common.read_mask(
+                        masks_dir / f"{image_id}_segmentation.png", size=image.array.shape[:2]
+                    )
+                meta = metadata.get(image_id, {})
+                return common.make_example(
+                    dataset=_NAME,
+                    image=image,
+                    image_id=image_id,
+                    diagnosis=diagnosis,
+                    age=meta.get("age_approximate"),
+                    sex=meta.get("sex"),
+                    image_type="dermoscopic",
+                    mask=mask,
+                )
+
+            example = common.example_or_skip(self, split, make)
+            if example is not None:
+                yield image_id, example
+        self.log_skipped(split)

@@ -1,0 +1,1 @@
+"""Kaggle "Skin Cancer: Malignant vs. Benign" dataset builder (`kaggle_fanconic`)."""

@@ -1,0 +1,108 @@
+"""Kaggle "Skin Cancer: Malignant vs. Benign" (fanconic): train/test x benign/malignant folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+
+_NAME = "kaggle_fanconic"
+_CLASSES = ("benign", "malignant")
+_SPLITS = {"train": "train", "test": "test"}
+_ZIP_NAMES = ("archive.zip", "skin-cancer-malignant-vs-benign.zip")
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def _find_root(dl_manager: tfds.download.DownloadManager, instructions: str) -> Path:
+    """The folder holding `train/` and `test/`: the manual dir, its `data/`, or a Kaggle zip."""
+    manual = Path(dl_manager.manual_dir)
+    candidates = [manual, manual / "data"]
+    if not any(all((c / s).is_dir() for s in _SPLITS.values()) for c in candidates):
+        for zip_name in _ZIP_NAMES:
+            if (manual / zip_name).is_file():
+                extracted = Path(dl_manager.extract(manual / zip_name))
+                candidates += [extracted, extracted / "data"]
+    for root in candidates:
+        if all((root / s).is_dir() for s in _SPLITS.values()):
+            return root
+    # Nothing complete: report every expected folder under the manual dir.
+    names = [f"{s}/{c}/" for s in _SPLITS.values() for c in _CLASSES]
+    common.check_manual_files(
+        manual, [n.rstrip("/") for n in names], dataset=_NAME, instructions=instructions
+    )
+    return manual
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for the Kaggle "Skin Cancer: Malignant vs. Benign" images."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Download "Skin Cancer: Malignant vs. Benign" from
+    https://www.kaggle.com/datasets/fanconic/skin-cancer-malignant-vs-benign
+    (`archive.zip` from the web page, or `skin-cancer-malignant-vs-benign.zip` from
+    `kaggle datasets download fanconic/skin-cancer-malignant-vs-benign`) and put the zip, or its
+    extracted folders `train/benign/`, `train/malignant/`, `test/benign/`, `test/malignant/`,
+    in `manual_dir`.
+    """
+    BUILDER_CONFIGS = [
+        common.LesionConfig(
+            name="original",
+            description="The 224x224 images as distributed; binary benign/malignant labels.",
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "original"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.classification_features(),
+            supervised_keys=("image", "label"),
+            homepage="https://www.kaggle.com/datasets/fanconic/skin-cancer-malignant-vs-benign",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = _find_root(dl_manager, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+        missing = [f"{s}/{c}" for s in _SPLITS.values() for c in _CLASSES]
+        common.check_manual_files(
+            root, missing, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+        return {
+            split: self._generate_examples(split=split, split_dir=root / folder)
+            for split, folder in _SPLITS.items()
+        }
+
+    def _generate_examples(self, split: str, split_dir: Path):
+        # Images outside benign/ and malignant/ (loose files, unknown class folders) have no label.
+        unlabeled = [
+            p
+            for p in split_dir.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in _IMAGE_SUFFIXES
+            and p.relative_to(split_dir).parts[0] not in _CLASSES
+        ]
+        common.report_unlabeled(self, split, unlabeled, "the benign/ or malignant/ folders")
+        max_side = self.builder_config.max_side
+        for cls in _CLASSES:
+            files = sorted(
+                p for p in (split_dir / cls).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES
+            )
+            for path in files:
+                image_id = f"{split_dir.name}/{cls}/{path.stem}"
+
+                def make(path=path, image_id=image_id, cls=cls):
+                    return common.make_example(
+                        dataset=_NAME,
+                        image=common.read_image(path, max_side=max_side),
+                        image_id=image_id,
+                        diagnosis=cls,
+                        image_type="dermoscopic",
+                    )
+
+                example = common.example_or_skip(self, split, make)
+                if example is not None:
+                    yield image_id, example
+        self.log_skipped(split)
