@@ -1,9 +1,7 @@
 """Model zoo: importing this package registers every model."""
 
-from tfmelanoma.models import (
-    meshnet,  # noqa: F401  (registers the web classifier)
-    segmentation,  # noqa: F401  (registers segmentation models)
-)
+# Importing a module registers its models.
+from tfmelanoma.models import meshnet, segmentation, small_cnns  # noqa: F401
 from tfmelanoma.models.bn_folding import fold_batchnorm
 from tfmelanoma.models.registry import (
     ModelInfo,

@@ -1,0 +1,5 @@
+"""Small serializable layers used inside registry models (one public class per file)."""
+
+from tfmelanoma.models.layers.reverse_channels import ReverseChannels
+
+__all__ = ["ReverseChannels"]
