@@ -1,0 +1,160 @@
+"""The report's PNG plots (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: CI, servers, the training CLI; must precede pyplot.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from tfmelanoma.evaluation import calibration  # noqa: E402
+
+_DPI = 110
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path
+
+
+def reliability_diagram(y_true, variants: dict[str, np.ndarray], n_bins: int, path: Path) -> Path:
+    """Top-label reliability diagram, one column per probability variant (e.g. before/after).
+
+    Bars are the accuracy in each confidence bin, the dashed diagonal is perfect calibration,
+    red hatched bars show the gap; the lower row is the number of predictions per bin.
+
+    Args:
+        y_true: (N,) labels.
+        variants: {title: (N, K) probabilities}.
+        n_bins: number of equal-width bins.
+        path: PNG file to write.
+    """
+    cols = len(variants)
+    fig, axes = plt.subplots(
+        2, cols, figsize=(4.2 * cols, 5.2), squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    y = np.asarray(y_true)
+    for c, (title, probs) in enumerate(variants.items()):
+        conf = probs.max(axis=1)
+        b = calibration.reliability_bins(conf, probs.argmax(axis=1) == y, n_bins)
+        centres = (b["edges"][:-1] + b["edges"][1:]) / 2
+        width = 1.0 / n_bins
+        acc = np.nan_to_num(b["accuracy"])
+        gap_base = np.nan_to_num(b["confidence"])
+        ax = axes[0, c]
+        ax.bar(centres, acc, width=width, edgecolor="black", color="#4c72b0", label="accuracy")
+        ax.bar(
+            centres,
+            gap_base - acc,
+            bottom=acc,
+            width=width,
+            color="none",
+            edgecolor="#c44e52",
+            hatch="//",
+            label="gap to confidence",
+        )
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+        ece = calibration.ece_top_label(y, probs, n_bins)
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            title=f"{title}\nECE (top-label) = {ece:.3f}",
+            xlabel="confidence (max probability)",
+            ylabel="accuracy",
+        )
+        ax.legend(loc="upper left", fontsize=8)
+        axes[1, c].bar(centres, b["count"], width=width, color="#8c8c8c", edgecolor="black")
+        axes[1, c].set(xlim=(0, 1), xlabel="confidence", ylabel="count")
+    return _save(fig, path)
+
+
+def threshold_curve(
+    sweeps: dict[str, dict[str, np.ndarray]],
+    key: str,
+    chosen: float | None,
+    ylabel: str,
+    path: Path,
+    min_coverage: float | None = None,
+) -> Path:
+    """A metric of the retained predictions against the entropy threshold, one line per split."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, sweep in sweeps.items():
+        ax.plot(sweep["threshold"], sweep[key], marker=".", markersize=3, label=name)
+    if chosen is not None:
+        ax.axvline(chosen, color="#c44e52", linestyle="--", label=f"chosen threshold {chosen:.2f}")
+    if min_coverage is not None:
+        ax.axhline(
+            min_coverage, color="gray", linestyle=":", label=f"min coverage {min_coverage:.0%}"
+        )
+    ax.set(xlabel="normalised entropy threshold (reject above)", ylabel=ylabel, xlim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def selection_curve(
+    sweep: dict[str, np.ndarray], chosen: float | None, path: Path, min_coverage: float
+) -> Path:
+    """The selection rule on validation: ECE, Brier and their mean against the threshold.
+
+    Thresholds whose validation coverage is below `min_coverage` are shaded: not eligible.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    low = sweep["threshold"][sweep["coverage"] < min_coverage]
+    if low.size:
+        ax.axvspan(
+            0, low.max(), color="0.85", label=f"coverage < {min_coverage:.0%} (not eligible)"
+        )
+    for key, style in (("ece", "-"), ("brier", "-"), ("criterion", "-k")):
+        label = (
+            "(ECE + Brier) / 2" if key == "criterion" else key.upper() if key == "ece" else "Brier"
+        )
+        ax.plot(
+            sweep["threshold"],
+            sweep[key],
+            style,
+            label=label,
+            linewidth=2 if key == "criterion" else 1,
+        )
+    if chosen is not None:
+        ax.axvline(chosen, color="#c44e52", linestyle="--", label=f"chosen {chosen:.2f}")
+    ax.set(
+        xlabel="normalised entropy threshold", ylabel="value on retained validation", xlim=(0, 1)
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def roc_plot(y_true_positive, p_positive, retained, path: Path, positive_name: str) -> Path:
+    """ROC curve of P(positive) on all test images and on the retained ones."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    y = np.asarray(y_true_positive).astype(int)
+    p = np.asarray(p_positive)
+    curves = {"all images": np.ones_like(y, dtype=bool)}
+    if retained is not None:
+        curves["after rejection"] = np.asarray(retained)
+    for name, mask in curves.items():
+        if np.unique(y[mask]).size < 2:
+            continue  # ROC undefined with one class; say nothing rather than draw a wrong line.
+        fpr, tpr, _ = roc_curve(y[mask], p[mask])
+        from tfmelanoma.evaluation.metrics import roc_auc
+
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(y[mask], p[mask]):.3f}, n={mask.sum()})")
+    ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="chance")
+    ax.set(
+        xlabel="false positive rate (1 - specificity)",
+        ylabel="true positive rate (sensitivity)",
+        title=f"ROC, {positive_name} vs rest",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
