@@ -1,0 +1,1 @@
+"""isic2019 dataset."""

@@ -1,0 +1,261 @@
+"""ISIC 2019 challenge: 25,331 dermoscopic training images in nine classes, with metadata.
+
+The training set mixes HAM10000 (Vienna), BCN20000 (Barcelona) and MSK images; `lesion_id` is set
+for the HAM and BCN images (and some MSK ones). The official test set's labels were published after
+the challenge as `ISIC_2019_Test_GroundTruth.csv`; with that file in the manual directory a labelled
+`test` split is built, without it there is no test split (the 8,238 test images alone carry no
+label, and the common schema has no "unlabelled" value).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import NamedTuple
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+from tfmelanoma import labels
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+_NAME = "isic2019"
+CLASSES = labels.HARMONISED_CLASSES  # the ground-truth CSV's one-hot columns, in this order
+TRAIN_INPUT = "ISIC_2019_Training_Input"
+TRAIN_GT = "ISIC_2019_Training_GroundTruth.csv"
+TRAIN_META = "ISIC_2019_Training_Metadata.csv"
+TEST_INPUT = "ISIC_2019_Test_Input"
+TEST_GT = "ISIC_2019_Test_GroundTruth.csv"
+TEST_META = "ISIC_2019_Test_Metadata.csv"
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Download from https://challenge.isic-archive.com/data/#2019 (ISIC 2019 challenge, CC BY-NC 4.0)
+and place in the manual directory (default ~/tensorflow_datasets/downloads/manual/):
+  {TRAIN_INPUT}.zip  (9.1 GB; or extracted: {TRAIN_INPUT}/ISIC_0000000.jpg ...)
+  {TRAIN_GT}
+  {TRAIN_META}
+Optional, for a labelled `test` split (all three needed):
+  {TEST_INPUT}.zip  (or extracted: {TEST_INPUT}/ISIC_0034321.jpg ...)
+  {TEST_GT}  (published after the challenge; without it no test split is built)
+  {TEST_META}
+"""
+
+
+class Row(NamedTuple):
+    """One labelled image, as read from the CSVs (small, picklable: Beam ships these)."""
+
+    image_id: str
+    path: str
+    diagnosis: str
+    age: str
+    sex: str
+    site: str
+    lesion_id: str
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth row that is not exactly one-hot over the nine classes."""
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for the ISIC 2019 challenge (training set; test set when labelled).
+
+    Builder kwargs: `skip_bad_files` (see `common.BadFilePolicyMixin`) and `use_beam`
+    (generate with Apache Beam, `pip install apache-beam`; pass a runner through
+    `tfds.download.DownloadConfig(beam_runner=...)` or let TFDS use the DirectRunner).
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    BUILDER_CONFIGS = [
+        common.LesionConfig(
+            name="resized_512",
+            max_side=512,
+            description="Long side shrunk to 512 px at preparation (about 2 GB instead of 9).",
+        ),
+        common.LesionConfig(name="original", description="Images at their downloaded size."),
+    ]
+    DEFAULT_CONFIG_NAME = "resized_512"
+
+    def __init__(self, *, use_beam: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.use_beam = use_beam
+        self._original_state["use_beam"] = use_beam  # kept when pickled (Beam)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.classification_features(),
+            supervised_keys=("image", "label"),
+            homepage="https://challenge.isic-archive.com/data/#2019",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        files = common.locate_manual_files(
+            dl_manager,
+            [f"{TRAIN_INPUT}/", TRAIN_GT, TRAIN_META],
+            dataset=_NAME,
+            instructions=MANUAL_DOWNLOAD_INSTRUCTIONS,
+        )
+        splits = {
+            "train": self._split("train", files[TRAIN_INPUT], files[TRAIN_GT], files[TRAIN_META])
+        }
+        if (Path(dl_manager.manual_dir) / TEST_GT).exists():
+            test = common.locate_manual_files(
+                dl_manager,
+                [f"{TEST_INPUT}/", TEST_GT, TEST_META],
+                dataset=_NAME,
+                instructions=MANUAL_DOWNLOAD_INSTRUCTIONS,
+            )
+            splits["test"] = self._split("test", test[TEST_INPUT], test[TEST_GT], test[TEST_META])
+        else:
+            logger.info("%s: no %s in the manual dir, so no test split", _NAME, TEST_GT)
+        return splits
+
+    def _split(self, split: str, image_dir: Path, ground_truth: Path, metadata: Path):
+        rows = self._checked_rows(split, image_dir, ground_truth, metadata)
+        return self._generate_examples(split=split, rows=rows)
+
+    def _checked_rows(
+        self, split: str, image_dir: Path, ground_truth: Path, metadata: Path
+    ) -> list[Row]:
+        """Reads the CSVs and pairs them with the image folder, before anything is written.
+
+        Bad rows (not one-hot, image missing) and images without a row go through the bad-file
+        policy: an error naming the file, or skipped and counted with `skip_bad_files=True`.
+        """
+        rows, errors = read_rows(image_dir, ground_truth, metadata)
+        for error in errors.values():
+            self.handle_bad_file(split, error)
+        images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
+        listed = {r.image_id for r in rows} | errors.keys()
+        unlabeled = [images[i] for i in images.keys() - listed]
+        common.report_unlabeled(self, split, unlabeled, ground_truth)
+        present = []
+        for row in rows:
+            if row.image_id in images:
+                present.append(row)
+            else:
+                self.handle_bad_file(
+                    split,
+                    common.ImageReadError(f"{row.path}: image listed in {ground_truth} is missing"),
+                )
+        return present
+
+    def _generate_examples(self, split: str, rows: list[Row]):
+        max_side = self.builder_config.max_side
+        if self.use_beam:
+            return beam_examples(rows, max_side=max_side, skip=self.skip_bad_files)
+        return self._python_examples(split, rows, max_side)
+
+    def _python_examples(self, split: str, rows: list[Row], max_side: int | None):
+        for row in rows:
+            example = common.example_or_skip(
+                self, split, lambda r=row: example_from_row(r, max_side)
+            )
+            if example is not None:
+                yield row.image_id, example
+        self.log_skipped(split)
+
+
+def read_rows(
+    image_dir: Path, ground_truth: Path, metadata: Path
+) -> tuple[list[Row], dict[str, GroundTruthError]]:
+    """Joins the one-hot ground truth with the metadata CSV, streaming the ground truth.
+
+    Args:
+        image_dir: folder of `<image>.jpg` files (not read here; paths are built).
+        ground_truth: `image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK` (one-hot floats; extra columns
+            such as the test file's `score_weight` are ignored).
+        metadata: `image,age_approx,anatom_site_general,[lesion_id,]sex`.
+
+    Returns:
+        The rows, in ground-truth order, and {image id: error} for rows that are not one-hot.
+
+    Raises:
+        GroundTruthError: a CSV lacks a required column (naming the file and the column).
+    """
+    meta = {}
+    with metadata.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        _require_columns(metadata, reader.fieldnames, ["image", "age_approx", "sex"])
+        for r in reader:
+            meta[r["image"]] = r
+    rows, errors = [], {}
+    with ground_truth.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        _require_columns(ground_truth, reader.fieldnames, ["image", *CLASSES])
+        for line, r in enumerate(reader, start=2):
+            hot = [c for c in CLASSES if _as_float(r[c]) == 1.0]
+            others = [c for c in CLASSES if _as_float(r[c]) not in (0.0, 1.0)]
+            if len(hot) != 1 or others:
+                errors[r["image"]] = GroundTruthError(
+                    f"{ground_truth}:{line}: row for {r['image']} is not one-hot over "
+                    f"{list(CLASSES)} (got {[r[c] for c in CLASSES]})"
+                )
+                continue
+            m = meta.get(r["image"], {})
+            rows.append(
+                Row(
+                    image_id=r["image"],
+                    path=str(image_dir / f"{r['image']}.jpg"),
+                    diagnosis=hot[0],
+                    age=m.get("age_approx") or "",
+                    sex=m.get("sex") or "",
+                    site=m.get("anatom_site_general") or "",
+                    lesion_id=m.get("lesion_id") or "",
+                )
+            )
+    return rows, errors
+
+
+def _require_columns(path: Path, fieldnames, required) -> None:
+    missing = [c for c in required if c not in (fieldnames or [])]
+    if missing:
+        raise GroundTruthError(f"{path}: missing column(s) {missing}; header is {fieldnames}")
+
+
+def _as_float(value: str) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def example_from_row(row: Row, max_side: int | None) -> dict:
+    """Reads the image of one row and builds its example (raises `common.ImageReadError`)."""
+    return common.make_example(
+        dataset=_NAME,
+        image=common.read_image(row.path, max_side=max_side),
+        image_id=row.image_id,
+        diagnosis=row.diagnosis,
+        lesion_id=row.lesion_id,
+        age=row.age,
+        sex=row.sex,
+        anatomic_site=row.site,
+        image_type="dermoscopic",
+    )
+
+
+def beam_examples(rows: list, *, max_side: int | None, skip: bool, make=example_from_row):
+    """The Apache Beam version of the example loop: one `FlatMap` over the rows.
+
+    Decoding and resizing run on the Beam workers; a bad image raises there, or with `skip` is
+    dropped and counted in the `skipped_bad_images` Beam counter.
+    """
+    beam = tfds.core.lazy_imports.apache_beam
+    counter = beam.metrics.Metrics.counter(_NAME, "skipped_bad_images")
+
+    def _one(row):
+        try:
+            yield row.image_id, make(row, max_side)
+        except common.ImageReadError as e:
+            if not skip:
+                raise
+            logger.warning("%s: skipping %s", _NAME, e)
+            counter.inc()
+
+    return beam.Create(rows) | beam.FlatMap(_one)
