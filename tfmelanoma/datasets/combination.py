@@ -1,0 +1,284 @@
+"""Leak-free combinations: training datasets + one test set -> train / validation / test.
+
+The merge runs on index frames (`tfmelanoma.datasets.index`), in this order:
+
+1. **Test set.** The test dataset's official ``test`` split; a dataset without one (ISIC Archive,
+   the embedded sample, ISIC 2019/2020 training data, PH2, ...) gets a held-out test split of
+   `test_fraction`, grouped by patient (else lesion, else image) and by duplicate content,
+   stratified by label, seeded. The same seed and fraction always give the same test set, in every
+   combination and in `load_split`.
+2. **Pool.** The ``train`` and ``validation`` splits of the training datasets. Official test splits
+   are never trained on, whichever dataset they belong to.
+3. **Test priority.** Every pool row that matches a test row (same ISIC id, same pixels, pHash
+   within `max_distance`, same lesion, same patient) is removed.
+4. **Validation.** Official validation splits are kept, and remaining rows that match one of
+   their rows are removed. Rows of datasets without an official validation split are split
+   `val_fraction` : rest, grouped and stratified by dataset x label (one joint split, so a
+   duplicate or patient shared by two such datasets lands on one side).
+5. **Train vs validation.** Training rows that still match a validation row (links between a
+   dataset with an official validation split and a made one) are removed from training
+   (validation, like test, keeps its rows).
+6. **Training duplicates.** Of several training rows showing the same image (ISIC id, pixels,
+   pHash) only the first is kept (order: `train` list order, then split, then position).
+
+Every removal is recorded with its stage, rule and the row it matched (`Combination.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tfmelanoma.datasets import dedup, splits
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+STAGES = ("test_overlap", "validation_overlap", "train_duplicate")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """Knobs of the merge step.
+
+    Attributes:
+        val_fraction: validation share for datasets without an official validation split.
+        test_fraction: held-out test share for a test dataset without an official test split.
+        seed: seed of both grouped splits.
+        rules: match rules for removal against test / validation (subset of `dedup.RULES`).
+        max_distance: pHash Hamming threshold.
+        dedup_train: drop repeated images inside the training split.
+    """
+
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 0
+    rules: tuple[str, ...] = dedup.RULES
+    max_distance: int = dedup.DEFAULT_MAX_DISTANCE
+    dedup_train: bool = True
+
+
+@dataclass
+class MergeReport:
+    """What the merge did.
+
+    Attributes:
+        removed: one row per removed example: its index columns plus ``stage``, ``rule``,
+            ``matched_dataset``, ``matched_split``, ``matched_image_id``.
+        overlaps: per stage x rule: ``pairs`` found, ``rows`` matched (distinct, by that rule
+            alone) and ``removed`` (rows attributed to that rule, first matching rule wins).
+        test_source: "official" or "held_out".
+        notes: human-readable lines (what was held out, which splits were made).
+    """
+
+    removed: pd.DataFrame
+    overlaps: pd.DataFrame
+    test_source: str = "official"
+    notes: list[str] = field(default_factory=list)
+
+    def removed_count(self, stage: str | None = None, rule: str | None = None) -> int:
+        sel = self.removed
+        if stage is not None:
+            sel = sel[sel["stage"] == stage]
+        if rule is not None:
+            sel = sel[sel["rule"] == rule]
+        return len(sel)
+
+
+def _role_frame(frame: pd.DataFrame, roles: dict[str, dict[str, str]]) -> pd.DataFrame:
+    role = [roles[d][s] for d, s in zip(frame["dataset"], frame["split"], strict=True)]
+    return frame.assign(role=role)
+
+
+def _match_and_remove(
+    left: pd.DataFrame, right: pd.DataFrame, stage: str, rules, max_distance: int
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Rows of `left` matching `right`: (keep mask, removed records, overlap counts)."""
+    pairs = dedup.match_pairs(left, right, rules=rules, max_distance=max_distance)
+    return _apply_pairs(left, right, pairs, stage, rules)
+
+
+def _apply_pairs(left, right, pairs, stage, rules):
+    first = dedup.attribute(pairs, "left")
+    keep = np.ones(len(left), dtype=bool)
+    keep[first.index.to_numpy(dtype=np.int64)] = False
+    overlap_rows = []
+    for rule in rules:
+        sel = pairs[pairs["rule"] == rule]
+        overlap_rows.append(
+            {
+                "stage": stage,
+                "rule": rule,
+                "pairs": len(sel),
+                "rows": sel["left"].nunique(),
+                "removed": int((first == rule).sum()),
+            }
+        )
+    removed = left.iloc[first.index.to_numpy(dtype=np.int64)].copy()
+    removed["stage"] = stage
+    removed["rule"] = first.to_numpy()
+    # The matched row: first pair of the attributed rule for each removed row.
+    match = (
+        pairs.merge(first.rename("rule").rename_axis("left").reset_index(), on=["left", "rule"])
+        .drop_duplicates("left")
+        .set_index("left")["right"]
+    )
+    matched = right.iloc[match.reindex(first.index).to_numpy(dtype=np.int64)]
+    removed["matched_dataset"] = matched["dataset"].to_numpy()
+    removed["matched_split"] = matched["split"].to_numpy()
+    removed["matched_image_id"] = matched["image_id"].to_numpy()
+    return keep, removed, pd.DataFrame(overlap_rows)
+
+
+def plan(
+    index: pd.DataFrame,
+    roles: dict[str, dict[str, str]],
+    train: Sequence[str],
+    test: str | None,
+    options: MergeOptions = MergeOptions(),
+) -> tuple[dict[str, pd.DataFrame], MergeReport]:
+    """The merge on index frames alone (no TFDS access): see the module docstring.
+
+    Args:
+        index: index rows of every split involved (`index.INDEX_COLUMNS`).
+        roles: {dataset: {split name: role}} with roles "train" / "validation" / "test".
+        train: training dataset names, in priority order.
+        test: test dataset name, or None for no test split.
+        options: `MergeOptions`.
+
+    Returns:
+        ({"train": frame, "validation": frame, "test": frame}, MergeReport). Frames carry the
+        index columns plus ``role`` (the row's official role).
+    """
+    o = options
+    frame = _role_frame(index, roles).reset_index(drop=True)
+    notes: list[str] = []
+    removed_parts, overlap_parts = [], []
+    test_source = "official"
+
+    # 1. Test set.
+    test_rows = pd.DataFrame(columns=frame.columns)
+    held_out = np.zeros(len(frame), dtype=bool)
+    if test is not None:
+        own = frame["dataset"] == test
+        official = own & (frame["role"] == "test")
+        if official.any():
+            test_rows = frame[official]
+        else:
+            test_source = "held_out"
+            candidates = frame[own]
+            mask = splits.grouped_split(
+                candidates, o.test_fraction, seed=o.seed, max_distance=o.max_distance
+            )
+            held_out[np.flatnonzero(own)[mask]] = True
+            test_rows = frame[held_out]
+            notes.append(
+                f"{test} has no official test split: held out {mask.sum()} of {len(candidates)} "
+                f"examples (test_fraction={o.test_fraction}, seed={o.seed}, grouped by patient/"
+                "lesion/duplicate, stratified by label)"
+            )
+
+    # 2. Pool: train/validation splits of the training datasets.
+    in_train = frame["dataset"].isin(list(train)) & frame["role"].isin(["train", "validation"])
+    pool = frame[in_train & ~held_out].reset_index(drop=True)
+
+    # 3. Test priority.
+    if len(test_rows) and len(pool):
+        keep, removed, overlaps = _match_and_remove(
+            pool, test_rows.reset_index(drop=True), "test_overlap", o.rules, o.max_distance
+        )
+        pool = pool[keep].reset_index(drop=True)
+        removed_parts.append(removed)
+        overlap_parts.append(overlaps)
+
+    # 4. Validation: official validation splits are kept, and any candidate matching one of their
+    # rows is removed before the remaining datasets are split (so it cannot land on either side).
+    official_val = pool["role"] == "validation"
+    if official_val.any() and (~official_val).any():
+        rest = pool[~official_val].reset_index(drop=True)
+        keep, removed, overlaps = _match_and_remove(
+            rest, pool[official_val].reset_index(drop=True), "validation_overlap", o.rules,
+            o.max_distance,
+        )  # fmt: skip
+        pool = pd.concat([pool[official_val], rest[keep]], ignore_index=True)
+        removed_parts.append(removed)
+        overlap_parts.append(overlaps)
+    has_val = set(pool.loc[pool["role"] == "validation", "dataset"])
+    val_mask = (pool["role"] == "validation").to_numpy(copy=True).copy()
+    need = ~pool["dataset"].isin(has_val).to_numpy()
+    if need.any():
+        made = splits.grouped_split(
+            pool[need], o.val_fraction, seed=o.seed, max_distance=o.max_distance
+        )
+        val_mask[np.flatnonzero(need)[made]] = True
+        names = sorted(pool.loc[need, "dataset"].unique())
+        notes.append(
+            f"validation made for {names}: {made.sum()} of {need.sum()} examples "
+            f"(val_fraction={o.val_fraction}, seed={o.seed}, grouped, stratified by dataset x label)"
+        )
+    validation = pool[val_mask].reset_index(drop=True)
+    training = pool[~val_mask].reset_index(drop=True)
+
+    # 5. Train vs the made validation rows (cross-dataset links): validation keeps its rows.
+    if len(training) and len(validation):
+        keep, removed, overlaps = _match_and_remove(
+            training, validation, "validation_overlap", o.rules, o.max_distance
+        )
+        training = training[keep].reset_index(drop=True)
+        removed_parts.append(removed)
+        overlap_parts.append(overlaps)
+
+    # 6. Repeated images inside training: keep the first of each.
+    if o.dedup_train and len(training):
+        priority = {name: i for i, name in enumerate(train)}
+        training = (
+            training.assign(_p=training["dataset"].map(priority))
+            .sort_values(["_p", "role", "position"], kind="stable")
+            .drop(columns="_p")
+            .reset_index(drop=True)
+        )
+        rules = [r for r in o.rules if r in dedup.CONTENT_RULES]
+        pairs = dedup.match_pairs(training, None, rules=rules, max_distance=o.max_distance)
+        # Pairs are (earlier, later). Greedy in row order: a row goes when an earlier kept row
+        # matches it, so no two kept rows match. In a chain a~b~c with a !~ c, b goes and c stays.
+        drop = _later_duplicates(pairs, len(training))
+        dup_pairs = pairs[pairs["right"].isin(drop) & ~pairs["left"].isin(drop)].rename(
+            columns={"left": "right", "right": "left"}
+        )
+        keep, removed, overlaps = _apply_pairs(
+            training, training, dup_pairs, "train_duplicate", rules
+        )
+        training = training[keep].reset_index(drop=True)
+        removed_parts.append(removed)
+        overlap_parts.append(overlaps)
+
+    out = {"train": training, "validation": validation, "test": test_rows.reset_index(drop=True)}
+    removed = (
+        pd.concat(removed_parts, ignore_index=True)
+        if removed_parts
+        else pd.DataFrame(columns=[*frame.columns, "stage", "rule"])
+    )
+    overlaps = (
+        pd.concat(overlap_parts, ignore_index=True)
+        if overlap_parts
+        else pd.DataFrame(columns=["stage", "rule", "pairs", "rows", "removed"])
+    )
+    return out, MergeReport(removed, overlaps, test_source, notes)
+
+
+def _later_duplicates(pairs: pd.DataFrame, n: int) -> set[int]:
+    """Rows to drop so that no kept row duplicates an earlier kept row (greedy, in row order)."""
+    if pairs.empty:
+        return set()
+    by_right: dict[int, list[int]] = {}
+    for left, right in zip(pairs["left"], pairs["right"], strict=True):
+        by_right.setdefault(int(right), []).append(int(left))
+    dropped: set[int] = set()
+    for row in range(n):
+        if row in by_right and any(left not in dropped for left in by_right[row]):
+            dropped.add(row)
+    return dropped

@@ -1,0 +1,203 @@
+"""Index tables: one row per example of a prepared TFDS dataset, read without decoding images.
+
+De-duplication and splitting work on these tables (strings and hashes only); images are decoded
+only when a split is materialised (`tfmelanoma.datasets.combination`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from tfmelanoma.datasets import dedup
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+INDEX_COLUMNS: tuple[str, ...] = (
+    "dataset",  # TFDS name as requested, e.g. "isic2017" or "isic_archive/resized_512"
+    "split",  # the dataset's own split name ("train", "validation", "test")
+    "position",  # record index in that split (random access / tf.data enumerate order)
+    "image_id",
+    "isic_id",  # normalised ISIC id or ""
+    "source",
+    "label",  # 0 non_melanoma / 1 melanoma
+    "harmonised_diagnosis",  # index into tfmelanoma.labels.HARMONISED_CLASSES
+    "diagnosis",
+    "patient_id",
+    "lesion_id",
+    "image_type",
+    "sha256",
+    "phash",
+    "height",
+    "width",
+)
+"""Columns of every index frame."""
+
+ROLE_NAMES = {"train": "train", "validation": "validation", "valid": "validation",
+              "val": "validation", "test": "test"}  # fmt: skip
+"""Builder split name -> role. Splits with other names are not used by combinations."""
+
+_TEXT = ("image_id", "source", "diagnosis", "patient_id", "lesion_id", "image_type", "sha256",
+         "phash")  # fmt: skip
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+    """A dataset requested by name is not prepared in the data directory."""
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):  # tf.data numpy scalars
+        value = value.item()
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return "" if value is None else str(value)
+
+
+def _image_size(image) -> tuple[int, int]:
+    """(height, width) of an encoded image (header only) or a decoded array."""
+    if isinstance(image, np.ndarray) and image.ndim == 3:
+        return int(image.shape[0]), int(image.shape[1])
+    data = image.item() if isinstance(image, np.ndarray) else image
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.height), int(img.width)
+    except Exception:  # noqa: BLE001 - a size is report-only; never fail the index on it
+        return -1, -1
+
+
+def frame_from_examples(dataset: str, split: str, examples: Iterable[Mapping]) -> pd.DataFrame:
+    """Builds an index frame from example dicts of the common schema.
+
+    Args:
+        dataset: dataset name to record.
+        split: split name to record.
+        examples: dicts with the schema keys; ``image`` may be encoded bytes or a uint8 array;
+            ``label``/``harmonised_diagnosis`` may be ints or class names.
+
+    Returns:
+        DataFrame with `INDEX_COLUMNS`.
+    """
+    from tfmelanoma import labels
+
+    rows = []
+    for position, ex in enumerate(examples):
+        row = {"dataset": dataset, "split": split, "position": position}
+        for key in _TEXT:
+            row[key] = _text(ex.get(key, ""))
+        label = ex["label"]
+        row["label"] = labels.BINARY_CLASSES.index(label) if isinstance(label, str) else int(label)
+        harmonised = ex["harmonised_diagnosis"]
+        row["harmonised_diagnosis"] = (
+            labels.HARMONISED_CLASSES.index(harmonised)
+            if isinstance(harmonised, str)
+            else int(harmonised)
+        )
+        row["height"], row["width"] = _image_size(ex["image"]) if "image" in ex else (-1, -1)
+        rows.append(row)
+    return _finish(pd.DataFrame(rows, columns=[c for c in INDEX_COLUMNS if c != "isic_id"]))
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["isic_id"] = frame["image_id"].map(dedup.normalise_isic_id)
+    for col in ("position", "label", "harmonised_diagnosis", "height", "width"):
+        frame[col] = frame[col].astype(np.int64)
+    for col in ("dataset", "split", "isic_id", *_TEXT):
+        frame[col] = frame[col].astype(object)
+    return frame[list(INDEX_COLUMNS)].reset_index(drop=True)
+
+
+def get_builder(name: str, data_dir: str | None):
+    """A prepared TFDS builder by name; raises `DatasetNotPreparedError` naming what to do."""
+    import tensorflow_datasets as tfds
+
+    import tfds_builders
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # DatasetNotFoundError and friends
+        raise DatasetNotPreparedError(
+            f"unknown dataset {name!r} ({type(e).__name__}: {e}); registered builders: "
+            f"{tfds_builders.BUILDERS}"
+        ) from None
+    if not builder.is_prepared():
+        raise DatasetNotPreparedError(
+            f"dataset {name!r} is not prepared in {builder.data_dir}; prepare it first, e.g. "
+            f"`tfds build tfds_builders/{name.split('/')[0]} --data_dir {data_dir} "
+            f"--manual_dir <download folder> --file_format array_record`"
+        )
+    return builder
+
+
+def split_roles(builder) -> dict[str, str]:
+    """Maps each usable split of a builder to its role: {"train": "train", "test": "test", ...}."""
+    roles = {}
+    for split in builder.info.splits:
+        role = ROLE_NAMES.get(split)
+        if role is None:
+            logger.info("%s: split %r is not train/validation/test; not used", builder.name, split)
+        elif role in roles.values():
+            raise ValueError(f"{builder.name}: two splits map to role {role!r}: {sorted(roles)}")
+        else:
+            roles[split] = role
+    return roles
+
+
+def is_array_record(builder) -> bool:
+    return "array_record" in str(builder.info.file_format).lower()
+
+
+def iter_undecoded(builder, split: str):
+    """Yields example dicts of one split with the image left encoded, in position order."""
+    import tensorflow_datasets as tfds
+
+    if is_array_record(builder):
+        source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+        for i in range(len(source)):
+            yield source[i]
+        return
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=False,
+        decoders={"image": tfds.decode.SkipDecoding()},
+        read_config=read_config(),
+    )
+    yield from tfds.as_numpy(ds)
+
+
+def read_config():
+    """Sequential reading, so positions agree between the index and `as_tf_dataset`."""
+    import tensorflow_datasets as tfds
+
+    return tfds.ReadConfig(interleave_cycle_length=1, shuffle_seed=None)
+
+
+def read_index(
+    name: str, data_dir: str | None, splits: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Reads the index of a prepared dataset without decoding its images.
+
+    Args:
+        name: TFDS name, optionally with config/version (``"isic_archive/resized_512"``).
+        data_dir: TFDS data directory.
+        splits: split names to read; None reads every train/validation/test split.
+
+    Returns:
+        Index frame (`INDEX_COLUMNS`), rows in (split, position) order.
+    """
+    builder = get_builder(name, data_dir)
+    roles = split_roles(builder)
+    wanted = list(roles) if splits is None else list(splits)
+    frames = []
+    for split in wanted:
+        if split not in builder.info.splits:
+            raise ValueError(f"{name}: no split {split!r}; available: {list(builder.info.splits)}")
+        frames.append(frame_from_examples(name, split, iter_undecoded(builder, split)))
+    if not frames:
+        return _finish(pd.DataFrame(columns=[c for c in INDEX_COLUMNS if c != "isic_id"]))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,140 @@
+"""Turning an index frame back into examples: tf.data pipelines and TF-free random access."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tfmelanoma.datasets import index as index_lib
+from tfmelanoma.datasets import sampling
+
+COMMON_KEYS: tuple[str, ...] = (
+    "image", "image_id", "source", "label", "diagnosis", "harmonised_diagnosis", "patient_id",
+    "lesion_id", "age", "sex", "anatomic_site", "image_type", "sha256", "phash",
+)  # fmt: skip
+"""Keys every materialised example carries (the common schema; segmentation masks are dropped)."""
+
+
+class IndexedDataSource(Sequence):
+    """Random access to the rows of an index frame, TF-free (`tfds.data_source` underneath).
+
+    ``source[i]`` is the example dict of row ``i`` with the image decoded to uint8 (H, W, 3);
+    text features are bytes, exactly as `tfds.data_source` returns them.
+    """
+
+    def __init__(self, frame: pd.DataFrame, data_dir: str | None):
+        self._datasets = frame["dataset"].to_numpy()
+        self._splits = frame["split"].to_numpy()
+        self._positions = frame["position"].to_numpy(dtype=np.int64)
+        self._data_dir = data_dir
+        self._sources: dict[tuple[str, str], object] = {}
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def _source(self, dataset: str, split: str):
+        key = (dataset, split)
+        if key not in self._sources:
+            builder = index_lib.get_builder(dataset, self._data_dir)
+            if not index_lib.is_array_record(builder):
+                raise ValueError(
+                    f"{dataset}: random access needs the ArrayRecord format, but it was prepared "
+                    f"as {builder.info.file_format}; re-prepare with file_format='array_record' "
+                    "or use as_tf_dataset()"
+                )
+            self._sources[key] = builder.as_data_source(split)
+        return self._sources[key]
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} examples")
+        example = self._source(self._datasets[i], self._splits[i])[int(self._positions[i])]
+        return {k: example[k] for k in COMMON_KEYS}
+
+
+class SplitView:
+    """One split of a combination: its index frame plus ways to read the examples.
+
+    Attributes:
+        frame: index frame (`tfmelanoma.datasets.index.INDEX_COLUMNS`).
+        data_dir: TFDS data directory the rows refer to.
+    """
+
+    def __init__(self, frame: pd.DataFrame, data_dir: str | None, name: str = ""):
+        # Sorted as `as_tf_dataset` reads (source by source, in position order), so element i of
+        # the tf.data pipeline is row i of `frame`.
+        order = pd.factorize(frame["dataset"].astype(str) + "\0" + frame["split"].astype(str))[0]
+        self.frame = (
+            frame.assign(_order=order)
+            .sort_values(["_order", "position"], kind="stable")
+            .drop(columns="_order")
+            .reset_index(drop=True)
+        )
+        self.data_dir = data_dir
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"SplitView({self.name!r}, {len(self)} examples)"
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frame["label"].to_numpy(dtype=np.int64)
+
+    def _rows(self, oversample: bool, seed: int) -> pd.DataFrame:
+        return sampling.oversample(self.frame, seed=seed) if oversample else self.frame
+
+    def as_data_source(self, *, oversample: bool = False, seed: int = 0) -> IndexedDataSource:
+        """TF-free random-access sequence of example dicts (needs ArrayRecord-prepared data).
+
+        Args:
+            oversample: repeat minority-class rows up to the majority count (seeded).
+            seed: oversampling seed.
+        """
+        return IndexedDataSource(self._rows(oversample, seed), self.data_dir)
+
+    def as_tf_dataset(self, *, oversample: bool = False, shuffle: bool = False, seed: int = 0):
+        """A `tf.data.Dataset` of example dicts (images decoded uint8), one element per row.
+
+        Rows are read source by source in position order; each example is repeated as many times
+        as its row appears (oversampling) and skipped when absent.
+
+        Args:
+            oversample: repeat minority-class rows up to the majority count (seeded).
+            shuffle: shuffle the whole split once per epoch (buffer = split size of 1,024 max).
+            seed: oversampling and shuffling seed.
+        """
+        import tensorflow as tf
+
+        rows = self._rows(oversample, seed)
+        parts = []
+        for (dataset, split), group in rows.groupby(["dataset", "split"], sort=False):
+            builder = index_lib.get_builder(dataset, self.data_dir)
+            n = builder.info.splits[split].num_examples
+            counts = np.bincount(group["position"].to_numpy(dtype=np.int64), minlength=n)
+            ds = builder.as_dataset(
+                split=split, shuffle_files=False, read_config=index_lib.read_config()
+            )
+            ds = ds.map(lambda ex: {k: ex[k] for k in COMMON_KEYS})
+            table = tf.constant(counts, dtype=tf.int64)
+            ds = ds.enumerate().flat_map(
+                lambda i, ex, t=table: tf.data.Dataset.from_tensors(ex).repeat(t[i])
+            )
+            parts.append(ds)
+        if not parts:
+            raise ValueError(f"split {self.name!r} is empty; nothing to read")
+        out = parts[0]
+        for ds in parts[1:]:
+            out = out.concatenate(ds)
+        out = out.apply(tf.data.experimental.assert_cardinality(len(rows)))
+        if shuffle:
+            out = out.shuffle(min(len(rows), 1024), seed=seed, reshuffle_each_iteration=True)
+        return out
