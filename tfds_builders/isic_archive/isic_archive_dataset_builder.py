@@ -47,6 +47,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         IsicArchiveConfig(
             name="resized_512", max_side=512, description="Long side shrunk to 512 px."
         ),
+        IsicArchiveConfig(
+            name="sample",
+            description=(
+                "The CC0 UDA-1 collection embedded in tfmelanoma (557 images, 128 px long side); "
+                "needs no download: the manual directory is ignored."
+            ),
+        ),
     ]
 
     def __init__(self, *, skip_bad_images: bool = False, **kwargs):
@@ -66,8 +73,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        if self.builder_config.name == "sample":
+            from tfmelanoma.data.sample import sample_dir
+
+            manual_dir = sample_dir()
+        else:
+            manual_dir = dl_manager.manual_dir
         root = common.check_manual_files(
-            dl_manager.manual_dir,
+            manual_dir,
             ["images", "metadata"],
             dataset=_NAME,
             instructions=MANUAL_DOWNLOAD_INSTRUCTIONS,

@@ -1,0 +1,69 @@
+"""Dataset names -> prepared TFDS builders, preparing on first use where that is possible.
+
+`sample` is the embedded CC0 set (`isic_archive/sample`); it prepares itself. Any other dataset
+is prepared from its manual download when a manual directory is given, else it must already be
+prepared in the data dir (the error says how).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from tfmelanoma.data.sample import BUILDER_NAME, SAMPLE_NAME
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+FILE_FORMATS = ("tfrecord", "array_record")
+
+
+def builder_name(name: str) -> str:
+    """The TFDS builder name of a dataset name (`sample` -> `isic_archive/sample`)."""
+    return BUILDER_NAME if name == SAMPLE_NAME else name
+
+
+def ensure_prepared(
+    name: str,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    *,
+    file_format: str = "tfrecord",
+) -> tfds.core.DatasetBuilder:
+    """Returns the prepared builder of `name`, preparing it if it can.
+
+    Args:
+        name: dataset name (`sample` or a builder name such as `isic2017/classification_512`).
+        data_dir: TFDS data dir (None: the TFDS default).
+        manual_dir: folder holding the dataset's manual download; `<manual_dir>/<name>` is used
+            when it exists (one folder per dataset), else `manual_dir` itself.
+        file_format: "tfrecord" for tf.data, "array_record" for `tfds.data_source`.
+
+    Raises:
+        ValueError: unknown dataset name, listing the registered builders.
+    """
+    import tfds_builders
+
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format {file_format!r} not in {FILE_FORMATS}")
+    full = builder_name(name)
+    try:
+        builder = tfds.builder(full, data_dir=data_dir, file_format=file_format)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"unknown dataset {name!r}; datasets: {', '.join([SAMPLE_NAME, *tfds_builders.BUILDERS])}"
+        ) from None
+    if builder.is_prepared():
+        return builder
+    if full == BUILDER_NAME or manual_dir:
+        download_config = None
+        if manual_dir:
+            root = Path(manual_dir)
+            sub = root / full.split("/")[0]
+            download_config = tfds.download.DownloadConfig(
+                manual_dir=str(sub if sub.is_dir() else root)
+            )
+        logger.info("preparing %s in %s (%s)", full, builder.data_dir, file_format)
+        builder.download_and_prepare(download_config=download_config, file_format=file_format)
+    return builder

@@ -1,0 +1,1 @@
+"""Training: optimizers and schedules, resumable checkpoints, the run itself."""

@@ -1,0 +1,96 @@
+"""Train / validation / test splits for a training config, through the merge step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from tfmelanoma.config import Config
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class Splits:
+    """The three splits as tf.data datasets of feature dicts, plus what the merge step reported.
+
+    Attributes:
+        train, validation, test: datasets of example dicts (decoded uint8 images).
+        class_weight: class -> weight when `data.balance` asks for weights, else None.
+        summary: sizes, class counts, removed duplicates, for `data.json`.
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    class_weight: dict[int, float] | None = None
+    summary: dict = field(default_factory=dict)
+
+
+def load_splits(config: Config) -> Splits:
+    """Loads the configured combination: de-duplicated against the test set, patient-grouped.
+
+    Raises:
+        ValueError: unknown dataset (listing the valid names) or an empty split.
+    """
+    from tfmelanoma import datasets
+    from tfmelanoma.data.prepare import builder_name, ensure_prepared
+
+    d = config.data
+    for name in dict.fromkeys([*d.train, d.test]):
+        ensure_prepared(name, d.data_dir or None, d.manual_dir or None)
+    combination = datasets.load_combination(
+        train=[builder_name(n) for n in d.train],
+        test=builder_name(d.test),
+        data_dir=d.data_dir or None,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        seed=config.run.seed,
+    )
+    views = {
+        "train": combination.train,
+        "validation": combination.validation,
+        "test": combination.test,
+    }
+    for name, view in views.items():
+        if len(view) == 0:
+            raise ValueError(f"the {name} split of train={list(d.train)} test={d.test!r} is empty")
+    label_key = d.label
+    class_weight = None
+    if d.balance in ("inverse", "effective"):
+        weights = combination.class_weights(d.balance, column=label_key)
+        class_weight = {int(c): float(w) for c, w in weights.items()}
+    summary = {
+        "train": list(d.train),
+        "test": d.test,
+        "label": label_key,
+        "sizes": {n: len(v) for n, v in views.items()},
+        "class_counts": {
+            n: np.bincount(
+                v.frame[label_key].to_numpy(dtype=np.int64),
+                minlength=max(config.model.num_classes, 2),
+            ).tolist()
+            for n, v in views.items()
+        },
+        "class_weight": class_weight,
+        "combination": combination.summary().splitlines(),
+        "removed_by_rule": _removed_by_rule(combination),
+    }
+    logger.info("splits: %s", summary["sizes"])
+    return Splits(
+        train=views["train"].as_tf_dataset(),
+        validation=views["validation"].as_tf_dataset(),
+        test=views["test"].as_tf_dataset(),
+        class_weight=class_weight,
+        summary=summary,
+    )
+
+
+def _removed_by_rule(combination) -> dict:
+    removed = getattr(combination.report, "removed", None)
+    if removed is None or len(removed) == 0 or "rule" not in getattr(removed, "columns", []):
+        return {}
+    return {str(k): int(v) for k, v in removed["rule"].value_counts().items()}

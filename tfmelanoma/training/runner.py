@@ -1,0 +1,300 @@
+"""One training run: data -> model -> fit (resumable) -> evaluation report, in a run folder.
+
+Run folder layout:
+    config.yaml        the resolved config (rerun with `--config <run>/config.yaml`)
+    versions.json      library versions, platform, devices
+    data.json          split sizes, class counts and what de-duplication removed
+    history.csv        per-epoch metrics (CSVLogger); tensorboard/ for TensorBoard
+    checkpoints/       last.keras + state.json, replaced atomically every epoch (resume)
+    best.keras         best model by `run.monitor` on validation
+    evaluation/        the evaluation report of best.keras on the test split
+    metrics.json       summary: test metrics, best epoch, wall time, throughput
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfmelanoma import __version__, labels
+from tfmelanoma.config import Config, save_config
+from tfmelanoma.data import pipeline
+from tfmelanoma.logging_utils import get_logger
+from tfmelanoma.training import checkpoints
+from tfmelanoma.training.data import Splits, load_splits
+from tfmelanoma.training.optim import make_optimizer
+
+logger = get_logger(__name__)
+
+
+class RunFolderError(FileExistsError):
+    """The run folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict
+
+
+def class_names(config: Config) -> list[str]:
+    """Class names in model-output order for the configured label."""
+    if config.data.label == "harmonised_diagnosis":
+        return list(labels.HARMONISED_CLASSES)
+    return list(labels.BINARY_CLASSES)
+
+
+def check_config(config: Config) -> None:
+    """Validates cross-field constraints before any data is read or model built.
+
+    Raises:
+        ValueError: with the keys involved.
+    """
+    from tfmelanoma.models import get_model_info
+
+    info = get_model_info(config.model.name)  # unknown name -> error listing the names
+    if info.task == "segmentation":
+        raise ValueError(
+            f"model.name: {config.model.name!r} is a segmentation model; "
+            "train it with `python -m tfmelanoma.segment train`"
+        )
+    k = len(class_names(config))
+    if config.model.num_classes not in (k, 1) or (config.model.num_classes == 1 and k != 2):
+        raise ValueError(
+            f"model.num_classes={config.model.num_classes} does not fit data.label="
+            f"{config.data.label!r} ({k} classes: use {k}{' or 1' if k == 2 else ''})"
+        )
+    min_size = getattr(info, "min_input_size", 32) or 32
+    if config.data.image_size < min_size:
+        raise ValueError(
+            f"data.image_size={config.data.image_size} is too small for {config.model.name!r} "
+            f"(minimum {min_size})"
+        )
+    if config.run.batch_size < 1 or config.run.epochs < 1:
+        raise ValueError("run.batch_size and run.epochs must be >= 1")
+
+
+def versions() -> dict:
+    import sklearn
+    import tensorflow_datasets as tfds
+
+    return {
+        "tfmelanoma": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "tensorflow": tf.__version__,
+        "tensorflow_datasets": tfds.__version__,
+        "numpy": np.__version__,
+        "scikit_learn": sklearn.__version__,
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+    }
+
+
+def _strategy(config: Config):
+    if config.run.distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if config.run.distribute == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()  # the default, no-op strategy
+
+
+def build_model(config: Config) -> keras.Model:
+    """Creates the registry model and compiles it with the configured loss, metrics, optimizer."""
+    from tfmelanoma.models import create_model
+
+    kwargs = dict(config.model.options)
+    kwargs.update(
+        num_classes=config.model.num_classes,
+        input_shape=(config.data.image_size, config.data.image_size, 3),
+    )
+    if config.model.weights:
+        kwargs["weights"] = config.model.weights
+    return create_model(config.model.name, **kwargs)
+
+
+def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> None:
+    k = config.model.num_classes
+    if k == 1:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.optimizer.label_smoothing)
+        auc = keras.metrics.AUC(name="auc")
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.optimizer.label_smoothing
+        )
+        # One-vs-rest AUC averaged over classes; for two softmax classes this is the melanoma AUC.
+        auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=k)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
+        loss=loss,
+        metrics=[accuracy, auc],
+        jit_compile=config.run.jit_compile,
+    )
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> checkpoints.RunState | None:
+    state = checkpoints.load_state(run_dir / "checkpoints")
+    if state is not None and not (resume or overwrite):
+        raise RunFolderError(
+            f"{run_dir} already holds a run (epoch {state.epochs_done}); pass --resume to continue "
+            "it, --overwrite to start again, or choose another run.name"
+        )
+    if overwrite and not resume:
+        state = None
+        for stale in (
+            "checkpoints/last.keras",
+            "checkpoints/state.json",
+            "best.keras",
+            "history.csv",
+            "metrics.json",
+        ):
+            (run_dir / stale).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return state if resume else None
+
+
+def train(
+    config: Config,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    verbose: int = 1,
+) -> RunResult:
+    """Trains, checkpoints and evaluates one config.
+
+    Args:
+        config: the resolved config.
+        run_dir: the run folder.
+        resume: continue from `run_dir/checkpoints` if it holds a run.
+        overwrite: start again in a folder that already holds a run.
+        verbose: Keras progress output (1 = bar, 2 = one line per epoch).
+
+    Returns:
+        The run folder and the summary metrics.
+    """
+    check_config(config)
+    if config.run.deterministic:
+        keras.utils.set_random_seed(config.run.seed)
+        tf.config.experimental.enable_op_determinism()
+    if config.run.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    state = _prepare_run_dir(run_dir, resume, overwrite)
+    save_config(config, run_dir / "config.yaml")
+    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+
+    splits: Splits = load_splits(config)
+    (run_dir / "data.json").write_text(json.dumps(splits.summary, indent=2, default=str))
+    start_epoch = state.epochs_done if state else 0
+    train_ds, steps = pipeline.training_dataset(
+        splits.train,
+        image_size=config.data.image_size,
+        batch_size=config.run.batch_size,
+        num_classes=config.model.num_classes,
+        augment_config=config.augment,
+        seed=config.run.seed,
+        label_key=config.data.label,
+        cache=config.data.cache,
+        oversample=config.data.balance == "oversample",
+        class_weight=splits.class_weight,
+        start_epoch=start_epoch,
+        steps_per_epoch=config.run.steps_per_epoch,
+    )
+    val_ds = pipeline.eval_dataset(
+        splits.validation,
+        image_size=config.data.image_size,
+        batch_size=config.run.batch_size,
+        num_classes=config.model.num_classes,
+        label_key=config.data.label,
+        cache=config.data.cache,
+    )
+
+    with _strategy(config).scope():
+        if state is not None:
+            logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)
+            model = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
+        else:
+            model = build_model(config)
+            compile_model(model, config, steps)
+    logger.info("%s: %s parameters", config.model.name, f"{model.count_params():,}")
+
+    checkpoint = checkpoints.ResumableCheckpoint(
+        run_dir / "checkpoints",
+        run_dir / "best.keras",
+        monitor=config.run.monitor,
+        patience=config.run.early_stopping,
+        state=state,
+    )
+    callbacks = [
+        checkpoint,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+    ]
+    started = time.perf_counter()
+    if start_epoch < config.run.epochs and not (
+        state and config.run.early_stopping and state.wait >= config.run.early_stopping
+    ):
+        model.fit(
+            train_ds,
+            epochs=config.run.epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=steps,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, seeded
+            verbose=verbose,
+        )
+    train_seconds = time.perf_counter() - started
+    epochs_run = checkpoint.state.epochs_done - start_epoch
+
+    summary = {
+        "model": config.model.name,
+        "params": int(model.count_params()),
+        "best_epoch": checkpoint.state.best_epoch,
+        f"best_{config.run.monitor}": checkpoint.state.best,
+        "epochs_done": checkpoint.state.epochs_done,
+        "train_seconds_this_process": round(train_seconds, 2),
+        "train_images_per_second": round(
+            epochs_run * steps * config.run.batch_size / train_seconds, 1
+        )
+        if epochs_run and train_seconds > 0
+        else None,
+    }
+    if config.run.evaluate:
+        summary["test"] = _evaluate(config, splits, run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    return RunResult(run_dir, summary)
+
+
+def _evaluate(config: Config, splits: Splits, run_dir: Path) -> dict:
+    from tfmelanoma.evaluation import evaluate_predictions
+
+    model = keras.models.load_model(run_dir / "best.keras")
+    kwargs = dict(
+        image_size=config.data.image_size,
+        batch_size=config.run.batch_size,
+        label_key=config.data.label,
+    )
+    y_val, p_val, _ = pipeline.predict_split(model, splits.validation, **kwargs)
+    y_test, p_test, ids = pipeline.predict_split(model, splits.test, **kwargs)
+    result = evaluate_predictions(
+        y_test,
+        p_test,
+        ids,
+        class_names(config),
+        run_dir / "evaluation",
+        val_labels=y_val,
+        val_probs=p_val,
+        config={"bootstrap_seed": config.run.seed},
+    )
+    return result["summary"]
