@@ -1,1 +1,14 @@
-"""Segmentation models (AER-Net and baselines); importing registers them."""
+"""Segmentation models (AER-Net and baselines); importing registers them.
+
+Registered: `unet`, `attention_unet`, `attention_residual_unet`, `aernet` (AER-Net's ablation
+table) and `sm_unet`, `sm_fpn` (segmentation_models baselines). Custom layers: `AttentionGate`,
+`ResidualBlock`, `ColourSpace`. Losses and metrics live in `.losses` and `.metrics`.
+"""
+
+from tfmelanoma.models.segmentation import baselines, registry_entries  # noqa: F401  (registers)
+from tfmelanoma.models.segmentation.attention_gate import AttentionGate
+from tfmelanoma.models.segmentation.colour_space import ColourSpace
+from tfmelanoma.models.segmentation.residual_block import ResidualBlock
+from tfmelanoma.models.segmentation.unet import build_unet
+
+__all__ = ["AttentionGate", "ColourSpace", "ResidualBlock", "build_unet"]

@@ -1,0 +1,124 @@
+"""Evaluation outputs of `segment evaluate`: per-image scores, summary, best/median/worst grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tfmelanoma.models.segmentation import metrics
+
+
+def score_predictions(
+    masks: np.ndarray, probs: np.ndarray, image_ids: list, threshold: float = 0.5
+):
+    """Per-image and dataset-level scores.
+
+    Args:
+        masks: (N, H, W, 1) truth in {0, 1}.
+        probs: (N, H, W, 1) predicted probabilities.
+        image_ids: N ids.
+        threshold: binarisation threshold for the reported (thresholded) metrics.
+
+    Returns:
+        `(rows, summary)`: one dict per image (id, jaccard, dice, soft scores, areas) and the
+        summary dict (means, ISIC 2018 thresholded Jaccard, dataset-level and soft scores).
+    """
+    if len(image_ids) != len(masks) or masks.shape != probs.shape:
+        raise ValueError(
+            f"{len(image_ids)} ids, truth {masks.shape} and predictions {probs.shape} do not match"
+        )
+    jac = metrics.jaccard_per_image(masks, probs, threshold)
+    dic = metrics.dice_per_image(masks, probs, threshold)
+    soft_j = metrics.jaccard_per_image(masks, probs, None)
+    soft_d = metrics.dice_per_image(masks, probs, None)
+    rows = [
+        {
+            "image_id": image_ids[i],
+            "jaccard": float(jac[i]),
+            "dice": float(dic[i]),
+            "soft_jaccard": float(soft_j[i]),
+            "soft_dice": float(soft_d[i]),
+            "truth_fraction": float(masks[i].mean()),
+            "predicted_fraction": float((probs[i] >= threshold).mean()),
+        }
+        for i in range(len(image_ids))
+    ]
+    summary = metrics.summarize(jac, dic)
+    summary.update(
+        {
+            "dataset_jaccard": metrics.jaccard_dataset(masks, probs, threshold),
+            "dataset_dice": metrics.dice_dataset(masks, probs, threshold),
+            "soft_jaccard": float(soft_j.mean()),
+            "soft_dice": float(soft_d.mean()),
+            "threshold": threshold,
+        }
+    )
+    return rows, summary
+
+
+def write_scores(rows: list, summary: dict, out_dir: Path) -> None:
+    """Writes `per_image.csv` (sorted by Jaccard, worst first) and `metrics.json`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "per_image.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: r["jaccard"]))
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def pick_cases(scores: np.ndarray, per_group: int = 2) -> list[tuple[str, int]]:
+    """Indices of the best, median and worst cases by score: [(label, index), ...]."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    n = len(order)
+    k = max(1, min(per_group, n // 3 or 1))
+    mid = n // 2 - k // 2
+    picks = [("best", i) for i in order[:k]]
+    picks += [("median", i) for i in order[mid : mid + k]]
+    picks += [("worst", i) for i in order[n - k :]]
+    return picks
+
+
+def save_grid(images, masks, probs, image_ids, scores, path: Path, per_group: int = 2) -> None:
+    """PNG grid, one row per case (best, median, worst): image, truth, prediction (AER-Net Fig. 6).
+
+    Args:
+        images: (N, H, W, 3) RGB [0, 255].
+        masks: (N, H, W, 1) truth.
+        probs: (N, H, W, 1) probabilities (shown thresholded at 0.5 with the contour of the truth).
+        image_ids: N ids.
+        scores: N per-image Jaccard scores (the ranking).
+        path: output PNG.
+        per_group: rows per group.
+    """
+    import matplotlib  # noqa: PLC0415  (only the report needs it)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    picks = pick_cases(scores, per_group)
+    fig, axes = plt.subplots(len(picks), 3, figsize=(7.5, 2.6 * len(picks)), squeeze=False)
+    for row, (label, i) in enumerate(picks):
+        panels = (
+            (np.clip(images[i], 0, 255).astype(np.uint8), "image", None),
+            (masks[i, ..., 0], "truth", "gray"),
+            ((probs[i, ..., 0] >= 0.5).astype(np.float32), "prediction", "gray"),
+        )
+        for col, (panel, title, cmap) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(panel, cmap=cmap, vmin=0, vmax=1 if cmap else None)
+            if col == 2:
+                ax.contour(masks[i, ..., 0], levels=[0.5], colors="red", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(
+                f"{title}" if col else f"{label}: {image_ids[i]}\nJaccard {scores[i]:.3f}",
+                fontsize=8,
+            )
+    fig.suptitle("best / median / worst (red: truth contour)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,339 @@
+"""Lesion segmentation CLI: `python -m tfmelanoma.segment train|evaluate|predict`.
+
+    train     fit a registry model (AER-Net and its ablation baselines) on image/mask pairs;
+              writes model.keras, history.csv, config.json (+ validation scores)
+    evaluate  per-image CSV, mean Jaccard / Dice, ISIC 2018 thresholded Jaccard, PNG grid
+    predict   masks (and optional lesion crops) for a folder of images
+
+See docs/segmentation.md for examples. The pieces live in `tfmelanoma.models.segmentation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
+
+log = get_logger(__name__)
+
+ABLATION = ("unet", "attention_unet", "attention_residual_unet", "aernet")
+# AER-Net's training recipe (section 3.3) and a seconds-long smoke run.
+PRESETS = {
+    "paper": {
+        "image_size": 256,
+        "batch_size": 16,
+        "epochs": 100,
+        "lr": 1e-3,
+        "loss": "dice",
+        "colour_space": "lab",
+    },
+    "smoke": {
+        "image_size": 64,
+        "batch_size": 4,
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "limit": 16,
+        "val_limit": 8,
+        "base_filters": 8,
+        "depth": 3,
+    },
+}
+DEFAULTS = {
+    "image_size": 256,
+    "batch_size": 16,
+    "epochs": 100,
+    "lr": 1e-3,
+    "loss": "dice",
+    "colour_space": "lab",
+    "steps_per_epoch": None,
+    "limit": None,
+    "val_limit": None,
+    "base_filters": None,
+    "depth": None,
+}
+
+
+def _data_args(p: argparse.ArgumentParser, split: str) -> None:
+    p.add_argument(
+        "--data",
+        default="isic2017",
+        help="isic2017 | isic2018 | ph2 (official layout under --data-dir), "
+        "folder (--images/--masks) or tfds:NAME/CONFIG (prepared TFDS builder)",
+    )
+    p.add_argument("--data-dir", type=Path, help="folder holding the official dataset folders")
+    p.add_argument("--images", type=Path, help="--data folder: image folder")
+    p.add_argument(
+        "--masks", type=Path, help="--data folder: mask folder ({id}_segmentation.png or {id}.png)"
+    )
+    p.add_argument("--tfds-data-dir", help="TFDS data dir for --data tfds:...")
+    p.add_argument("--split", default=split, help=f"split to read (default {split})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfmelanoma-segment", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a segmentation model")
+    _data_args(t, "train")
+    t.add_argument(
+        "--model",
+        default="aernet",
+        help="registry name (tfmelanoma.models.list_models('segmentation'))",
+    )
+    t.add_argument(
+        "--preset",
+        choices=[*PRESETS, "ablation"],
+        action="append",
+        default=[],
+        help="paper: AER-Net recipe; smoke: tiny run; ablation: train U-Net, +attention, "
+        "+residual, AER-Net in turn (combine: --preset ablation --preset smoke)",
+    )
+    t.add_argument(
+        "--encoder", help="aernet encoder: efficientnetb0..b4, efficientnet_lite0, sm:<backbone>"
+    )
+    t.add_argument("--weights", default=None, help="encoder weights: none (default) or imagenet")
+    t.add_argument("--colour-space", choices=["rgb", "lab", "hsv"])
+    t.add_argument("--base-filters", type=int, help="plain U-Net first-level channels")
+    t.add_argument("--depth", type=int, help="plain U-Net poolings")
+    t.add_argument("--image-size", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--steps-per-epoch", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--loss", choices=["dice", "dice_bce", "bce"])
+    t.add_argument("--no-augment", action="store_true", help="disable joint flips/rot90/crops")
+    t.add_argument("--limit", type=int, help="use only the first N training pairs")
+    t.add_argument("--val-split", default="validation", help="validation split ('' to skip)")
+    t.add_argument("--val-limit", type=int)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", type=Path, required=True, help="run folder")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing model.keras")
+
+    e = sub.add_parser("evaluate", help="score a trained model on a split")
+    _data_args(e, "validation")
+    e.add_argument("--model", type=Path, required=True, help=".keras file")
+    e.add_argument("--limit", type=int)
+    e.add_argument("--threshold", type=float, default=0.5)
+    e.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("predict", help="write masks for a folder of images")
+    p.add_argument("--model", type=Path, required=True, help=".keras file")
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="mask folder")
+    p.add_argument(
+        "--crop-dir", type=Path, help="also write lesion crops here (for the classifier)"
+    )
+    p.add_argument("--margin", type=float, default=0.1, help="crop margin (fraction of box side)")
+    p.add_argument("--threshold", type=float, default=0.5)
+    return parser
+
+
+def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **kw):
+    """(dataset, image_ids) for the CLI's data arguments; ids are None for TFDS sources."""
+    from tfmelanoma.models.segmentation import data  # noqa: PLC0415  (imports TensorFlow)
+
+    if args.data.startswith("tfds:"):
+        ds = data.tfds_dataset(
+            args.data[5:], split, image_size, batch_size, data_dir=args.tfds_data_dir, **kw
+        )
+        return (ds.take(-(-limit // batch_size)) if limit else ds), None
+    if args.data == "folder":
+        if not (args.images and args.masks):
+            raise SystemExit("--data folder needs --images and --masks")
+        pairs = data.folder_pairs(args.images, args.masks, limit=limit)
+    else:
+        if args.data_dir is None:
+            raise SystemExit(
+                f"--data {args.data} needs --data-dir (the folder with the official folders)"
+            )
+        pairs = data.find_pairs(args.data, args.data_dir, split, limit=limit)
+    log.info("%s/%s: %d image/mask pairs", args.data, split, len(pairs))
+    return data.make_dataset(pairs, image_size, batch_size, **kw), pairs.image_ids
+
+
+def _resolve(args) -> dict:
+    cfg = dict(DEFAULTS)
+    for preset in args.preset:
+        cfg.update(PRESETS.get(preset, {}))
+    for key in DEFAULTS:
+        value = getattr(args, key, None)
+        if value is not None:
+            cfg[key] = value
+    return cfg
+
+
+def _model_kwargs(name: str, cfg: dict, args) -> dict:
+    kw = {
+        "input_shape": (cfg["image_size"], cfg["image_size"], 3),
+        "colour_space": cfg["colour_space"],
+    }
+    if name in ("unet", "attention_unet", "attention_residual_unet"):
+        kw.update({k: cfg[k] for k in ("base_filters", "depth") if cfg[k] is not None})
+    if name == "aernet" and args.encoder:
+        kw["encoder"] = args.encoder
+    if args.weights and args.weights.lower() != "none" and name not in ABLATION[:3]:
+        kw["weights"] = args.weights
+    return kw
+
+
+def train_one(name: str, cfg: dict, args, out: Path) -> dict:
+    """Trains one registry model into `out`; returns its summary (validation scores if any)."""
+    import keras  # noqa: PLC0415
+
+    from tfmelanoma.models import create_model  # noqa: PLC0415
+    from tfmelanoma.models.segmentation import losses, metrics  # noqa: PLC0415
+
+    model_path = out / "model.keras"
+    if model_path.exists() and not args.overwrite:
+        raise SystemExit(f"{model_path} exists; pass --overwrite or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    size, batch = cfg["image_size"], cfg["batch_size"]
+    train_ds, _ = load_data(
+        args,
+        args.split,
+        size,
+        batch,
+        cfg["limit"],
+        augment=not args.no_augment,
+        shuffle=True,
+        repeat=cfg["steps_per_epoch"] is not None,
+        seed=args.seed,
+    )
+    kwargs = _model_kwargs(name, cfg, args)
+    model = create_model(name, **kwargs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg["lr"]),
+        loss=losses.get_loss(cfg["loss"]),
+        metrics=metrics.keras_metrics(),
+    )
+    val = None
+    if args.val_split:
+        val, val_ids = load_data(args, args.val_split, size, batch, cfg["val_limit"])
+    config = {
+        "model": name,
+        "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+        "params": model.count_params(),
+        **cfg,
+        "data": args.data,
+        "split": args.split,
+        "val_split": args.val_split,
+        "augment": not args.no_augment,
+        "seed": args.seed,
+        "argv": sys.argv,
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    start = time.perf_counter()
+    model.fit(
+        train_ds,
+        epochs=cfg["epochs"],
+        steps_per_epoch=cfg["steps_per_epoch"],
+        validation_data=val,
+        callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))],
+        verbose=2 if args.verbose >= 0 else 0,
+    )
+    seconds = time.perf_counter() - start
+    tmp = out / "model.tmp.keras"  # write then rename: a crash never leaves a half-written model
+    model.save(tmp)
+    tmp.replace(model_path)
+    summary = {"model": name, "params": model.count_params(), "train_seconds": round(seconds, 1)}
+    if val is not None:
+        summary.update(evaluate_model(model, val, val_ids, out / "validation"))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("%s: %s", name, summary)
+    return summary
+
+
+def evaluate_model(model, ds, image_ids, out: Path, threshold: float = 0.5) -> dict:
+    """Predicts a dataset, writes per_image.csv, metrics.json and grid.png; returns the summary."""
+    import numpy as np  # noqa: PLC0415
+
+    from tfmelanoma.models.segmentation import report  # noqa: PLC0415
+
+    images, masks, probs = [], [], []
+    for x, y in ds:
+        images.append(x.numpy())
+        masks.append(y.numpy())
+        probs.append(np.asarray(model.predict_on_batch(x)))
+    images, masks, probs = (np.concatenate(a) for a in (images, masks, probs))
+    if image_ids is None:
+        image_ids = [f"#{i}" for i in range(len(masks))]
+    rows, summary = report.score_predictions(masks, probs, list(image_ids), threshold)
+    report.write_scores(rows, summary, out)
+    report.save_grid(
+        images, masks, probs, image_ids, [r["jaccard"] for r in rows], out / "grid.png"
+    )
+    return summary
+
+
+def cmd_train(args) -> int:
+    cfg = _resolve(args)
+    if "ablation" in args.preset:
+        rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
+        _write_ablation(rows, args.out)
+    else:
+        train_one(args.model, cfg, args, args.out)
+    return 0
+
+
+def _write_ablation(rows: list, out: Path) -> None:
+    lines = [
+        "| model | params | train s | Jaccard | Dice | thresholded Jaccard |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['train_seconds']} | "
+            f"{r.get('jaccard', float('nan')):.4f} | {r.get('dice', float('nan')):.4f} | "
+            f"{r.get('thresholded_jaccard', float('nan')):.4f} |"
+        )
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def cmd_evaluate(args) -> int:
+    import keras  # noqa: PLC0415
+
+    import tfmelanoma.models  # noqa: F401, PLC0415  (registers the custom layers)
+
+    model = keras.models.load_model(args.model, safe_mode=True)
+    height = model.input_shape[1]
+    ds, ids = load_data(args, args.split, height, 8, args.limit)
+    summary = evaluate_model(model, ds, ids, args.out, args.threshold)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import keras  # noqa: PLC0415
+
+    import tfmelanoma.models  # noqa: F401, PLC0415
+    from tfmelanoma.models.segmentation import inference  # noqa: PLC0415
+
+    model = keras.models.load_model(args.model, safe_mode=True)
+    rows = inference.predict_folder(
+        model, args.images, args.out, args.crop_dir, args.threshold, args.margin
+    )
+    print(
+        f"wrote {len(rows)} masks to {args.out}"
+        + (f" and crops to {args.crop_dir}" if args.crop_dir else "")
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `tfmelanoma-segment` / `python -m tfmelanoma.segment`."""
+    quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
