@@ -1,0 +1,1 @@
+"""PH2 dataset builder (`ph2`)."""

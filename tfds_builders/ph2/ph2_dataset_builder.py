@@ -1,0 +1,130 @@
+"""PH2: 200 dermoscopic images (Hospital Pedro Hispano) with lesion masks and clinical diagnosis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+
+_NAME = "ph2"
+_ROOT = "PH2Dataset/"
+_IMAGES = "PH2 Dataset images"
+_TABLE = "PH2_dataset.txt"
+# "Clinical Diagnosis" column of PH2_dataset.txt.
+_CLINICAL_DIAGNOSIS = {"0": "common_nevus", "1": "atypical_nevus", "2": "melanoma"}
+
+
+def _read_table(path: Path) -> dict[str, str]:
+    """`PH2_dataset.txt`, a "||"-separated table: case name -> diagnosis string.
+
+    Columns after splitting on "||": "", Name, Histological Diagnosis, Clinical Diagnosis
+    (0 common nevus, 1 atypical nevus, 2 melanoma), dermoscopic criteria, colours; a legend
+    follows the table.
+    """
+    cases = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, start=1):
+            fields = [p.strip() for p in line.split("||")]
+            if len(fields) < 4 or not fields[1].startswith("IMD"):
+                continue  # header, legend or blank line
+            if fields[3] not in _CLINICAL_DIAGNOSIS:
+                raise ValueError(
+                    f"{path}:{line_no}: clinical diagnosis {fields[3]!r} of {fields[1]} is not "
+                    f"one of {sorted(_CLINICAL_DIAGNOSIS)}"
+                )
+            cases[fields[1]] = _CLINICAL_DIAGNOSIS[fields[3]]
+    if not cases:
+        raise ValueError(f"{path}: no case rows (`|| IMDxxx || ... ||`) found")
+    return cases
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for PH2 (classification and segmentation configs)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Request and download `PH2Dataset.rar` from https://www.fc.up.pt/addi/ph2%20database.html
+    (research and education use), extract it (TFDS cannot open .rar), and put the extracted
+    `PH2Dataset/` folder in `manual_dir` (a `PH2Dataset.zip` re-pack of that folder also works).
+    The builder reads `PH2Dataset/PH2_dataset.txt` and
+    `PH2Dataset/PH2 Dataset images/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp` (+ `IMDxxx_lesion/`).
+    """
+    BUILDER_CONFIGS = [
+        common.LesionConfig(
+            name="classification_512",
+            description="Images resized to a 512 px long side.",
+            max_side=512,
+        ),
+        common.LesionConfig(name="classification_original", description="Original 768x560 images."),
+        common.LesionConfig(
+            name="segmentation_512",
+            description="Images and lesion masks resized to a 512 px long side.",
+            max_side=512,
+            segmentation=True,
+        ),
+        common.LesionConfig(
+            name="segmentation_original",
+            description="Original images with their lesion masks.",
+            segmentation=True,
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        segmentation = self.builder_config.segmentation
+        return self.dataset_info_from_configs(
+            features=common.classification_features(with_mask=segmentation),
+            supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
+            homepage="https://www.fc.up.pt/addi/ph2%20database.html",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = common.locate_manual_files(
+            dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )[_ROOT.rstrip("/")]
+        common.check_manual_files(
+            root, [_TABLE, _IMAGES], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+        # PH2 has no official split: everything is `train`; the merge step splits it.
+        return {"train": self._generate_examples(split="train", root=root)}
+
+    def _generate_examples(self, split: str, root: Path):
+        table = root / _TABLE
+        cases = _read_table(table)
+        images_dir = root / _IMAGES
+        case_dirs = {p.name: p for p in images_dir.iterdir() if p.is_dir()}
+        common.report_unlabeled(
+            self, split, (p for name, p in case_dirs.items() if name not in cases), table
+        )
+        max_side = self.builder_config.max_side
+        segmentation = self.builder_config.segmentation
+        for case, diagnosis in cases.items():
+            case_dir = images_dir / case
+
+            def make(case=case, case_dir=case_dir, diagnosis=diagnosis):
+                image = common.read_image(
+                    case_dir / f"{case}_Dermoscopic_Image" / f"{case}.bmp", max_side=max_side
+                )
+                mask = None
+                if segmentation:
+                    mask = common.read_mask(
+                        case_dir / f"{case}_lesion" / f"{case}_lesion.bmp",
+                        size=image.array.shape[:2],
+                    )
+                return common.make_example(
+                    dataset=_NAME,
+                    image=image,
+                    image_id=case,
+                    diagnosis=diagnosis,
+                    image_type="dermoscopic",
+                    mask=mask,
+                )
+
+            example = common.example_or_skip(self, split, make)
+            if example is not None:
+                yield case, example
+        self.log_skipped(split)
