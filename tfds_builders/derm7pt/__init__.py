@@ -1,0 +1,1 @@
+"""derm7pt (seven-point checklist) dataset builder (`derm7pt`)."""

@@ -1,0 +1,1 @@
+"""MED-NODE dataset builder (`med_node`)."""

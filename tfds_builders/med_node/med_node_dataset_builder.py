@@ -1,0 +1,85 @@
+"""MED-NODE: 70 melanoma and 100 naevus clinical (non-dermoscopic) photographs, UMCG Groningen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+
+_NAME = "med_node"
+_ROOT = "complete_mednode_dataset/"
+_CLASSES = ("melanoma", "naevus")
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for MED-NODE (one `train` split; the merge step makes held-out splits)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Download `complete_mednode_dataset.zip` from
+    https://www.cs.rug.nl/~imaging/databases/melanoma_naevi/ and put the zip, or its extracted
+    `complete_mednode_dataset/` folder (with `melanoma/` and `naevus/` inside), in `manual_dir`.
+    """
+    BUILDER_CONFIGS = [
+        common.LesionConfig(
+            name="resized_512",
+            description="Images resized to a 512 px long side.",
+            max_side=512,
+            image_type="clinical",
+        ),
+        common.LesionConfig(
+            name="original", description="Images at original size.", image_type="clinical"
+        ),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "resized_512"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.classification_features(),
+            supervised_keys=("image", "label"),
+            homepage="https://www.cs.rug.nl/~imaging/databases/melanoma_naevi/",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = common.locate_manual_files(
+            dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )[_ROOT.rstrip("/")]
+        common.check_manual_files(
+            root, _CLASSES, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+        # No official split: everything is `train`.
+        return {"train": self._generate_examples(split="train", root=root)}
+
+    def _generate_examples(self, split: str, root: Path):
+        # Images outside melanoma/ and naevus/ have no label.
+        unlabeled = [
+            p
+            for p in root.rglob("*")
+            if p.suffix.lower() in _IMAGE_SUFFIXES and p.relative_to(root).parts[0] not in _CLASSES
+        ]
+        common.report_unlabeled(self, split, unlabeled, "the melanoma/ or naevus/ folders")
+        max_side = self.builder_config.max_side
+        for cls in _CLASSES:
+            for path in sorted(
+                p for p in (root / cls).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES
+            ):
+                image_id = f"{cls}/{path.stem}"
+
+                def make(path=path, image_id=image_id, cls=cls):
+                    return common.make_example(
+                        dataset=_NAME,
+                        image=common.read_image(path, max_side=max_side),
+                        image_id=image_id,
+                        diagnosis=cls,
+                        image_type="clinical",
+                    )
+
+                example = common.example_or_skip(self, split, make)
+                if example is not None:
+                    yield image_id, example
+        self.log_skipped(split)
