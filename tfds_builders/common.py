@@ -379,3 +379,25 @@ def example_or_skip(builder: BadFilePolicyMixin, split: str, make) -> dict | Non
     except ImageReadError as e:
         builder.handle_bad_file(split, e)
         return None
+
+
+def beam_examples(rows: list, make, *, dataset: str, skip: bool):
+    """An Apache Beam `PTransform` for `_generate_examples`: `make(row) -> (key, example)` per row.
+
+    Decoding and resizing run on the Beam workers (rows must be small and picklable); a bad image
+    raises there, or with `skip` is dropped and counted in the `<dataset>/skipped_bad_images`
+    Beam counter (Beam workers cannot write `info.metadata`). Needs `pip install apache-beam`.
+    """
+    beam = tfds.core.lazy_imports.apache_beam
+    counter = beam.metrics.Metrics.counter(dataset, "skipped_bad_images")
+
+    def _one(row):
+        try:
+            yield make(row)
+        except ImageReadError as e:
+            if not skip:
+                raise
+            logger.warning("%s: skipping %s", dataset, e)
+            counter.inc()
+
+    return beam.Create(rows) | beam.FlatMap(_one)

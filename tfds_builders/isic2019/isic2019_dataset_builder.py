@@ -10,6 +10,7 @@ label, and the common schema has no "unlabelled" value).
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -148,7 +149,12 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str, rows: list[Row]):
         max_side = self.builder_config.max_side
         if self.use_beam:
-            return beam_examples(rows, max_side=max_side, skip=self.skip_bad_files)
+            return common.beam_examples(
+                rows,
+                functools.partial(keyed_example, max_side=max_side),
+                dataset=_NAME,
+                skip=self.skip_bad_files,
+            )
         return self._python_examples(split, rows, max_side)
 
     def _python_examples(self, split: str, rows: list[Row], max_side: int | None):
@@ -225,6 +231,11 @@ def _as_float(value: str) -> float | None:
         return None
 
 
+def keyed_example(row: Row, max_side: int | None) -> tuple[str, dict]:
+    """(key, example) of one row, for the Beam path."""
+    return row.image_id, example_from_row(row, max_side)
+
+
 def example_from_row(row: Row, max_side: int | None) -> dict:
     """Reads the image of one row and builds its example (raises `common.ImageReadError`)."""
     return common.make_example(
@@ -238,24 +249,3 @@ def example_from_row(row: Row, max_side: int | None) -> dict:
         anatomic_site=row.site,
         image_type="dermoscopic",
     )
-
-
-def beam_examples(rows: list, *, max_side: int | None, skip: bool, make=example_from_row):
-    """The Apache Beam version of the example loop: one `FlatMap` over the rows.
-
-    Decoding and resizing run on the Beam workers; a bad image raises there, or with `skip` is
-    dropped and counted in the `skipped_bad_images` Beam counter.
-    """
-    beam = tfds.core.lazy_imports.apache_beam
-    counter = beam.metrics.Metrics.counter(_NAME, "skipped_bad_images")
-
-    def _one(row):
-        try:
-            yield row.image_id, make(row, max_side)
-        except common.ImageReadError as e:
-            if not skip:
-                raise
-            logger.warning("%s: skipping %s", _NAME, e)
-            counter.inc()
-
-    return beam.Create(rows) | beam.FlatMap(_one)

@@ -168,7 +168,9 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_beam_generation_matches_python(tmp_path):
-    pytest.importorskip("apache_beam", reason="apache-beam not installed (optional extra)")
+    apache_beam = pytest.importorskip("apache_beam", reason="apache-beam not installed (extra)")
+    builder = b.Builder(data_dir=str(tmp_path / "x"), config="original", use_beam=True)
+    assert isinstance(builder._generate_examples(split="train", rows=[]), apache_beam.PTransform)
     beam = _examples(_prepare(tmp_path / "beam", DUMMY, use_beam=True))
     python = _examples(_prepare(tmp_path / "py", DUMMY))
     assert beam.keys() == python.keys()

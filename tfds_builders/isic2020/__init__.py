@@ -1,0 +1,1 @@
+"""isic2020 dataset."""

@@ -1,0 +1,254 @@
+"""SIIM-ISIC 2020 challenge: 33,126 dermoscopic training images of 2,056 patients, with lesion ids.
+
+Labels and ids come from `ISIC_2020_Training_GroundTruth_v2.csv` (the v2 file adds `lesion_id`).
+The official `ISIC_2020_Training_Duplicates.csv` lists 425 pairs of images of the same lesion that
+are near-identical; by default the second image of each pair (`image_name_2`) is dropped so that
+the same picture cannot land in both a training and an evaluation split. Configs whose name ends in
+`_with_duplicates` keep them. The test set's labels were never published, so there is no test
+split.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+from pathlib import Path
+from typing import NamedTuple
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+from tfmelanoma import labels
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+_NAME = "isic2020"
+TRAIN_ZIP = "ISIC_2020_Training_JPEG.zip"
+# Where the training JPEGs may be: the official zip extracts to train/; Kaggle ships jpeg/train/.
+IMAGE_DIRS = ("train", "ISIC_2020_Training_JPEG/train", "jpeg/train")
+GROUND_TRUTH = "ISIC_2020_Training_GroundTruth_v2.csv"
+DUPLICATES = "ISIC_2020_Training_Duplicates.csv"
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Download from https://challenge.isic-archive.com/data/#2020 (SIIM-ISIC 2020, CC BY-NC 4.0) and
+place in the manual directory (default ~/tensorflow_datasets/downloads/manual/):
+  {TRAIN_ZIP}  (23 GB; or extracted: train/ISIC_0015719.jpg ...; the Kaggle copy's
+      jpeg/train/ is accepted too)
+  {GROUND_TRUTH}
+  {DUPLICATES}  (needed unless a *_with_duplicates config is used)
+The test images have no published labels and are not used.
+"""
+
+
+@dataclasses.dataclass(eq=False)
+class Isic2020Config(common.LesionConfig):
+    """`LesionConfig` plus `keep_duplicates`: keep both images of each official duplicate pair."""
+
+    keep_duplicates: bool = False
+
+
+class Row(NamedTuple):
+    """One labelled image from the ground-truth CSV (small and picklable for Beam)."""
+
+    image_id: str
+    path: str
+    diagnosis: str
+    patient_id: str
+    lesion_id: str
+    age: str
+    sex: str
+    site: str
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth row whose `target` disagrees with its diagnosis, or a missing column."""
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for the SIIM-ISIC 2020 training set.
+
+    Builder kwargs: `skip_bad_files` (see `common.BadFilePolicyMixin`) and `use_beam` (generate
+    with Apache Beam; `pip install apache-beam`).
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    BUILDER_CONFIGS = [
+        Isic2020Config(
+            name="resized_512",
+            max_side=512,
+            description="Long side shrunk to 512 px; second image of each duplicate pair dropped.",
+        ),
+        Isic2020Config(
+            name="original",
+            description="Downloaded size (up to 6000x4000); duplicates dropped.",
+        ),
+        Isic2020Config(
+            name="resized_512_with_duplicates",
+            max_side=512,
+            keep_duplicates=True,
+            description="Long side shrunk to 512 px; all 33,126 images, duplicates kept.",
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "resized_512"
+
+    def __init__(self, *, use_beam: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.use_beam = use_beam
+        self._original_state["use_beam"] = use_beam  # kept when pickled (Beam)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=common.classification_features(),
+            supervised_keys=("image", "label"),
+            homepage="https://challenge.isic-archive.com/data/#2020",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        image_dir, gt, duplicates = self._locate(dl_manager)
+        rows = self._checked_rows("train", image_dir, gt, duplicates)
+        return {"train": self._generate_examples(split="train", rows=rows)}
+
+    def _locate(self, dl_manager) -> tuple[Path, Path, Path | None]:
+        """The image folder (extracting the zip when only it is there) and the CSVs."""
+        root = Path(dl_manager.manual_dir)
+        image_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+        missing = []
+        if image_dir is None and (root / TRAIN_ZIP).is_file():
+            extracted = Path(dl_manager.extract(root / TRAIN_ZIP))
+            image_dir = extracted / "train" if (extracted / "train").is_dir() else extracted
+        elif image_dir is None:
+            missing.append(f"{root / TRAIN_ZIP} (or one of {', '.join(IMAGE_DIRS)}/ in {root})")
+        names = [GROUND_TRUTH] + ([] if self.builder_config.keep_duplicates else [DUPLICATES])
+        missing += [str(root / n) for n in names if not (root / n).is_file()]
+        if missing:
+            listing = "\n".join(f"  - {m}" for m in missing)
+            raise common.MissingFilesError(
+                f"{_NAME}: {len(missing)} expected file(s) missing from the manual download "
+                f"directory {root}:\n{listing}\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
+            )
+        duplicates = None if self.builder_config.keep_duplicates else root / DUPLICATES
+        return image_dir, root / GROUND_TRUTH, duplicates
+
+    def _checked_rows(
+        self, split: str, image_dir: Path, gt: Path, duplicates: Path | None
+    ) -> list[Row]:
+        """Reads the CSVs, drops duplicates, pairs rows with images, before anything is written."""
+        rows, errors = read_rows(image_dir, gt)
+        dropped = read_duplicates(duplicates) if duplicates else set()
+        for error in errors.values():
+            self.handle_bad_file(split, error)
+        images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
+        listed = {r.image_id for r in rows} | errors.keys()
+        # A dropped duplicate is listed in the ground truth, so it is not "without a label".
+        common.report_unlabeled(self, split, [images[i] for i in images.keys() - listed], gt)
+        kept = []
+        for row in rows:
+            if row.image_id in dropped:
+                continue
+            if row.image_id in images:
+                kept.append(row)
+            else:
+                self.handle_bad_file(
+                    split, common.ImageReadError(f"{row.path}: image listed in {gt} is missing")
+                )
+        self.info.metadata["duplicates_dropped"] = sum(r.image_id in dropped for r in rows)
+        return kept
+
+    def _generate_examples(self, split: str, rows: list[Row]):
+        max_side = self.builder_config.max_side
+        if self.use_beam:
+            return common.beam_examples(
+                rows,
+                functools.partial(keyed_example, max_side=max_side),
+                dataset=_NAME,
+                skip=self.skip_bad_files,
+            )
+        return self._python_examples(split, rows, max_side)
+
+    def _python_examples(self, split: str, rows: list[Row], max_side: int | None):
+        for row in rows:
+            example = common.example_or_skip(
+                self, split, lambda r=row: example_from_row(r, max_side)
+            )
+            if example is not None:
+                yield row.image_id, example
+        self.log_skipped(split)
+
+
+def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTruthError]]:
+    """Streams the v2 ground truth into rows; checks `target` against the label map.
+
+    Returns:
+        Rows in CSV order and {image name: error} for rows whose target contradicts the diagnosis.
+
+    Raises:
+        GroundTruthError: a required column is missing (naming the file and the columns).
+    """
+    required = ["image_name", "patient_id", "lesion_id", "diagnosis", "target"]
+    rows, errors = [], {}
+    with gt.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise GroundTruthError(
+                f"{gt}: missing column(s) {missing}; header is {reader.fieldnames} "
+                f"(the v2 file {GROUND_TRUTH} is needed: it has lesion_id)"
+            )
+        for line, r in enumerate(reader, start=2):
+            binary = labels.map_diagnosis(_NAME, r["diagnosis"]).binary
+            if r["target"].strip() != str(int(binary == "melanoma")):
+                errors[r["image_name"]] = GroundTruthError(
+                    f"{gt}:{line}: {r['image_name']} has target {r['target']!r} but diagnosis "
+                    f"{r['diagnosis']!r} (label map: {binary})"
+                )
+                continue
+            rows.append(
+                Row(
+                    image_id=r["image_name"],
+                    path=str(image_dir / f"{r['image_name']}.jpg"),
+                    diagnosis=r["diagnosis"],
+                    patient_id=r["patient_id"],
+                    lesion_id=r["lesion_id"],
+                    age=r.get("age_approx") or "",
+                    sex=r.get("sex") or "",
+                    site=r.get("anatom_site_general_challenge") or "",
+                )
+            )
+    return rows, errors
+
+
+def read_duplicates(path: Path) -> set[str]:
+    """`image_name_2` of every pair in the official duplicates list (the images to drop)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not {"image_name_1", "image_name_2"} <= set(reader.fieldnames or []):
+            raise GroundTruthError(
+                f"{path}: expected columns image_name_1,image_name_2; got {reader.fieldnames}"
+            )
+        return {r["image_name_2"] for r in reader}
+
+
+def keyed_example(row: Row, max_side: int | None) -> tuple[str, dict]:
+    """(key, example) of one row, for the Beam path."""
+    return row.image_id, example_from_row(row, max_side)
+
+
+def example_from_row(row: Row, max_side: int | None) -> dict:
+    """Reads the image of one row and builds its example (raises `common.ImageReadError`)."""
+    return common.make_example(
+        dataset=_NAME,
+        image=common.read_image(row.path, max_side=max_side),
+        image_id=row.image_id,
+        diagnosis=row.diagnosis,
+        patient_id=row.patient_id,
+        lesion_id=row.lesion_id,
+        age=row.age,
+        sex=row.sex,
+        anatomic_site=row.site,
+        image_type="dermoscopic",
+    )
