@@ -1,0 +1,105 @@
+"""`python -m tfmelanoma.evaluate` end to end on a small saved model and folders of images."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfmelanoma.evaluate import main
+
+
+def _save_model(path, k: int = 2) -> None:
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(k, activation="softmax" if k > 1 else "sigmoid")(x)
+    keras.Model(inp, out).save(path)
+
+
+def _image_folders(root, counts: dict[str, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for folder, n in counts.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            # Different sizes on purpose: the CLI must resize to the model input.
+            arr = rng.integers(0, 256, (20 + i % 3, 24, 3), dtype=np.uint8)
+            arr[..., 0] = 220 if folder in ("malignant", "melanoma") else 40  # learnable signal
+            Image.fromarray(arr).save(root / folder / f"{folder}_{i:03d}.png")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    _save_model(root / "m.keras")
+    _save_model(root / "sig.keras", k=1)
+    _image_folders(root / "test", {"benign": 12, "malignant": 10}, 0)
+    _image_folders(root / "val", {"benign": 10, "malignant": 10}, 1)
+    return root
+
+
+def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys):
+    out = tmp_path / "report"
+    rc = main(
+        [
+            "--model",
+            str(setup / "m.keras"),
+            "--model",
+            str(setup / "sig.keras"),
+            "--ensemble",
+            "mean",
+            "--images-dir",
+            str(setup / "test"),
+            "--val-images-dir",
+            str(setup / "val"),
+            "--class-map",
+            "benign=non_melanoma,malignant=melanoma",
+            "--out",
+            str(out),
+            "--tta",
+            "--bootstrap",
+            "20",
+            "--gradcam",
+            "2",
+            "--gradcam-layer",
+            "last_conv",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test"] == 22 and metrics["n_validation"] == 20
+    assert metrics["rejection"]["threshold"] is not None
+    with (out / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["label"] for r in rows} == {"non_melanoma", "melanoma"}
+    assert rows[0]["image_id"] == "benign_000"
+    assert len(list((out / "gradcam").glob("gradcam_*.png"))) == 2
+    assert "report:" in capsys.readouterr().out
+
+
+def test_cli_bad_inputs(setup, tmp_path, capsys):
+    base = ["--model", str(setup / "m.keras"), "--out", str(tmp_path / "o"), "--bootstrap", "0"]
+    # Folders that are not model classes, without --class-map.
+    assert main([*base, "--images-dir", str(setup / "test")]) == 2
+    assert "'benign' is not one of the model's classes" in capsys.readouterr().err
+    # Model with 2 outputs against 3 named classes.
+    assert main([*base, "--images-dir", str(setup / "test"), "--class-names", "a,b,c"]) == 2
+    assert "outputs 2 probabilities but the classes are" in capsys.readouterr().err
+    # Empty test folder.
+    (tmp_path / "empty" / "melanoma").mkdir(parents=True)
+    assert main([*base, "--images-dir", str(tmp_path / "empty")]) == 2
+    assert "no images found" in capsys.readouterr().err
+    # Threshold outside [0, 1]: refused before anything is loaded or written.
+    assert main([*base, "--images-dir", str(setup / "test"), "--threshold", "1.5"]) == 2
+    assert "must be in [0, 1]" in capsys.readouterr().err
+    assert (
+        main(["--model", str(tmp_path / "missing.keras"), "--out", "x", "--images-dir", "y"]) == 2
+    )
+    assert "expected a run folder or an existing .keras file" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,322 @@
+"""Evaluate a trained classifier: `python -m tfmelanoma.evaluate --model RUN|FILE.keras --out DIR`.
+
+Writes the report folder of `tfmelanoma.evaluation.evaluate_predictions` (metrics.json,
+predictions.csv, report.md / report.html, PNG plots) for a test set given as a prepared dataset
+(`--test isic2017`) or a folder of class sub-folders (`--images-dir`), optionally with TTA, an
+ensemble of several models, and Grad-CAM overlays of the worst mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tfmelanoma.cli import OneLineErrorParser, fail
+from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
+
+PROG = "python -m tfmelanoma.evaluate"
+log = get_logger("tfmelanoma.evaluate")
+
+EXAMPLES = f"""examples:
+  {PROG} --model runs/meshnet_sample --out reports/meshnet        # the run's own test split
+  {PROG} --model runs/a --test kaggle_fanconic --out reports/a --tta
+  {PROG} --model a.keras --model b.keras --ensemble vote --images-dir test/ \\
+      --class-map benign=non_melanoma,malignant=melanoma --val-images-dir val/ --out reports/ab
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineErrorParser(
+        prog=PROG,
+        description=__doc__.splitlines()[0],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="RUN|FILE",
+        help="run folder (best.keras + config.yaml) or .keras file; repeat for an ensemble",
+    )
+    p.add_argument("--out", required=True, help="report folder to write")
+    src = p.add_argument_group("test data (default: the run's own test split)")
+    src.add_argument("--test", help="dataset name, e.g. isic2017 or sample (prepared TFDS dataset)")
+    src.add_argument("--split", default="test", help="split of --test (default: %(default)s)")
+    src.add_argument(
+        "--images-dir", help="folder of class sub-folders of images, instead of --test"
+    )
+    src.add_argument("--data-dir", help="TFDS data dir (default: the run's, else the TFDS default)")
+    src.add_argument("--manual-dir", help="manual downloads, to prepare a dataset on first use")
+    src.add_argument(
+        "--class-map", help="folder=class pairs for --images-dir, e.g. benign=non_melanoma"
+    )
+    src.add_argument("--limit", type=int, help="evaluate only the first N test images (smoke runs)")
+    val = p.add_argument_group("validation data (temperature scaling and the entropy threshold)")
+    val.add_argument(
+        "--val", metavar="DATASET[:SPLIT]", help="validation dataset (split default: validation)"
+    )
+    val.add_argument("--val-images-dir", help="folder of class sub-folders for validation")
+    val.add_argument("--no-val", action="store_true", help="use no validation data (no rejection)")
+    m = p.add_argument_group("model and prediction")
+    m.add_argument("--class-names", help="comma-separated class names in model-output order")
+    m.add_argument(
+        "--label", choices=("label", "harmonised_diagnosis"), help="label feature to compare with"
+    )
+    m.add_argument(
+        "--image-size", type=int, help="input size (default: run config, else the model's input)"
+    )
+    m.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
+    m.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation (8 zoomed corner crops + mirrors)",
+    )
+    m.add_argument(
+        "--tta-beta",
+        type=float,
+        default=0.4,
+        help="weight of the plain prediction (default: %(default)s)",
+    )
+    m.add_argument("--tta-zoom", type=float, default=1.05, help="default: %(default)s")
+    m.add_argument(
+        "--ensemble",
+        choices=("mean", "weighted", "vote"),
+        default="mean",
+        help="how several --model predictions combine (default: %(default)s)",
+    )
+    m.add_argument("--weights", help="comma-separated weights for --ensemble weighted")
+    e = p.add_argument_group("evaluation settings (EvalConfig)")
+    e.add_argument(
+        "--threshold",
+        type=float,
+        help="fixed entropy threshold in [0, 1] instead of choosing on validation",
+    )
+    e.add_argument("--min-coverage", type=float, default=0.8, help="default: %(default)s")
+    e.add_argument("--ece-bins", type=int, default=10, help="default: %(default)s")
+    e.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default: %(default)s)"
+    )
+    e.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    e.add_argument(
+        "--calibration",
+        default="temperature",
+        help="comma-separated: temperature, platt, isotonic (default: %(default)s)",
+    )
+    g = p.add_argument_group("explanations")
+    g.add_argument(
+        "--gradcam",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Grad-CAM overlays of the N worst mistakes",
+    )
+    g.add_argument(
+        "--gradcam-layer", help="conv layer name (default: the registry's last_conv_layer)"
+    )
+    g.add_argument("--gradcam-plus", action="store_true", help="Grad-CAM++ instead of Grad-CAM")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+def _load_model(path: Path):
+    """(model, run config or None) from a run folder or a .keras file."""
+    import keras
+
+    import tfmelanoma.models  # noqa: F401  (registers the custom layers before loading)
+    from tfmelanoma.config import load_config
+
+    config = None
+    if path.is_dir():
+        file = next(
+            (f for f in (path / "best.keras", path / "checkpoints" / "last.keras") if f.is_file()),
+            None,
+        )
+        if file is None:
+            raise ValueError(f"{path}: run folder without best.keras or checkpoints/last.keras")
+        if (path / "config.yaml").is_file():
+            config = load_config(str(path / "config.yaml"))
+        path = file
+    elif not path.is_file() or path.suffix != ".keras":
+        raise ValueError(f"--model {path}: expected a run folder or an existing .keras file")
+    return keras.models.load_model(path, safe_mode=True), config
+
+
+def _num_outputs(model) -> int:
+    shape = model.output_shape
+    if isinstance(shape, dict):
+        shape = shape.get("diagnosis", next(iter(shape.values())))
+    return int(shape[-1])
+
+
+def _class_names(args, k: int, config) -> tuple[list[str], str]:
+    from tfmelanoma import labels
+
+    label = args.label or (config.data.label if config else None)
+    if args.class_names:
+        names = [c.strip() for c in args.class_names.split(",") if c.strip()]
+    elif label == "harmonised_diagnosis" or (label is None and k == len(labels.HARMONISED_CLASSES)):
+        names, label = list(labels.HARMONISED_CLASSES), "harmonised_diagnosis"
+    else:
+        names = list(labels.BINARY_CLASSES)
+    k_eff = 2 if k == 1 else k
+    if len(names) != k_eff:
+        raise ValueError(
+            f"the model outputs {k} probabilities but the classes are {names} "
+            f"({len(names)}); pass --class-names or a matching --label"
+        )
+    return names, label or "label"
+
+
+def _dataset(name: str, split: str, args, config):
+    """A prepared dataset split as tf.data dicts, via `tfmelanoma.datasets.load_split`."""
+    from tfmelanoma import datasets
+    from tfmelanoma.data.prepare import builder_name, ensure_prepared
+
+    data_dir = args.data_dir or (config.data.data_dir if config else None) or None
+    ensure_prepared(name, data_dir, args.manual_dir)
+    kw = {"seed": config.run.seed, "test_fraction": config.data.test_fraction} if config else {}
+    view = datasets.load_split(builder_name(name), split, data_dir=data_dir, **kw)
+    if len(view) == 0:
+        raise ValueError(f"dataset {name!r} split {split!r} is empty: nothing to evaluate")
+    return view.as_tf_dataset(), len(view)
+
+
+def _sources(args, names, config):
+    """(test dataset, size, validation dataset or None, size) as the arguments ask."""
+    from tfmelanoma.evaluation import data
+
+    class_map = data.parse_class_map(args.class_map)
+    run_splits = None
+    if (not args.test and not args.images_dir) or (
+        config and not (args.val or args.val_images_dir or args.no_val)
+    ):
+        if config is None:
+            raise ValueError(
+                "give --test DATASET or --images-dir DIR (a .keras file has no run config)"
+            )
+        from tfmelanoma.training.data import load_splits
+
+        if args.data_dir or args.manual_dir:
+            import dataclasses
+
+            config = dataclasses.replace(
+                config,
+                data=dataclasses.replace(
+                    config.data,
+                    data_dir=args.data_dir or config.data.data_dir,
+                    manual_dir=args.manual_dir or config.data.manual_dir,
+                ),
+            )
+        run_splits = load_splits(config)
+    if args.images_dir:
+        test = data.images_dir_dataset(args.images_dir, names, class_map)
+    elif args.test:
+        test = _dataset(args.test, args.split, args, config)
+    else:
+        test = (run_splits.test, run_splits.summary["sizes"]["test"])
+    val = (None, 0)
+    if args.no_val:
+        pass
+    elif args.val_images_dir:
+        val = data.images_dir_dataset(args.val_images_dir, names, class_map)
+    elif args.val:
+        name, _, split = args.val.partition(":")
+        val = _dataset(name, split or "validation", args, config)
+    elif run_splits is not None:
+        val = (run_splits.validation, run_splits.summary["sizes"]["validation"])
+    return (*test, *val)
+
+
+def run(args) -> dict:
+    """Evaluates as `args` say and returns the metrics dict (see `build_parser`)."""
+    import numpy as np
+
+    from tfmelanoma.evaluation import EvalConfig, data, ensemble, evaluate_predictions, tta
+    from tfmelanoma.evaluation.inference import as_predictor
+
+    config = EvalConfig(
+        ece_bins=args.ece_bins,
+        min_coverage=args.min_coverage,
+        entropy_threshold=args.threshold,
+        bootstrap_n=args.bootstrap,
+        bootstrap_seed=args.seed,
+        calibration_methods=tuple(c.strip() for c in args.calibration.split(",") if c.strip()),
+    )  # validated first: a bad threshold fails before any model is loaded
+    loaded = [_load_model(Path(m)) for m in args.model]
+    models, run_config = [m for m, _ in loaded], loaded[0][1]
+    widths = {max(2, _num_outputs(m)) for m in models}  # one sigmoid unit = two classes
+    if len(widths) != 1:
+        raise ValueError(f"the ensemble's models output different class counts {sorted(widths)}")
+    names, label_key = _class_names(args, widths.pop(), run_config)
+    size = (
+        args.image_size
+        or (run_config.data.image_size if run_config else None)
+        or models[0].input_shape[1]
+    )
+    if not size:
+        raise ValueError("the model accepts any input size; pass --image-size")
+    predictors = [
+        tta.tta_predictor(m, tta.TTAConfig(zoom=args.tta_zoom, beta=args.tta_beta), args.batch_size)
+        if args.tta
+        else as_predictor(m, args.batch_size)
+        for m in models
+    ]
+    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    predictor = (
+        predictors[0]
+        if len(predictors) == 1
+        else ensemble.ensemble_predictor(predictors, args.ensemble, weights)
+    )
+
+    test_ds, n_test, val_ds, n_val = _sources(args, names, run_config)
+    kw = {"image_size": size, "batch_size": args.batch_size, "label_key": label_key}
+    y, probs, ids = data.predict_dataset(predictor, test_ds, limit=args.limit, total=n_test, **kw)
+    y_val = p_val = None
+    if val_ds is not None:
+        y_val, p_val, _ = data.predict_dataset(
+            predictor, val_ds, what="validation split", total=n_val, **kw
+        )
+    out = Path(args.out)
+    result = evaluate_predictions(y, probs, ids, names, out, y_val, p_val, config)
+    if args.gradcam:
+        from tfmelanoma.evaluation import gradcam
+        from tfmelanoma.evaluation.probs import as_prob_matrix
+
+        model = models[0]
+        layer = gradcam.resolve_layer_name(
+            model, args.gradcam_layer, run_config.model.name if run_config else None
+        )
+        worst = gradcam.worst_cases(y, as_prob_matrix(probs), args.gradcam)
+        wanted = [ids[i] for i in worst]
+        images = data.gather_images(test_ds, wanted, size, label_key)
+        if len(wanted):
+            res = gradcam.grad_cam(model, images, layer, plus=args.gradcam_plus)
+            gradcam.save_overlays(images, res, out / "gradcam", wanted, names, np.asarray(y)[worst])
+        print(f"Grad-CAM ({layer}): {len(wanted)} overlays in {out / 'gradcam'}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point (`tfmelanoma-evaluate`)."""
+    quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        result = run(args)
+    except (ValueError, FileNotFoundError) as err:
+        return fail(PROG, str(err))
+    s = result["summary"]
+    thr = "none" if s["threshold"] is None else f"{s['threshold']:.2f}"
+    print(
+        f"accuracy {s['accuracy']:.3f}, AUC {s.get('auc_roc') or float('nan'):.3f}, "
+        f"ECE {s['ece_top_label']:.3f}; threshold {thr}, coverage {s['coverage']:.1%}, "
+        f"accuracy after rejection {s['accuracy_after_rejection']:.3f}"
+    )
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
