@@ -1,0 +1,1 @@
+"""Third-party code vendored into tfmelanoma (see README.md in this folder)."""

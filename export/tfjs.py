@@ -1,0 +1,228 @@
+"""`python -m export.tfjs`: a trained Keras model → TF.js graph model + meta.json + model.js.
+
+    python -m export.tfjs --model runs/webdemo_meshnet --out webdemo/models/meshnet \\
+        --quantization float32
+
+Writes into `--out`: `model.json` and its weight shard (the standard TF.js graph model),
+`meta.json` (class names, input size, preprocessing, entropy threshold and temperature, training
+data, metrics, version, parity result) and `model.js` (all of it in one script for the page).
+Then checks Keras/TF.js parity on the web demo's gallery images plus random images and fails
+(exit 1) when the bound for the quantisation is exceeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from tfmelanoma.logging_utils import get_logger
+
+log = get_logger(__name__)
+
+CLASS_NAMES_2 = ["non_melanoma", "melanoma"]
+# Documented defaults, used only without an evaluation metrics.json: no temperature scaling, and
+# "uncertain" when the normalised entropy exceeds 0.8 (P(melanoma) roughly in 0.24-0.76).
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_ENTROPY_THRESHOLD = 0.8
+PREPROCESSING = {
+    "decode": "RGB, 8 bit; EXIF orientation applied by the browser",
+    "resize": "bilinear",
+    "half_pixel_centers": True,
+    "antialias": False,
+    "crop": "none (whole image, aspect ratio not kept)",
+    "scale": "none: float32 RGB in [0, 255]; the model normalises inside itself",
+    "alpha": "flattened onto white",
+    "grayscale": "replicated to 3 channels",
+}
+
+
+def _find_key(obj, key: str):
+    """First numeric value stored under `key` anywhere in a nested dict/list (depth first)."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get(key), (int, float)) and not isinstance(obj.get(key), bool):
+            return float(obj[key])
+        children = obj.values()
+    elif isinstance(obj, list):
+        children = obj
+    else:
+        return None
+    for child in children:
+        found = _find_key(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def find_metrics(run_dir: Path | None, explicit: Path | None) -> Path | None:
+    """`--metrics`, else the run folder's `metrics.json` (shallowest), else None."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise FileNotFoundError(
+                f"--metrics {explicit}: no such file (expected an evaluation metrics.json)"
+            )
+        return explicit
+    if run_dir is None:
+        return None
+    found = sorted(run_dir.rglob("metrics.json"), key=lambda p: len(p.parts))
+    return found[0] if found else None
+
+
+def uncertainty_settings(metrics: dict | None, source: str | None) -> dict:
+    """Entropy threshold and temperature from evaluation metrics, else the documented defaults."""
+    threshold = _find_key(metrics, "entropy_threshold") if metrics else None
+    temperature = _find_key(metrics, "temperature") if metrics else None
+    return {
+        "entropy": "normalised Shannon entropy H(p) / ln K of the model's probabilities, in [0, 1]",
+        "rule": "uncertain when entropy > entropy_threshold",
+        "entropy_threshold": DEFAULT_ENTROPY_THRESHOLD if threshold is None else threshold,
+        "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+        "calibrated_probability": "softmax(ln p / temperature)",
+        "source": source
+        if (threshold is not None and source)
+        else "documented defaults (no metrics.json)",
+    }
+
+
+def build_meta(
+    model,
+    name: str,
+    quantization: str,
+    model_dir: Path,
+    metrics_path: Path | None,
+    training: str | None,
+) -> dict:
+    """The meta.json dict (everything the page needs besides the graph and weights)."""
+    import tfmelanoma
+    from export.convert import weights_digest
+
+    metrics = json.loads(metrics_path.read_text()) if metrics_path else None
+    _, h, w, c = model.input_shape
+    k = int(model.output_shape[-1])
+    if k == 2:
+        class_names = CLASS_NAMES_2
+    elif k == 1:
+        raise ValueError(
+            f"{name}: one sigmoid output; the web demo expects softmax over {CLASS_NAMES_2}"
+        )
+    else:
+        from tfmelanoma.labels import HARMONISED_CLASSES
+
+        class_names = list(HARMONISED_CLASSES)
+    shown = {
+        key: val
+        for key, val in (metrics or {}).items()
+        if isinstance(val, (int, float, str)) and not isinstance(val, bool)
+    }
+    training_info = (metrics or {}).get("training", {})
+    if training:
+        training_info = {**training_info, "data": training}
+    weight_bytes = sum(p.stat().st_size for p in model_dir.glob("group*-shard*of*.bin"))
+    return {
+        "format_version": 1,
+        "name": name,
+        "model_version": f"{name}-{tfmelanoma.__version__}-{quantization}-{weights_digest(model_dir)}",
+        "created_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "class_names": class_names,
+        "positive_class": "melanoma",
+        "input": {
+            "height": h,
+            "width": w,
+            "channels": c,
+            "dtype": "float32",
+            "range": [0, 255],
+            "color": "RGB",
+        },
+        "preprocessing": PREPROCESSING,
+        "uncertainty": uncertainty_settings(metrics, str(metrics_path) if metrics_path else None),
+        "quantization": quantization,
+        "weights_bytes": weight_bytes,
+        "params": int(model.count_params()),
+        "training": training_info or "not recorded",
+        "metrics": shown or "not recorded (no metrics.json)",
+        "metrics_source": str(metrics_path) if metrics_path else None,
+        "converter": "tensorflowjs 4.22.0 SavedModel converter (vendored in export/_vendor)",
+        "tfmelanoma_version": tfmelanoma.__version__,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m export.tfjs", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help=".keras file or run folder")
+    ap.add_argument(
+        "--out", type=Path, required=True, help="output folder, e.g. webdemo/models/meshnet"
+    )
+    ap.add_argument("--quantization", choices=("float32", "float16", "uint8"), default="float32")
+    ap.add_argument(
+        "--metrics", type=Path, help="evaluation metrics.json (default: the run folder's)"
+    )
+    ap.add_argument("--name", help="model name shown on the page (default: the Keras model name)")
+    ap.add_argument("--training-data", help="describes the training data in meta.json")
+    ap.add_argument(
+        "--parity-images",
+        type=Path,
+        nargs="*",
+        help="images for the parity check (default: webdemo/gallery/*.jpg)",
+    )
+    ap.add_argument(
+        "--webdemo", type=Path, help="webdemo folder with node_modules (default: beside export/)"
+    )
+    ap.add_argument(
+        "--skip-parity", action="store_true", help="do not run the Keras/TF.js parity check"
+    )
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns 0 on success, 1 when the parity check fails."""
+    args = parse_args(argv)
+    from export import convert, parity
+
+    try:
+        model, run_dir = convert.load_model(args.model)
+        metrics_path = find_metrics(run_dir, args.metrics)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        print(
+            f"error: {args.model}: the web demo needs one image input and one probability output",
+            file=sys.stderr,
+        )
+        return 2
+    if None in model.input_shape[1:3]:
+        print(
+            f"error: {args.model}: input size {model.input_shape} is not fixed; rebuild with input_shape=(H, W, 3)",
+            file=sys.stderr,
+        )
+        return 2
+    name = args.name or model.name
+    log.info("converting %s (%s weights) into %s", args.model, args.quantization, args.out)
+    convert.convert_keras(model, args.out, args.quantization)
+    meta = build_meta(model, name, args.quantization, args.out, metrics_path, args.training_data)
+    status = 0
+    if not args.skip_parity:
+        webdemo = args.webdemo or parity.WEBDEMO_DIR
+        images = args.parity_images
+        if images is None:
+            images = sorted((webdemo / "gallery").glob("*.jpg"))
+        result = parity.check_parity(model, args.out, args.quantization, images, webdemo)
+        meta["parity"] = result.as_dict()
+        log.info("parity: %s", result.as_dict())
+        if not result.passed:
+            print(
+                f"error: Keras/TF.js parity failed: max |dP| = {result.max_abs_diff:.3g} "
+                f"(bound {result.bound}), decisions equal: {result.decisions_equal}",
+                file=sys.stderr,
+            )
+            status = 1
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    convert.write_model_js(args.out, meta)
+    log.info("wrote %s (meta.json, model.js)", args.out)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

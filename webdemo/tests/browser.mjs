@@ -1,0 +1,155 @@
+// Drives the demo in headless Debian Chromium (playwright-core, never a downloaded browser) and
+// prints what happened as JSON; tests/webdemo/test_browser.py makes the assertions.
+//
+//   node webdemo/tests/browser.mjs CONFIG.json
+//
+// CONFIG: {"mode": "http" | "file", "uploads": [paths], "memoryRuns": 100,
+//          "screenshotDir": "test-artifacts/webdemo", "query": "backend=wasm", "chromium": path}
+// Every request the browser makes is recorded (page, worker and sub-resources) so the test can
+// prove nothing goes to another origin; the server also logs what it served.
+import { createServer } from 'node:http';
+import { readFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join, dirname, extname, resolve, basename } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TYPES = {
+  '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
+  '.jpg': 'image/jpeg', '.png': 'image/png', '.txt': 'text/plain', '.wasm': 'application/wasm',
+};
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-default-apps',
+  '--disable-extensions', '--metrics-recording-only', '--no-default-browser-check',
+];
+
+/** A static server for ROOT on 127.0.0.1; `headers` adds e.g. COOP/COEP for wasm threads. */
+export function serve(root = ROOT, headers = {}) {
+  const served = [];
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = resolve(join(root, path.endsWith('/') ? `${path}index.html` : path));
+    served.push(path);
+    try {
+      if (!file.startsWith(root) || !statSync(file).isFile()) throw new Error('not found');
+      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-store', ...headers });
+      res.end(readFileSync(file));
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ server, served, origin: `http://127.0.0.1:${server.address().port}` })));
+}
+
+/** Launches Chromium with a fresh profile; returns {browser, context, requests, userDataDir}. */
+export async function launch(executablePath = '/usr/bin/chromium') {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'tfm-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1100, height: 900 },
+  });
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
+  return { context, requests, close: async () => { await context.close(); rmSync(userDataDir, { recursive: true, force: true }); } };
+}
+
+async function waitAnalysed(page, before) {
+  await page.waitForFunction((n) => Number(document.body.dataset.analysed || 0) > n, before, { timeout: 120000 });
+}
+
+async function readOutcome(page) {
+  return page.evaluate(() => {
+    const msg = document.getElementById('message');
+    const res = document.getElementById('result');
+    return {
+      error: msg.hidden ? null : { kind: msg.dataset.kind, text: msg.textContent },
+      probs: res.hidden ? null : JSON.parse(res.dataset.probs),
+      decision: res.hidden ? null : res.dataset.decision,
+      decisionText: res.hidden ? null : document.getElementById('decision').textContent,
+      notes: [...document.querySelectorAll('#notes li')].map((li) => ({ kind: li.dataset.kind, text: li.textContent })),
+    };
+  });
+}
+
+async function main() {
+  const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+  const shots = config.screenshotDir ? resolve(config.screenshotDir) : null;
+  if (shots) mkdirSync(shots, { recursive: true });
+  let srv = null;
+  let url;
+  const query = config.query ? `?${config.query}` : '';
+  if (config.mode === 'http') {
+    srv = await serve();
+    url = `${srv.origin}/index.html${query}`;
+  } else {
+    url = `${pathToFileURL(join(ROOT, 'index.html')).href}${query}`;
+  }
+  const { context, requests, close } = await launch(config.chromium);
+  const out = { mode: config.mode, url, console: [], pageErrors: [], gallery: [], uploads: [], memory: [] };
+  try {
+    const page = await context.newPage();
+    page.on('console', (m) => out.console.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => out.pageErrors.push(String(e)));
+    const t0 = Date.now();
+    await page.goto(url);
+    await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 120000 });
+    out.ready = await page.evaluate(() => document.body.dataset.ready);
+    out.readyMs = Date.now() - t0;
+    out.backend = await page.textContent('#backend');
+    out.loadTime = await page.textContent('#load-time');
+    if (out.ready !== 'true') throw new Error(`page not ready: ${await page.textContent('#message')}`);
+    let n = 0;
+    for (const id of await page.$$eval('.thumb', (els) => els.map((e) => e.dataset.id))) {
+      await page.click(`.thumb[data-id="${id}"]`);
+      await waitAnalysed(page, n++);
+      out.gallery.push({ id, ...(await readOutcome(page)) });
+    }
+    if (shots) await page.screenshot({ path: join(shots, `${config.mode}-gallery.png`), fullPage: true });
+    for (const file of config.uploads || []) {
+      await page.setInputFiles('#file', file);
+      await waitAnalysed(page, n++);
+      const outcome = await readOutcome(page);
+      out.uploads.push({ file: basename(file), ...outcome });
+      if (shots) await page.screenshot({ path: join(shots, `${config.mode}-upload-${basename(file)}.png`), fullPage: true });
+    }
+    if (config.memoryRuns) {
+      out.memory = await page.evaluate(async (runs) => {
+        const item = self.TFMELANOMA_GALLERY[0];
+        const bytes = Uint8Array.from(atob(item.jpeg), (c) => c.charCodeAt(0));
+        const counts = [];
+        for (let i = 0; i < runs; i++) {
+          const { result } = await self.tfmelanoma.analyse(new Blob([bytes], { type: 'image/jpeg' }), 'memory.jpg');
+          counts.push(result.numTensors);
+        }
+        return counts;
+      }, config.memoryRuns);
+    }
+    if (config.responsive) {
+      // The main thread must keep running while the worker analyses the huge photo.
+      out.responsive = await page.evaluate(async () => {
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 50);
+        const t = performance.now();
+        const item = self.TFMELANOMA_GALLERY[0];
+        const bytes = Uint8Array.from(atob(item.jpeg), (c) => c.charCodeAt(0));
+        for (let i = 0; i < 5; i++) await self.tfmelanoma.analyse(new Blob([bytes], { type: 'image/jpeg' }), 'r.jpg');
+        clearInterval(timer);
+        return { ticks, ms: performance.now() - t };
+      });
+    }
+  } finally {
+    out.requests = requests;
+    out.served = srv ? srv.served : [];
+    await close();
+    if (srv) srv.server.close();
+  }
+  console.log(JSON.stringify(out));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err) => {
+    console.error(err.stack || String(err));
+    process.exit(1);
+  });
+}

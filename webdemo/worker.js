@@ -1,0 +1,267 @@
+// The inference worker. The page loads this file as a classic script and starts the function's
+// source text, appended to the bundled tfjs source, as a Blob worker: a page opened as file://
+// may not start a Worker from a file URL nor fetch files, but it may run a Blob worker.
+// Everything below runs in the worker; it never touches the network (fetch is replaced).
+/* eslint-disable no-restricted-globals */
+function tfmelanomaWorker() {
+  'use strict';
+  const tf = self.tf;
+  // Decoded images above this many pixels are reduced before analysis (memory: 4 bytes/px in
+  // the canvas, 12 in the float tensor); above MAX_PIXELS_ABSOLUTE they are refused unread.
+  const MAX_PIXELS = 4096 * 4096;
+  const REDUCED_LONG_SIDE = 2048;
+  const MAX_PIXELS_ABSOLUTE = 200e6;
+  let model = null;
+  let inputHW = null;
+
+  class UserError extends Error {
+    constructor(kind, message) {
+      super(message);
+      this.kind = kind;
+    }
+  }
+
+  function b64ToBytes(b64) {
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  const FORMAT_NAMES = {
+    jpeg: 'JPEG', png: 'PNG', gif: 'GIF', webp: 'WebP', bmp: 'BMP', heic: 'HEIC/HEIF', avif: 'AVIF', tiff: 'TIFF',
+  };
+
+  /** The file format from its first bytes (the browser's MIME type is only a guess from the name). */
+  function sniff(b) {
+    const ascii = (from, to) => String.fromCharCode(...b.subarray(from, to));
+    if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+    if (b[0] === 0x89 && ascii(1, 4) === 'PNG') return 'png';
+    if (ascii(0, 4) === 'GIF8') return 'gif';
+    if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+    if (ascii(0, 2) === 'BM') return 'bmp';
+    if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'tiff';
+    if (ascii(4, 8) === 'ftyp') {
+      const brand = ascii(8, 12);
+      if (/^(heic|heix|hevc|hevx|heim|heis|mif1|msf1)$/.test(brand)) return 'heic';
+      if (/^avi[fs]$/.test(brand)) return 'avif';
+    }
+    return null;
+  }
+
+  /** Width and height from a PNG IHDR or JPEG SOF header, or null (then the decoder decides). */
+  function headerSize(b, kind) {
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    if (kind === 'png' && b.length >= 24) return [dv.getUint32(16), dv.getUint32(20)];
+    if (kind !== 'jpeg') return null;
+    let i = 2;
+    while (i + 9 < b.length) {
+      if (b[i] !== 0xff) return null;
+      const marker = b[i + 1];
+      const len = dv.getUint16(i + 2);
+      // SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+      if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+        return [dv.getUint16(i + 7), dv.getUint16(i + 5)];
+      }
+      i += 2 + len;
+    }
+    return null;
+  }
+
+  async function chooseBackend(requested, flags, wasmB64) {
+    // The wasm backend fetches its .wasm through the platform's fetch: serve the embedded
+    // binaries from memory and refuse everything else, so nothing ever goes to the network.
+    const platform = tf.env().platform;
+    platform.fetch = (path) => {
+      const name = String(path).replace(/^embedded:/, '');
+      if (String(path).startsWith('embedded:') && wasmB64[name]) {
+        return Promise.resolve(new Response(b64ToBytes(wasmB64[name]), { headers: { 'Content-Type': 'application/wasm' } }));
+      }
+      return Promise.reject(new Error(`network access is disabled in this demo (${path})`));
+    };
+    tf.wasm.setWasmPaths(Object.fromEntries(Object.keys(wasmB64).map((n) => [n, `embedded:${n}`])), true);
+    if (flags.simd === false) tf.env().set('WASM_HAS_SIMD_SUPPORT', false);
+    if (flags.threads === false) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    const order = requested ? [requested] : ['webgpu', 'webgl', 'wasm', 'cpu'];
+    const skipped = [];
+    for (const name of order) {
+      const why = requested ? null : await unsuitable(name);
+      if (why) {
+        skipped.push(`${name}: ${why}`);
+        continue;
+      }
+      try {
+        if (await tf.setBackend(name)) {
+          await tf.ready();
+          return { name, skipped };
+        }
+        skipped.push(`${name}: failed to initialise`);
+      } catch (err) {
+        skipped.push(`${name}: ${err.message || err}`);
+      }
+    }
+    throw new Error(`no TF.js backend could start (${skipped.join('; ')})`);
+  }
+
+  /** Why an accelerated backend should not be auto-chosen here, or null when it is fine. */
+  async function unsuitable(name) {
+    if (name === 'webgpu') {
+      if (!self.navigator || !navigator.gpu) return 'WebGPU not available';
+      const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+      if (!adapter) return 'no WebGPU adapter';
+      if (adapter.isFallbackAdapter || (adapter.info && adapter.info.isFallbackAdapter)) return 'software adapter';
+      return null;
+    }
+    if (name === 'webgl') {
+      if (typeof OffscreenCanvas === 'undefined') return 'no OffscreenCanvas in workers';
+      const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
+      if (!gl) return 'WebGL 2 not available';
+      const ext = gl.getExtension('WEBGL_debug_renderer_info');
+      const renderer = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+      // A software GL (no GPU) is slower than WASM and less exact: skip it.
+      if (/swiftshader|llvmpipe|software|basic render/i.test(renderer)) return `software renderer (${renderer})`;
+      return null;
+    }
+    return null;
+  }
+
+  async function init(msg) {
+    const t0 = performance.now();
+    const backend = await chooseBackend(msg.backend || null, msg.flags || {}, msg.wasm);
+    const mj = msg.modelJson;
+    const weights = b64ToBytes(msg.weights);
+    model = await tf.loadGraphModel({
+      load: async () => ({
+        modelTopology: mj.modelTopology,
+        format: mj.format,
+        generatedBy: mj.generatedBy,
+        convertedBy: mj.convertedBy,
+        signature: mj.signature,
+        userDefinedMetadata: mj.userDefinedMetadata,
+        modelInitializer: mj.modelInitializer,
+        weightSpecs: mj.weightsManifest.flatMap((g) => g.weights),
+        weightData: weights.buffer,
+      }),
+    });
+    inputHW = [msg.meta.input.height, msg.meta.input.width];
+    // Warm-up: compiles shaders / wasm kernels once, so the first photo is not slow.
+    const warm = tf.tidy(() => model.predict(tf.zeros([1, ...inputHW, 3])));
+    await warm.data();
+    warm.dispose();
+    const details = {};
+    if (backend.name === 'wasm') {
+      details.simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+      details.threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    }
+    return {
+      type: 'ready',
+      backend: backend.name,
+      skipped: backend.skipped,
+      details,
+      loadMs: performance.now() - t0,
+      numTensors: tf.memory().numTensors,
+      tfjsVersion: tf.version_core,
+    };
+  }
+
+  async function decode(blob, name) {
+    const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
+    const kind = sniff(head);
+    if (blob.size === 0) throw new UserError('empty', `“${name}” is empty (0 bytes).`);
+    if (!kind) {
+      throw new UserError('not-image', `“${name}” is not an image (${blob.type || 'unknown type'}). Choose a JPEG or PNG photo of the skin lesion.`);
+    }
+    const dims = headerSize(head, kind);
+    if (dims && dims[0] * dims[1] > MAX_PIXELS_ABSOLUTE) {
+      throw new UserError('too-large', `“${name}” is ${dims[0]} × ${dims[1]} pixels, too large to open here. Reduce it below 200 megapixels.`);
+    }
+    let bmp;
+    try {
+      bmp = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+    } catch (err) {
+      if (kind === 'heic' || kind === 'avif' || kind === 'tiff') {
+        throw new UserError('unsupported', `“${name}” is a ${FORMAT_NAMES[kind]} photo, which this browser cannot decode. Convert it to JPEG first (on an iPhone: Settings → Camera → Formats → Most Compatible, or share it as JPEG).`);
+      }
+      throw new UserError('corrupt', `“${name}” looks like a ${FORMAT_NAMES[kind]} file but cannot be decoded: it is probably truncated or corrupt. Re-save or re-export the photo and try again.`);
+    }
+    const notes = [];
+    if (bmp.width * bmp.height > MAX_PIXELS) {
+      const s = REDUCED_LONG_SIDE / Math.max(bmp.width, bmp.height);
+      const w = Math.max(1, Math.round(bmp.width * s));
+      const h = Math.max(1, Math.round(bmp.height * s));
+      notes.push({ kind: 'huge', text: `Large photo (${bmp.width} × ${bmp.height} px): reduced to ${w} × ${h} in the browser before analysis.` });
+      const small = await createImageBitmap(bmp, { resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
+      bmp.close();
+      bmp = small;
+    }
+    return { bmp, kind, notes };
+  }
+
+  /** RGBA bitmap -> float32 RGB; alpha flattened onto white; reports alpha and grayscale. */
+  function pixels(bmp, notes) {
+    const { width: w, height: h } = bmp;
+    const ctx = new OffscreenCanvas(w, h).getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(bmp, 0, 0);
+    bmp.close();
+    const rgba = ctx.getImageData(0, 0, w, h).data;
+    const rgb = new Float32Array(w * h * 3);
+    let transparent = 0;
+    let gray = true;
+    for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+      const a = rgba[i + 3] / 255;
+      if (a < 1) transparent++;
+      const r = rgba[i];
+      const g = rgba[i + 1];
+      const b = rgba[i + 2];
+      if (gray && (r !== g || g !== b)) gray = false;
+      rgb[j] = a * r + (1 - a) * 255;
+      rgb[j + 1] = a * g + (1 - a) * 255;
+      rgb[j + 2] = a * b + (1 - a) * 255;
+    }
+    if (transparent > 0) {
+      notes.push({ kind: 'alpha', text: `The image has transparent areas (${((100 * transparent) / (w * h)).toFixed(1)} % of pixels): they were filled with white before analysis.` });
+    }
+    if (gray) {
+      notes.push({ kind: 'grayscale', text: 'Grayscale image: the model was trained on colour photos, so this result is less reliable. Use a colour photo if you can.' });
+    }
+    return { rgb, w, h };
+  }
+
+  async function predict(msg) {
+    const t0 = performance.now();
+    const { bmp, notes } = await decode(msg.blob, msg.name);
+    const { rgb, w, h } = pixels(bmp, notes);
+    const t1 = performance.now();
+    const out = tf.tidy(() => {
+      const x = tf.tensor3d(rgb, [h, w, 3], 'float32');
+      // Same op as training: tf.image.resize(bilinear), half-pixel centres, no antialias.
+      const resized = tf.image.resizeBilinear(x, inputHW, false, true);
+      return model.predict(tf.expandDims(resized, 0));
+    });
+    const probs = Array.from(await out.data());
+    out.dispose();
+    const t2 = performance.now();
+    return {
+      type: 'result', probs, notes, width: w, height: h,
+      decodeMs: t1 - t0, inferenceMs: t2 - t1, numTensors: tf.memory().numTensors,
+    };
+  }
+
+  self.onmessage = async (ev) => {
+    const msg = ev.data;
+    try {
+      let reply;
+      if (msg.type === 'init') reply = await init(msg);
+      else if (msg.type === 'predict') reply = await predict(msg);
+      else if (msg.type === 'memory') reply = { type: 'memory', ...tf.memory() };
+      else throw new Error(`unknown message type ${msg.type}`);
+      self.postMessage({ ...reply, id: msg.id });
+    } catch (err) {
+      self.postMessage({
+        type: 'error', id: msg.id,
+        kind: err instanceof UserError ? err.kind : 'internal',
+        message: err instanceof UserError ? err.message : `Internal error: ${err && err.message ? err.message : err}`,
+      });
+    }
+  };
+}
