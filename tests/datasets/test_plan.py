@@ -63,7 +63,7 @@ def planted():
     beta.loc[0, "image_id"] = "ISIC_0000042"
     a_test.loc[0, "image_id"] = "ISIC_0000042_downsampled"
     beta.loc[1, "sha256"] = a_test.loc[1, "sha256"]
-    beta.loc[2, "phash"] = _flip(a_test.loc[2, "phash"], 5)
+    beta.loc[2, "phash"] = _flip(a_test.loc[2, "phash"], 4)
     beta.loc[3, "phash"] = _flip(a_test.loc[3, "phash"], 2)
     beta.loc[3, "image_id"] = "beta_resized_copy"
     a_train.loc[4, "lesion_id"] = "L1"

@@ -35,7 +35,7 @@ RULES: tuple[str, ...] = ("isic_id", "sha256", "phash", "lesion", "patient")
 CONTENT_RULES: tuple[str, ...] = ("isic_id", "sha256", "phash")
 """Rules that say two rows are the same image (used to group and to de-duplicate training data)."""
 
-DEFAULT_MAX_DISTANCE = 6
+DEFAULT_MAX_DISTANCE = 4
 """Default pHash Hamming threshold; see docs/datasets.md for the measurement behind it."""
 
 _ISIC_ID = re.compile(r"isic[_-]?(\d{7})", re.IGNORECASE)

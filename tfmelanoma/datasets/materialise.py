@@ -118,17 +118,11 @@ class SplitView:
         parts = []
         for (dataset, split), group in rows.groupby(["dataset", "split"], sort=False):
             builder = index_lib.get_builder(dataset, self.data_dir)
-            n = builder.info.splits[split].num_examples
-            counts = np.bincount(group["position"].to_numpy(dtype=np.int64), minlength=n)
-            ds = builder.as_dataset(
-                split=split, shuffle_files=False, read_config=index_lib.read_config()
-            )
-            ds = ds.map(lambda ex: {k: ex[k] for k in COMMON_KEYS})
-            table = tf.constant(counts, dtype=tf.int64)
-            ds = ds.enumerate().flat_map(
-                lambda i, ex, t=table: tf.data.Dataset.from_tensors(ex).repeat(t[i])
-            )
-            parts.append(ds)
+            positions = group["position"].to_numpy(dtype=np.int64)
+            if index_lib.is_array_record(builder):
+                parts.append(_array_record_dataset(builder, split, positions))
+            else:
+                parts.append(_tfrecord_dataset(builder, split, positions))
         if not parts:
             raise ValueError(f"split {self.name!r} is empty; nothing to read")
         out = parts[0]
@@ -138,3 +132,43 @@ class SplitView:
         if shuffle:
             out = out.shuffle(min(len(rows), 1024), seed=seed, reshuffle_each_iteration=True)
         return out
+
+
+def _array_record_dataset(builder, split: str, positions: np.ndarray):
+    """Random access through `as_data_source` (images still encoded), decoded in tf.data.
+
+    TFDS offers no `as_dataset` for ArrayRecord files, so the records are read by position in a
+    generator and the JPEG/PNG bytes are decoded by the feature's own TF decoder in parallel.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    features = builder.info.features
+    source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+    keys = [k for k in COMMON_KEYS if k != "image"]
+    signature = {"image": tf.TensorSpec((), tf.string)}
+    signature.update({k: tf.TensorSpec(features[k].shape, features[k].tf_dtype) for k in keys})
+
+    def generate():
+        for p in positions:
+            ex = source[int(p)]
+            yield {k: ex[k] for k in COMMON_KEYS}
+
+    def decode(ex):
+        ex = dict(ex)
+        ex["image"] = features["image"].decode_example(ex["image"])
+        return ex
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
+    """Sequential read of a TFRecord split; each record repeated as often as its position occurs."""
+    import tensorflow as tf
+
+    n = builder.info.splits[split].num_examples
+    counts = tf.constant(np.bincount(positions, minlength=n), dtype=tf.int64)
+    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=index_lib.read_config())
+    ds = ds.map(lambda ex: {k: ex[k] for k in COMMON_KEYS})
+    return ds.enumerate().flat_map(lambda i, ex: tf.data.Dataset.from_tensors(ex).repeat(counts[i]))

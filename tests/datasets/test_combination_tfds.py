@@ -1,0 +1,126 @@
+"""End to end on real TFDS datasets (tiny, hand-made): planted leaks, splits, tf.data, data_source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfmelanoma.datasets import dedup, load_combination, load_split
+from tfmelanoma.datasets.__main__ import main
+
+ALPHA, BETA = "ds4_tiny/alpha", "ds4_tiny/beta"
+
+
+@pytest.fixture(scope="module")
+def comb(tiny_data_dir):
+    return load_combination([ALPHA, BETA], ALPHA, data_dir=str(tiny_data_dir), seed=0)
+
+
+def test_planted_images_are_all_distinct_otherwise(tiny_data_dir):
+    # Precondition of "nothing else removed": unplanted images are far apart in pHash.
+    from tfmelanoma.datasets import read_index
+
+    index = pd.concat([read_index(ALPHA, str(tiny_data_dir)), read_index(BETA, str(tiny_data_dir))])
+    hashes = dedup.phash_to_int(index["phash"])
+    pairs = dedup.phash_pairs(hashes, max_distance=12)
+    # Only the 5 planted copies: exact, JPEG and resized copies of test images, the copy of a
+    # validation image and the resized copy of an alpha training image.
+    assert len(pairs) == 5
+
+
+def test_every_planted_leak_caught_by_its_rule_nothing_else(comb, planted):
+    removed = comb.report.removed
+    got = {r.image_id: (r.stage, r.rule) for r in removed.itertuples()}
+    assert got == planted
+    kept_ids = set(comb.train.frame["image_id"]) | set(comb.validation.frame["image_id"])
+    assert not kept_ids & set(planted)
+    # Counts: 12 + 5 alpha train/val, 14 + 7 beta, minus the 7 removed; test is alpha's official.
+    assert len(comb.test) == 6 and set(comb.test.frame["split"]) == {"test"}
+    assert len(comb.train) + len(comb.validation) == 12 + 5 + 14 + 7 - 7
+    assert comb.report.test_source == "official"
+    overlaps = comb.report.overlaps.set_index(["stage", "rule"])
+    assert overlaps.loc[("test_overlap", "phash"), "removed"] == 2
+    assert overlaps.loc[("test_overlap", "sha256"), "rows"] == 1
+
+
+def test_splits_patient_disjoint(comb):
+    frames = {n: comb.split(n).frame for n in ("train", "validation", "test")}
+    for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
+        assert dedup.match_pairs(frames[a], frames[b]).empty, (a, b)
+    # beta's patients (B0..B6, two images each) are never split across train/validation.
+    beta = pd.concat([frames["train"], frames["validation"]])
+    beta = beta[beta["dataset"] == BETA]
+    per_patient = beta.groupby("patient_id")["image_id"].apply(set)
+    val_ids = set(frames["validation"]["image_id"])
+    for ids in per_patient:
+        assert len({i in val_ids for i in ids}) == 1, ids
+
+
+def test_deterministic(tiny_data_dir, comb):
+    again = load_combination([ALPHA, BETA], ALPHA, data_dir=str(tiny_data_dir), seed=0)
+    for name in ("train", "validation", "test"):
+        assert list(again.split(name).frame["image_id"]) == list(comb.split(name).frame["image_id"])
+
+
+def test_tf_dataset_and_data_source_yield_the_frame_rows(comb):
+    for name in ("train", "test"):
+        view = comb.split(name)
+        ids = [ex["image_id"].decode() for ex in view.as_tf_dataset().as_numpy_iterator()]
+        assert ids == list(view.frame["image_id"])
+        source = view.as_data_source()
+        assert len(source) == len(view)
+        ex = source[len(source) - 1]
+        assert ex["image_id"].decode() == view.frame["image_id"].iloc[-1]
+        assert ex["image"].dtype == np.uint8 and ex["image"].ndim == 3
+        assert "segmentation_mask" not in ex
+    first = next(iter(comb.as_tf_dataset("train")))
+    assert first["image"].dtype.name == "uint8" and first["image"].shape.rank == 3
+
+
+def test_oversampling_balances_classes(comb):
+    labels = [int(ex["label"]) for ex in comb.as_tf_dataset("train", oversample=True, seed=1)]
+    counts = np.bincount(labels)
+    assert counts[0] == counts[1] == np.bincount(comb.train.labels).max()
+    src = comb.as_data_source("train", oversample=True, seed=1)
+    assert np.bincount([int(src[i]["label"]) for i in range(len(src))]).tolist() == counts.tolist()
+    weights = comb.class_weights("inverse")
+    n = np.bincount(comb.train.labels)
+    assert weights[0] * n[0] == pytest.approx(weights[1] * n[1])
+
+
+def test_held_out_test_matches_load_split(tiny_data_dir):
+    c = load_combination([ALPHA], BETA, data_dir=str(tiny_data_dir), seed=3)
+    assert c.report.test_source == "held_out"
+    assert 0 < len(c.test) < 21
+    view = load_split(BETA, "test", data_dir=str(tiny_data_dir), seed=3)
+    assert list(view.frame["image_id"]) == list(c.test.frame["image_id"])
+    # Beta's held-out images (and their duplicates in alpha) never reach alpha's train/val.
+    kept = pd.concat([c.train.frame, c.validation.frame])
+    assert dedup.match_pairs(kept, c.test.frame).empty
+
+
+def test_report_cli_writes_tables_and_chart(tiny_data_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["report", "--train", f"{ALPHA},{BETA}", "--test", ALPHA, "--data-dir",
+            str(tiny_data_dir), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "test_overlap" in printed and "melanoma" in printed
+    for name in ("counts.csv", "removals.csv", "removed.csv", "splits.csv", "report.md",
+                 "report.png", "patient_groups.csv", "image_sizes.csv",
+                 "cross_dataset_overlaps.csv"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts["total"].sum() == 12 + 5 + 6 + 14 + 7 - 7
+    removals = pd.read_csv(out / "removals.csv")
+    assert removals["removed"].sum() == 7
+    cross = pd.read_csv(out / "cross_dataset_overlaps.csv")
+    isic = cross[cross["rule"] == "isic_id"]
+    assert isic["rows_a"].sum() == 1
+
+
+def test_unknown_or_unprepared_dataset_is_a_clear_error(tiny_data_dir, capsys):
+    argv = ["report", "--train", "no_such_dataset", "--data-dir", str(tiny_data_dir), "--out", "x"]
+    assert main(argv) == 2
+    assert "no_such_dataset" in capsys.readouterr().err
