@@ -1,0 +1,1 @@
+"""isic2018 dataset."""

@@ -1,0 +1,273 @@
+"""ISIC 2018 challenge: Task 1 lesion segmentation and Task 3 (HAM10000) seven-class diagnosis.
+
+Two tasks with different images, so two families of configs:
+  * `classification_*`: Task 3. Training = HAM10000's 10,015 images, diagnosis from the one-hot
+    `ISIC2018_Task3_Training_GroundTruth.csv`, lesion id, age, sex and site from
+    `HAM10000_metadata.csv`. Validation (193) and test (1,512) when their files are present.
+  * `segmentation_*`: Task 1. 2,594 training images with binary lesion masks (validation 100,
+    test 1,000 when present). The challenge gives these images no diagnosis, so their examples
+    carry the image, the mask, ids and hashes only, not the classification fields.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from tfds_builders import common
+from tfmelanoma.logging_utils import get_logger
+
+logger = get_logger(__name__)
+
+_NAME = "isic2018"
+_STEMS = {"train": "Training", "validation": "Validation", "test": "Test"}
+_OPTIONAL_SPLITS = ("validation", "test")
+# Task 3 one-hot columns -> HAM10000 dx codes (the label map's isic2018 rows).
+TASK3_CLASSES = {
+    "MEL": "mel",
+    "NV": "nv",
+    "BCC": "bcc",
+    "AKIEC": "akiec",
+    "BKL": "bkl",
+    "DF": "df",
+    "VASC": "vasc",
+}
+HAM_METADATA = "HAM10000_metadata.csv"
+
+
+def task1_names(split: str) -> tuple[str, str]:
+    """(image folder, mask folder) of a Task 1 split, as the official zips name them."""
+    stem = _STEMS[split]
+    return f"ISIC2018_Task1-2_{stem}_Input", f"ISIC2018_Task1_{stem}_GroundTruth"
+
+
+def task3_names(split: str) -> tuple[str, str]:
+    """(image folder, ground-truth folder holding `<folder>.csv`) of a Task 3 split."""
+    stem = _STEMS[split]
+    return f"ISIC2018_Task3_{stem}_Input", f"ISIC2018_Task3_{stem}_GroundTruth"
+
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Download from https://challenge.isic-archive.com/data/#2018 (CC BY-NC 4.0) and place the zips (or
+their extracted folders of the same name) in the manual directory (default
+~/tensorflow_datasets/downloads/manual/).
+classification_* configs (Task 3):
+  {task3_names("train")[0]}.zip, {task3_names("train")[1]}.zip  (holds {task3_names("train")[1]}.csv)
+  {HAM_METADATA}  (lesion ids, age, sex, site; Harvard Dataverse, doi:10.7910/DVN/DBW86T)
+  optional: {task3_names("validation")[0]}.zip + {task3_names("validation")[1]}.zip,
+            {task3_names("test")[0]}.zip + {task3_names("test")[1]}.zip
+segmentation_* configs (Task 1):
+  {task1_names("train")[0]}.zip, {task1_names("train")[1]}.zip  (ISIC_0000000_segmentation.png ...)
+  optional: the Validation and Test pairs, named the same way.
+"""
+
+
+class GroundTruthError(ValueError):
+    """A Task 3 ground-truth row that is not one-hot, or disagrees with HAM10000's dx."""
+
+
+def _segmentation_features() -> tfds.features.FeaturesDict:
+    return tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+            "segmentation_mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
+            "image_id": tfds.features.Text(),
+            "source": tfds.features.Text(),
+            "image_type": tfds.features.Text(),
+            "sha256": tfds.features.Text(),
+            "phash": tfds.features.Text(),
+        }
+    )
+
+
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for ISIC 2018 Task 1 (segmentation) and Task 3 (HAM10000 classification)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    BUILDER_CONFIGS = [
+        common.LesionConfig(
+            name="classification_original",
+            description="Task 3 (HAM10000, 600x450 images) at the downloaded size.",
+        ),
+        common.LesionConfig(
+            name="classification_512",
+            max_side=512,
+            description="Task 3 with the long side shrunk to 512 px.",
+        ),
+        common.LesionConfig(
+            name="segmentation_512",
+            max_side=512,
+            segmentation=True,
+            description="Task 1 images and masks, long side shrunk to 512 px (masks nearest).",
+        ),
+        common.LesionConfig(
+            name="segmentation_original",
+            segmentation=True,
+            description="Task 1 images and masks at the downloaded size (up to 6688x4439).",
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "classification_original"
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        segmentation = self.builder_config.segmentation
+        return self.dataset_info_from_configs(
+            features=_segmentation_features() if segmentation else common.classification_features(),
+            supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
+            homepage="https://challenge.isic-archive.com/data/#2018",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        segmentation = self.builder_config.segmentation
+        names_of = task1_names if segmentation else task3_names
+        manual = Path(dl_manager.manual_dir)
+        splits, expected = [], []
+        for split in _STEMS:
+            names = [f"{n}/" for n in names_of(split)]
+            present = any(
+                (manual / n).exists() or (manual / f"{n}.zip").exists() for n in names_of(split)
+            )
+            if split in _OPTIONAL_SPLITS and not present:
+                continue
+            splits.append(split)
+            expected += names
+        if not segmentation:
+            expected.append(HAM_METADATA)
+        found = common.locate_manual_files(
+            dl_manager, expected, dataset=_NAME, instructions=MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+        generators = {}
+        for split in splits:
+            images, labels_dir = (found[n] for n in names_of(split))
+            generators[split] = self._generate_examples(
+                split=split,
+                image_dir=images,
+                labels=labels_dir if segmentation else labels_dir / f"{names_of(split)[1]}.csv",
+                ham=found[HAM_METADATA] if split == "train" and not segmentation else None,
+            )
+        return generators
+
+    def _generate_examples(self, split: str, image_dir: Path, labels: Path, ham: Path | None):
+        """Task 1 examples (`labels` = mask folder) or Task 3 ones (`labels` = ground-truth CSV)."""
+        if self.builder_config.segmentation:
+            return self._segmentation_examples(split, image_dir, labels)
+        return self._classification_examples(split, image_dir, labels, ham)
+
+    def _classification_examples(self, split, image_dir: Path, gt: Path, ham: Path | None):
+        rows, errors = read_task3(gt)
+        metadata = read_ham_metadata(ham) if ham else {}
+        for error in errors.values():
+            self.handle_bad_file(split, error)
+        images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
+        common.report_unlabeled(
+            self, split, [images[i] for i in images.keys() - rows.keys() - errors.keys()], gt
+        )
+        max_side = self.builder_config.max_side
+        for image_id, dx in rows.items():
+            meta = metadata.get(image_id, {})
+            if meta and meta["dx"] != dx:
+                self.handle_bad_file(
+                    split,
+                    GroundTruthError(f"{gt}: {image_id} is {dx!r} but {ham} says {meta['dx']!r}"),
+                )
+                continue
+            if image_id not in images:
+                self.handle_bad_file(
+                    split,
+                    common.ImageReadError(f"{image_dir / image_id}.jpg: listed in {gt}, missing"),
+                )
+                continue
+
+            def make(image_id=image_id, dx=dx, meta=meta):
+                return common.make_example(
+                    dataset=_NAME,
+                    image=common.read_image(images[image_id], max_side=max_side),
+                    image_id=image_id,
+                    diagnosis=dx,
+                    lesion_id=meta.get("lesion_id", ""),
+                    age=meta.get("age"),
+                    sex=meta.get("sex"),
+                    anatomic_site=meta.get("localization"),
+                    image_type="dermoscopic",
+                )
+
+            example = common.example_or_skip(self, split, make)
+            if example is not None:
+                yield image_id, example
+        self.log_skipped(split)
+
+    def _segmentation_examples(self, split, image_dir: Path, mask_dir: Path):
+        images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
+        suffix = "_segmentation"
+        masks = {
+            p.stem[: -len(suffix)]: p
+            for p in mask_dir.iterdir()
+            if p.suffix.lower() == ".png" and p.stem.endswith(suffix)
+        }
+        common.report_unlabeled(
+            self, split, [images[i] for i in images.keys() - masks.keys()], mask_dir
+        )
+        for image_id in sorted(masks.keys() - images.keys()):
+            self.handle_bad_file(
+                split,
+                common.ImageReadError(f"{masks[image_id]}: mask without an image in {image_dir}"),
+            )
+        max_side = self.builder_config.max_side
+        for image_id in sorted(images.keys() & masks.keys()):
+
+            def make(image_id=image_id):
+                image = common.read_image(images[image_id], max_side=max_side)
+                return {
+                    "image": image.array,
+                    "segmentation_mask": common.read_mask(
+                        masks[image_id], size=image.array.shape[:2]
+                    ),
+                    "image_id": image_id,
+                    "source": _NAME,
+                    "image_type": "dermoscopic",
+                    "sha256": image.sha256,
+                    "phash": image.phash,
+                }
+
+            example = common.example_or_skip(self, split, make)
+            if example is not None:
+                yield image_id, example
+        self.log_skipped(split)
+
+
+def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
+    """Task 3 one-hot ground truth -> ({image: dx code}, {image: error for non-one-hot rows})."""
+    rows, errors = {}, {}
+    with gt.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ["image", *TASK3_CLASSES] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise GroundTruthError(f"{gt}: missing column(s) {missing}; header {reader.fieldnames}")
+        for line, r in enumerate(reader, start=2):
+            values = {c: r[c].strip() for c in TASK3_CLASSES}
+            hot = [c for c, v in values.items() if v in ("1", "1.0")]
+            if len(hot) != 1 or any(v not in ("0", "0.0", "1", "1.0") for v in values.values()):
+                errors[r["image"]] = GroundTruthError(
+                    f"{gt}:{line}: row for {r['image']} is not one-hot over "
+                    f"{list(TASK3_CLASSES)} (got {list(values.values())})"
+                )
+                continue
+            rows[r["image"]] = TASK3_CLASSES[hot[0]]
+    return rows, errors
+
+
+def read_ham_metadata(path: Path) -> dict[str, dict[str, str]]:
+    """HAM10000_metadata.csv -> {image_id: row} (lesion_id, dx, dx_type, age, sex, localization)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        required = ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise GroundTruthError(
+                f"{path}: missing column(s) {missing}; header {reader.fieldnames}"
+            )
+        return {r["image_id"]: r for r in reader}
