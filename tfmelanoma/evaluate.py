@@ -175,9 +175,16 @@ def _dataset(name: str, split: str, args, config):
     from tfmelanoma.data.prepare import builder_name, ensure_prepared
 
     data_dir = args.data_dir or (config.data.data_dir if config else None) or None
-    ensure_prepared(name, data_dir, args.manual_dir)
+    builder = ensure_prepared(name, data_dir, args.manual_dir)
     kw = {"seed": config.run.seed, "test_fraction": config.data.test_fraction} if config else {}
-    view = datasets.load_split(builder_name(name), split, data_dir=data_dir, **kw)
+    if split == "validation" and "validation" not in builder.info.splits:
+        # No official validation split: use the merge step's patient-grouped validation split
+        # of this dataset, with the test set (--test, else the same dataset) held out first.
+        test = builder_name(args.test or name)
+        comb = datasets.load_combination(builder_name(name), test, data_dir=data_dir, **kw)
+        view = comb.validation
+    else:
+        view = datasets.load_split(builder_name(name), split, data_dir=data_dir, **kw)
     if len(view) == 0:
         raise ValueError(f"dataset {name!r} split {split!r} is empty: nothing to evaluate")
     return view.as_tf_dataset(), len(view)

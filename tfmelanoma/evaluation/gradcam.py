@@ -209,7 +209,7 @@ def save_overlays(
         fig.tight_layout()
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(image_id))
         path = out / f"{prefix}_{safe}.png"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")  # keep the two-line titles
         plt.close(fig)
         paths.append(path)
     return paths
