@@ -142,3 +142,11 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 def planted() -> dict[str, tuple[str, str]]:
     """beta image id -> (stage, rule) expected for each planted leak."""
     return dict(PLANTED)
+
+
+@pytest.fixture(scope="session")
+def tiny_tfrecord_dir(tmp_path_factory) -> Path:
+    """The same tiny datasets prepared as TFRecord (the TFDS default format)."""
+    root = tmp_path_factory.mktemp("ds4_tiny_tfrecord")
+    prepare(root / "manual", root / "tfds", file_format="tfrecord")
+    return root / "tfds"

@@ -124,3 +124,18 @@ def test_unknown_or_unprepared_dataset_is_a_clear_error(tiny_data_dir, capsys):
     argv = ["report", "--train", "no_such_dataset", "--data-dir", str(tiny_data_dir), "--out", "x"]
     assert main(argv) == 2
     assert "no_such_dataset" in capsys.readouterr().err
+
+
+def test_tfrecord_prepared_datasets_give_the_same_splits(tiny_tfrecord_dir, comb):
+    c = load_combination([ALPHA, BETA], ALPHA, data_dir=str(tiny_tfrecord_dir), seed=0)
+    for name in ("train", "validation", "test"):
+        assert sorted(c.split(name).frame["image_id"]) == sorted(comb.split(name).frame["image_id"])
+        view = c.split(name)
+        ids = [ex["image_id"].decode() for ex in view.as_tf_dataset().as_numpy_iterator()]
+        assert ids == list(view.frame["image_id"])
+    assert (
+        len(list(c.as_tf_dataset("train", oversample=True)))
+        == 2 * np.bincount(c.train.labels).max()
+    )
+    with pytest.raises(ValueError, match="ArrayRecord"):
+        c.as_data_source("train")[0]
