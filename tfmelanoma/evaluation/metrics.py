@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def _div(num: float, den: float) -> float:
@@ -69,6 +68,14 @@ def balanced_accuracy(y_true, y_pred) -> float:
     return float(np.mean([np.mean(p[t == c] == c) for c in classes]))
 
 
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given their average rank (scipy's rankdata "average", ~5x faster
+    here, which matters inside the bootstrap)."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    return (upper - (counts - 1) / 2.0)[inverse]
+
+
 def roc_auc(y_true, scores) -> float:
     """Area under the ROC curve, via the Mann-Whitney U statistic.
 
@@ -79,7 +86,7 @@ def roc_auc(y_true, scores) -> float:
     n_pos, n_neg = int(t.sum()), int((~t).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
+    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
     return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
@@ -116,13 +123,16 @@ def binary_metrics(y_true, p_positive, y_pred) -> dict[str, float]:
         Dict of precision, sensitivity, specificity, f1, accuracy, balanced_accuracy, auc_roc,
         average_precision.
     """
+    tp, fp, tn, fn = confusion_counts(y_true, y_pred)  # once: the bootstrap calls this a lot
+    sens, spec = _div(tp, tp + fn), _div(tn, tn + fp)
+    present = [v for v in (sens, spec) if np.isfinite(v)]
     return {
-        "precision": precision(y_true, y_pred),
-        "sensitivity": sensitivity(y_true, y_pred),
-        "specificity": specificity(y_true, y_pred),
-        "f1": f1(y_true, y_pred),
-        "accuracy": accuracy(y_true, y_pred),
-        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "precision": _div(tp, tp + fp),
+        "sensitivity": sens,
+        "specificity": spec,
+        "f1": _div(2 * tp, 2 * tp + fp + fn),
+        "accuracy": _div(tp + tn, tp + fp + tn + fn),
+        "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
         "auc_roc": roc_auc(y_true, p_positive),
         "average_precision": average_precision(y_true, p_positive),
     }
