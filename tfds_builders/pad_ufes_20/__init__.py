@@ -1,0 +1,1 @@
+"""pad_ufes_20 dataset."""
