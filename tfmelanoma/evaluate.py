@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--tta-zoom", type=float, default=1.05, help="default: %(default)s")
     m.add_argument(
+        "--mc-dropout",
+        type=int,
+        default=0,
+        metavar="S",
+        help="predict the mean of S Monte-Carlo dropout passes (entropy: MC predictive entropy)",
+    )
+    m.add_argument(
         "--ensemble",
         choices=("mean", "weighted", "vote"),
         default="mean",
@@ -236,12 +243,26 @@ def _sources(args, names, config):
     return (*test, *val)
 
 
+def _predictor(model, args):
+    """Plain, TTA or MC-dropout prediction for one model, as the arguments ask."""
+    from tfmelanoma.evaluation import ensemble, tta
+    from tfmelanoma.evaluation.inference import as_predictor
+
+    if args.tta:
+        cfg = tta.TTAConfig(zoom=args.tta_zoom, beta=args.tta_beta)
+        return tta.tta_predictor(model, cfg, args.batch_size)
+    if args.mc_dropout:
+        return lambda images: ensemble.mc_dropout_predict(
+            model, images, args.mc_dropout, seed=None, batch_size=args.batch_size
+        )["mean_probs"]
+    return as_predictor(model, args.batch_size)
+
+
 def run(args) -> dict:
     """Evaluates as `args` say and returns the metrics dict (see `build_parser`)."""
     import numpy as np
 
-    from tfmelanoma.evaluation import EvalConfig, data, ensemble, evaluate_predictions, tta
-    from tfmelanoma.evaluation.inference import as_predictor
+    from tfmelanoma.evaluation import EvalConfig, data, ensemble, evaluate_predictions
 
     config = EvalConfig(
         ece_bins=args.ece_bins,
@@ -264,12 +285,9 @@ def run(args) -> dict:
     )
     if not size:
         raise ValueError("the model accepts any input size; pass --image-size")
-    predictors = [
-        tta.tta_predictor(m, tta.TTAConfig(zoom=args.tta_zoom, beta=args.tta_beta), args.batch_size)
-        if args.tta
-        else as_predictor(m, args.batch_size)
-        for m in models
-    ]
+    if args.mc_dropout and args.tta:
+        raise ValueError("--mc-dropout and --tta together are not supported; choose one")
+    predictors = [_predictor(m, args) for m in models]
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
     predictor = (
         predictors[0]

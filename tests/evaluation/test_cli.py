@@ -13,12 +13,14 @@ from PIL import Image
 from tfmelanoma.evaluate import main
 
 
-def _save_model(path, k: int = 2) -> None:
+def _save_model(path, k: int = 2, dropout: float = 0.0) -> None:
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Rescaling(1 / 255)(inp)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="last_conv")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
     out = keras.layers.Dense(k, activation="softmax" if k > 1 else "sigmoid")(x)
     keras.Model(inp, out).save(path)
 
@@ -39,6 +41,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     _save_model(root / "m.keras")
     _save_model(root / "sig.keras", k=1)
+    _save_model(root / "drop.keras", dropout=0.5)
     _image_folders(root / "test", {"benign": 12, "malignant": 10}, 0)
     _image_folders(root / "val", {"benign": 10, "malignant": 10}, 1)
     return root
@@ -81,6 +84,27 @@ def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys
     assert rows[0]["image_id"] == "benign_000"
     assert len(list((out / "gradcam").glob("gradcam_*.png"))) == 2
     assert "report:" in capsys.readouterr().out
+
+
+def test_cli_mc_dropout_without_validation(setup, tmp_path, capsys):
+    out = tmp_path / "mc"
+    args = [
+        "--images-dir",
+        str(setup / "test"),
+        "--class-map",
+        "benign=non_melanoma,malignant=melanoma",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "0",
+        "--mc-dropout",
+        "4",
+    ]
+    assert main(["--model", str(setup / "drop.keras"), *args]) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["rejection"]["threshold"] is None  # no validation: nothing rejected
+    assert main(["--model", str(setup / "m.keras"), *args]) == 2
+    assert "has no Dropout layer" in capsys.readouterr().err
 
 
 def test_cli_bad_inputs(setup, tmp_path, capsys):

@@ -104,6 +104,15 @@ def test_multiclass_has_macro_and_melanoma_vs_rest(tmp_path):
     assert "platt skipped" not in " ".join(res["calibration"]["notes"])  # only temperature asked
 
 
+def test_multiclass_without_melanoma_class(tmp_path):
+    yt, pt = _synthetic(90, 8, k=3)
+    res = evaluate_predictions(yt, pt, None, ["a", "b", "c"], tmp_path, yt, pt, FAST)
+    assert res["positive_class"] is None and "misdiagnoses" not in res
+    assert "auc_roc" not in res["before_rejection"]["values"]
+    assert res["before_rejection"]["values"]["macro_f1"] > 0
+    assert (tmp_path / "report.html").read_text().count("<table>") == 3
+
+
 def test_without_validation_nothing_is_rejected(tmp_path):
     y, p = _synthetic(80, 5)
     res = evaluate_predictions(y, p, None, BINARY, tmp_path, config=FAST)
