@@ -81,7 +81,7 @@ def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys
     with (out / "predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert {r["label"] for r in rows} == {"non_melanoma", "melanoma"}
-    assert rows[0]["image_id"] == "benign_000"
+    assert rows[0]["image_id"] == "benign/benign_000"
     assert len(list((out / "gradcam").glob("gradcam_*.png"))) == 2
     assert "report:" in capsys.readouterr().out
 
@@ -127,3 +127,32 @@ def test_cli_bad_inputs(setup, tmp_path, capsys):
     )
     assert "expected a run folder or an existing .keras file" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_cli_on_real_kaggle_folder_layout(shared_data, setup, tmp_path, capsys):
+    """The Kaggle set's official test/ layout (benign/, malignant/, repeated file names)."""
+    root = shared_data / "kaggle_fanconic" / "test"
+    out = tmp_path / "kaggle"
+    rc = main(
+        [
+            "--model",
+            str(setup / "m.keras"),
+            "--images-dir",
+            str(root),
+            "--out",
+            str(out),
+            "--class-map",
+            "benign=non_melanoma,malignant=melanoma",
+            "--no-val",
+            "--bootstrap",
+            "100",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test"] == 660  # 360 benign + 300 malignant (data README)
+    with (out / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert sum(r["label"] == "melanoma" for r in rows) == 300
+    assert len({r["image_id"] for r in rows}) == 660  # ids unique although file names repeat

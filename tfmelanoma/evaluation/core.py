@@ -158,6 +158,8 @@ def evaluate_predictions(
     ids = [str(i) for i in (range(test.y.size) if image_ids is None else image_ids)]
     if len(ids) != test.y.size:
         raise ValueError(f"test: {len(ids)} image ids but {test.y.size} predictions")
+    if len(set(ids)) != len(ids):
+        log.warning("test image ids are not unique; misdiagnosis lists may name an id twice")
     val = None
     if (val_labels is None) != (val_probs is None):
         raise ValueError("pass both val_labels and val_probs, or neither")
@@ -225,9 +227,10 @@ def evaluate_predictions(
         mis_after = metrics.misdiagnoses(
             pos[keep], pred_pos[keep], [i for i, k in zip(ids, keep, strict=True) if k]
         )
-        prevented = {
-            kind: sorted(set(mis_before[kind]) - set(mis_after[kind])) for kind in mis_before
-        }
+        # By position, not by id set: ids need not be unique across merged datasets.
+        prevented = metrics.misdiagnoses(
+            pos[~keep], pred_pos[~keep], list(np.asarray(ids, dtype=object)[~keep])
+        )
         result["misdiagnoses"] = {
             "before_rejection": mis_before,
             "after_rejection": mis_after,

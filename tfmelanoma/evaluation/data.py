@@ -30,7 +30,7 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
     """A `tf.data.Dataset` of example dicts from `root/<class folder>/<image files>`.
 
     Each element has `image` (uint8 RGB, decoded), `label` (index in `class_names`) and
-    `image_id` (file name without suffix), in sorted folder / file order, like the TFDS splits.
+    `image_id` (`<folder>/<file name without suffix>`), in sorted folder / file order, like the TFDS splits.
 
     Args:
         root: folder with one sub-folder per class.
@@ -65,7 +65,8 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
         raise ValueError(
             f"{root}: no images found (expected {'/'.join(IMAGE_SUFFIXES)} files in class sub-folders)"
         )
-    ids = [Path(p).stem for p in paths]
+    # <folder>/<file stem>: file names repeat across class folders in some datasets (Kaggle).
+    ids = [f"{Path(p).parent.name}/{Path(p).stem}" for p in paths]
 
     def load(path, label, image_id):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
