@@ -148,19 +148,21 @@ def phash_pairs(
             # Positions lo[i]..hi[i]-1 for every i, flattened without a Python loop.
             offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
             ri = right_pos[order[np.repeat(lo, counts) + offsets]]
-            found.append((li, ri))
-    if not found:
+            # Verify candidates at once (xor + popcount is cheap); only true matches are kept, so
+            # the de-duplication below sorts few pairs however many bucket collisions there were.
+            ok = hamming(left[li], right[ri]) <= max_distance
+            if self_join:
+                ok &= li < ri
+            found.append((li[ok], ri[ok]))
+    li = np.concatenate([f[0] for f in found]) if found else np.empty(0, np.int64)
+    ri = np.concatenate([f[1] for f in found]) if found else np.empty(0, np.int64)
+    if len(li) == 0:
         return empty
-    li = np.concatenate([f[0] for f in found])
-    ri = np.concatenate([f[1] for f in found])
-    if self_join:
-        keep = li < ri
-        li, ri = li[keep], ri[keep]
-    pairs = np.unique(np.stack([li, ri], axis=1), axis=0) if len(li) else np.empty((0, 2), int)
-    dist = hamming(left[pairs[:, 0]], right[pairs[:, 1]])
-    ok = dist <= max_distance
+    # A pair agreeing on several bands is found several times; keep one (encoded as one int64).
+    code = np.unique(li * np.int64(len(right)) + ri)
+    li, ri = code // len(right), code % len(right)
     return pd.DataFrame(
-        {"left": pairs[ok, 0], "right": pairs[ok, 1], "distance": dist[ok]}
+        {"left": li, "right": ri, "distance": hamming(left[li], right[ri])}
     ).reset_index(drop=True)
 
 
