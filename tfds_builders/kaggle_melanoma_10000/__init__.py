@@ -1,0 +1,1 @@
+"""kaggle_melanoma_10000 dataset."""
