@@ -208,6 +208,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            value = tp(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
     if tp is str and value is None:
         return ""
     if not isinstance(value, tp) or isinstance(value, bool) and tp is not bool:

@@ -26,7 +26,9 @@ OPS = {
     "random_flips": lambda x, s: aug.random_flips(x, s, True, True),
     "colour_jitter": lambda x, s: aug.colour_jitter(x, s, 0.2, 0.2, 0.2, 0.05),
     "cutout": lambda x, s: aug.cutout(x, s, 0.3),
-    "augment": lambda x, s: aug.augment(x, s, dataclasses.replace(AugmentConfig(), cutout=0.2, zoom=0.1)),
+    "augment": lambda x, s: aug.augment(
+        x, s, dataclasses.replace(AugmentConfig(), cutout=0.2, zoom=0.1)
+    ),
 }
 
 
@@ -63,7 +65,12 @@ def test_op_in_dataset_map(name):
 def test_flips_are_exact_permutations():
     image = _image()
     out = aug.random_flips(image, SEED, True, True).numpy()
-    candidates = [image.numpy(), image.numpy()[:, ::-1], image.numpy()[::-1], image.numpy()[::-1, ::-1]]
+    candidates = [
+        image.numpy(),
+        image.numpy()[:, ::-1],
+        image.numpy()[::-1],
+        image.numpy()[::-1, ::-1],
+    ]
     assert any(np.array_equal(out, c) for c in candidates)
 
 

@@ -185,7 +185,6 @@ def train(
     """
     check_config(config)
     if config.run.deterministic:
-        keras.utils.set_random_seed(config.run.seed)
         tf.config.experimental.enable_op_determinism()
     if config.run.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -219,6 +218,9 @@ def train(
         cache=config.data.cache,
     )
 
+    # Seed after the data is loaded: preparing a dataset draws from Python's `random` (temp
+    # folder names), which Keras's default seed generator is derived from.
+    keras.utils.set_random_seed(config.run.seed)
     with _strategy(config).scope():
         if state is not None:
             logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)

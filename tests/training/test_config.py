@@ -1,0 +1,120 @@
+"""The typed config: presets, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tfmelanoma import config as c
+
+
+def test_every_preset_loads():
+    assert {"default", "smoke", "uncertainty", "small_cnn", "multiclass"} <= set(c.presets())
+    for name in c.presets():
+        assert isinstance(c.load_config(name), c.Config)
+
+
+def test_uncertainty_preset_matches_the_paper():
+    cfg = c.load_config("uncertainty")
+    assert cfg.data.image_size == 224 and cfg.run.batch_size == 32
+    assert (cfg.optimizer.name, cfg.optimizer.learning_rate, cfg.optimizer.momentum) == (
+        "sgd",
+        0.001,
+        0.9,
+    )
+    assert (cfg.optimizer.schedule, cfg.optimizer.step_epochs, cfg.optimizer.step_factor) == (
+        "step",
+        7,
+        0.1,
+    )
+    assert cfg.model.options == {"freeze_base": True} and cfg.model.weights == "imagenet"
+
+
+def test_overrides_parse_yaml_scalars_and_lists():
+    cfg = c.load_config(
+        "default",
+        [
+            "run.epochs=3",
+            "data.train=isic2017,ph2",
+            "augment.hflip=false",
+            "optimizer.learning_rate=1e-4",
+            "model.options={dropout: 0.3}",
+        ],
+    )
+    assert cfg.run.epochs == 3 and cfg.data.train == ("isic2017", "ph2")
+    assert cfg.augment.hflip is False and cfg.optimizer.learning_rate == pytest.approx(1e-4)
+    assert cfg.model.options == {"dropout": 0.3}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("run.epoch=3", "unknown config key 'run.epoch'; did you mean 'run.epochs'?"),
+        ("run.epochs=three", "run.epochs: expected int, got 'three'"),
+        ("augment.hflip=2", "augment.hflip: expected true or false"),
+        ("optimizer.name=rmsprop", "optimizer.name: 'rmsprop' is not one of adam, adamw, sgd"),
+        ("run.epochs", "expected key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(c.ConfigError) as err:
+        c.load_config("default", [override])
+    assert message in str(err.value)
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(c.ConfigError, match="unknown preset 'nope'; presets: .*smoke"):
+        c.load_config("nope")
+
+
+def test_yaml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  image_sise: 64\n")
+    with pytest.raises(
+        c.ConfigError,
+        match=r"bad.yaml: unknown config key 'data.image_sise'; did you mean 'data.image_size'",
+    ):
+        c.load_config(str(bad))
+    with pytest.raises(c.ConfigError, match="cannot read config file"):
+        c.load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = c.load_config("uncertainty", ["run.seed=7"])
+    c.save_config(cfg, tmp_path / "config.yaml")
+    assert c.load_config(str(tmp_path / "config.yaml")) == cfg
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tfmelanoma.train", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_lists_every_key_with_its_default():
+    out = _cli("--help")
+    assert out.returncode == 0
+    for key, value in c.flat_defaults().items():
+        assert f"{key} = {value!r}" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--set", "run.epoch=3"], "did you mean 'run.epochs'?"),
+        (["--set", "model.name=resnet5O"], "unknown model 'resnet5O'"),
+        (["--set", "model.num_classes=9"], "model.num_classes=9 does not fit data.label='label'"),
+        (["--set", "data.image_size=8"], "data.image_size=8 is too small"),
+    ],
+)
+def test_cli_errors_are_one_line(args, message):
+    out = _cli(*args)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and message in lines[0], out.stderr

@@ -1,0 +1,134 @@
+"""End-to-end training runs on the embedded sample: CLI, determinism, kill + resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMOKE = ["--config", "smoke", "-q", "--set", "run.epochs=3"]
+
+
+def _env(tmp_path: Path) -> dict:
+    # One TFDS data dir per test session keeps the prepared sample out of the user's home.
+    env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path.parent / "tfds"), TF_CPP_MIN_LOG_LEVEL="2")
+    return env
+
+
+def _train(tmp_path: Path, run_dir: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tfmelanoma.train", *SMOKE, "--run-dir", str(run_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_env(tmp_path),
+        **kwargs,
+    )
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _close(a: dict, b: dict, tol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], float) and isinstance(b[key], float):
+            assert abs(a[key] - b[key]) <= tol, (key, a[key], b[key])
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("reference")
+    run_dir = tmp / "run"
+    out = _train(tmp, run_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "test metrics" in out.stdout and "auc_roc" in out.stdout
+    return run_dir
+
+
+def test_run_folder_is_complete(reference_run):
+    for name in (
+        "config.yaml",
+        "versions.json",
+        "data.json",
+        "history.csv",
+        "best.keras",
+        "checkpoints/last.keras",
+        "checkpoints/state.json",
+        "metrics.json",
+        "evaluation/metrics.json",
+        "evaluation/predictions.csv",
+        "evaluation/report.md",
+    ):
+        assert (reference_run / name).exists(), name
+    metrics = _metrics(reference_run)
+    assert metrics["epochs_done"] == 3 and 1 <= metrics["best_epoch"] <= 3
+    assert 0.0 <= metrics["test"]["auc_roc"] <= 1.0
+    data = json.loads((reference_run / "data.json").read_text())
+    assert sum(data["sizes"].values()) + int(data["combination"][-1].split()[1]) == 557
+    history = (reference_run / "history.csv").read_text().strip().splitlines()
+    assert len(history) == 1 + 3
+
+
+def test_same_seed_same_metrics(reference_run, tmp_path):
+    out = _train(tmp_path, tmp_path / "again")
+    assert out.returncode == 0, out.stderr[-3000:]
+    _close(_metrics(tmp_path / "again")["test"], _metrics(reference_run)["test"])
+    assert _metrics(tmp_path / "again")["best_epoch"] == _metrics(reference_run)["best_epoch"]
+
+
+def test_killed_run_resumes_to_the_same_result(reference_run, tmp_path):
+    run_dir = tmp_path / "killed"
+    # Slow epochs down (more steps) so the kill lands inside epoch 2, after epoch 1's checkpoint.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfmelanoma.train", *SMOKE, "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(tmp_path),
+        start_new_session=True,
+    )
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text() or "{}").get("epochs_done") == 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["epochs_done"] == 1
+    assert not (run_dir / "metrics.json").exists()
+
+    # Rerunning without --resume refuses to clobber the interrupted run.
+    refused = _train(tmp_path, run_dir)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = _train(tmp_path, run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _close(_metrics(run_dir)["test"], _metrics(reference_run)["test"])
+    history = (run_dir / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+
+
+def test_batch_larger_than_split_fails_before_training(tmp_path):
+    out = _train(tmp_path, tmp_path / "big", "--set", "run.batch_size=5000")
+    assert out.returncode == 2
+    assert "batch size 5000 is larger than the training split" in out.stderr
+    assert not (tmp_path / "big" / "best.keras").exists()
+
+
+def test_unknown_dataset_lists_the_valid_names(tmp_path):
+    out = _train(tmp_path, tmp_path / "x", "--set", "data.train=isic2099")
+    assert out.returncode == 2
+    assert "unknown dataset 'isic2099'" in out.stderr and "isic2017" in out.stderr
