@@ -294,3 +294,52 @@ def test_array_record_read_without_tensorflow(tmp_path):
     assert got["image"] == list(want["image"].shape)
     assert got["mask"] == list(want["segmentation_mask"].shape)
     assert got["mask_sum"] == int(want["segmentation_mask"].sum()) > 0
+
+
+def test_tfds_load_by_name(tmp_path):
+    """`import tfds_builders` registers the builders for `tfds.load` from any project."""
+    import tfds_builders
+
+    assert {"isic2016", "isic2017", "kaggle_fanconic", "ph2", "med_node", "derm7pt"} <= set(
+        tfds_builders.BUILDERS
+    )
+    ds = tfds.load(
+        "kaggle_fanconic",
+        split="test",
+        data_dir=str(tmp_path),
+        download_and_prepare_kwargs={
+            "download_config": tfds.download.DownloadConfig(manual_dir=str(FANCONIC_DUMMY))
+        },
+    )
+    labels = sorted(int(ex["label"]) for ex in tfds.as_numpy(ds))
+    assert labels == [0, 0, 1, 1]
+
+
+def _tfds_cli_importable() -> bool:
+    # tfds 4.9.10's `tfds` command imports apache_beam and mlcroissant at start-up.
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("apache_beam", "mlcroissant"))
+
+
+@pytest.mark.skipif(
+    not _tfds_cli_importable(), reason="the `tfds` CLI needs apache-beam and mlcroissant"
+)
+def test_tfds_build_on_builder_folder(tmp_path):
+    folder = Path(fanconic.__file__).parent
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "tfds"),
+            "build",
+            str(folder),
+            f"--manual_dir={FANCONIC_DUMMY}",
+            f"--data_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    builder = tfds.builder_from_directory(str(tmp_path / "kaggle_fanconic" / "original" / "1.0.0"))
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 5, "test": 4}
