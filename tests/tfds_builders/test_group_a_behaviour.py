@@ -151,6 +151,15 @@ def test_image_without_label(tmp_path):
     assert builder.info.metadata["num_skipped"] == {"train": 1}
 
 
+def test_malformed_label_row_names_file_and_line(tmp_path):
+    manual = _copy(ISIC_DUMMY, tmp_path)
+    labels = manual / f"{TRAIN}_Part3_GroundTruth.csv"
+    labels.write_text(labels.read_text().replace("ISIC_0000001,1.0", "ISIC_0000001,yes"))
+    with pytest.raises(ValueError, match=f"{labels}:3: expected columns"):
+        _prepare(isic2017.Builder, manual, tmp_path / "data")
+    _assert_nothing_prepared(tmp_path / "data", "isic2017")
+
+
 def test_missing_mask_names_the_file(tmp_path):
     manual = _copy(ISIC_DUMMY, tmp_path)
     mask = manual / f"{TRAIN}_Part1_GroundTruth" / "ISIC_0000002_segmentation.png"

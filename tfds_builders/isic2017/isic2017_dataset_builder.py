@@ -33,13 +33,22 @@ def _read_labels(path: Path) -> dict[str, str]:
     """Part 3 ground truth: image_id -> melanoma / seborrheic_keratosis / nevus (neither)."""
     labels = {}
     with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if float(row["melanoma"]) >= 0.5:
-                labels[row["image_id"]] = "melanoma"
-            elif float(row["seborrheic_keratosis"]) >= 0.5:
-                labels[row["image_id"]] = "seborrheic_keratosis"
+        for line_no, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                melanoma = float(row["melanoma"]) >= 0.5
+                keratosis = float(row["seborrheic_keratosis"]) >= 0.5
+                image_id = row["image_id"]
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(
+                    f"{path}:{line_no}: expected columns image_id, melanoma, "
+                    f"seborrheic_keratosis with 0/1 values; got {row} ({type(e).__name__}: {e})"
+                ) from None
+            if melanoma:
+                labels[image_id] = "melanoma"
+            elif keratosis:
+                labels[image_id] = "seborrheic_keratosis"
             else:
-                labels[row["image_id"]] = "nevus"
+                labels[image_id] = "nevus"
     return labels
 
 
