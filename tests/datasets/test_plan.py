@@ -177,3 +177,25 @@ def test_too_few_groups_is_a_clear_error():
     index = _rows("beta", "train", 3, rng=rng)
     with pytest.raises(ValueError, match="only 3 patient/lesion/image group"):
         plan(index, ROLES, ["beta"], None, MergeOptions())
+
+
+def test_copies_of_fixed_training_images_stay_in_training():
+    """A made-split dataset's copy of a training image (of a dataset with an official validation
+    split) is never sent to validation, which would cost that training image; the copy is dropped
+    as a training duplicate instead."""
+    rng = np.random.default_rng(5)
+    a_train = _rows("alpha", "train", 40, rng=rng)
+    a_val = _rows("alpha", "validation", 10, rng=rng)
+    beta = _rows("beta", "train", 60, rng=rng)
+    for i in range(12):  # beta holds copies of 12 alpha training images
+        beta.loc[i, "image_id"] = f"ISIC_{i:07d}"
+        a_train.loc[i, "image_id"] = f"ISIC_{i:07d}"
+    index = pd.concat([a_train, a_val, beta], ignore_index=True)
+    for seed in range(5):
+        out, report = plan(index, ROLES, ["alpha", "beta"], None, MergeOptions(seed=seed))
+        assert report.removed_count("validation_overlap") == 0
+        assert report.removed_count("train_duplicate") == 12
+        assert set(report.removed["dataset"]) == {"beta"}
+        assert len(out["train"][out["train"]["dataset"] == "alpha"]) == 40
+        made = out["validation"][out["validation"]["dataset"] == "beta"]
+        assert 8 <= len(made) <= 12  # 20 % of the 48 unlinked beta rows

@@ -211,15 +211,7 @@ def plan(
     val_mask = (pool["role"] == "validation").to_numpy(copy=True).copy()
     need = ~pool["dataset"].isin(has_val).to_numpy()
     if need.any():
-        made = splits.grouped_split(
-            pool[need], o.val_fraction, seed=o.seed, max_distance=o.max_distance
-        )
-        val_mask[np.flatnonzero(need)[made]] = True
-        names = sorted(pool.loc[need, "dataset"].unique())
-        notes.append(
-            f"validation made for {names}: {made.sum()} of {need.sum()} examples "
-            f"(val_fraction={o.val_fraction}, seed={o.seed}, grouped, stratified by dataset x label)"
-        )
+        _make_validation(pool, need, val_mask, o, notes)
     validation = pool[val_mask].reset_index(drop=True)
     training = pool[~val_mask].reset_index(drop=True)
 
@@ -264,6 +256,8 @@ def plan(
     )
     overlaps = (
         pd.concat(overlap_parts, ignore_index=True)
+        .groupby(["stage", "rule"], sort=False, as_index=False)
+        .sum()
         if overlap_parts
         else pd.DataFrame(columns=["stage", "rule", "pairs", "rows", "removed"])
     )
@@ -282,3 +276,39 @@ def _later_duplicates(pairs: pd.DataFrame, n: int) -> set[int]:
         if row in by_right and any(left not in dropped for left in by_right[row]):
             dropped.add(row)
     return dropped
+
+
+def _make_validation(pool, need, val_mask, o: MergeOptions, notes: list[str]) -> None:
+    """Marks a grouped, stratified `val_fraction` of the `need` rows as validation (in place).
+
+    Rows linked (same image, lesion or patient) to a training image of a dataset with an official
+    validation split stay in training with their whole group: sending them to validation would
+    only force step 5 to delete that other dataset's training image.
+    """
+    rows = np.flatnonzero(need)
+    fixed = np.flatnonzero(~need & ~val_mask)
+    groups = splits.leakage_groups(pool.iloc[rows], max_distance=o.max_distance)
+    free = np.ones(len(rows), dtype=bool)
+    if len(fixed):
+        links = dedup.match_pairs(
+            pool.iloc[rows], pool.iloc[fixed], rules=o.rules, max_distance=o.max_distance
+        )
+        linked_groups = np.unique(groups[links["left"].to_numpy(dtype=np.int64)])
+        free = ~np.isin(groups, linked_groups)
+    names = sorted(pool.iloc[rows]["dataset"].unique())
+    try:
+        made = splits.grouped_split(
+            pool.iloc[rows[free]], o.val_fraction, seed=o.seed, groups=groups[free]
+        )
+    except ValueError as e:
+        if free.all():  # the datasets themselves are too small to split
+            raise
+        notes.append(f"no validation made for {names}: {e} (after keeping linked rows in train)")
+        return
+    val_mask[rows[free][made]] = True
+    notes.append(
+        f"validation made for {names}: {made.sum()} of {free.sum()} examples (val_fraction="
+        f"{o.val_fraction}, seed={o.seed}, grouped, stratified by dataset x label); "
+        f"{(~free).sum()} more stay in training because they match training images of datasets "
+        "with an official validation split"
+    )
