@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--gradcam-layer", help="conv layer name (default: the registry's last_conv_layer)"
     )
+    g.add_argument("--gradcam-ids", help="comma-separated test image ids to explain as well")
     g.add_argument("--gradcam-plus", action="store_true", help="Grad-CAM++ instead of Grad-CAM")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
@@ -303,17 +304,24 @@ def run(args) -> dict:
         y_val, p_val, _ = data.predict_dataset(
             predictor, val_ds, what="validation split", total=n_val, **kw
         )
+    chosen = [i.strip() for i in (args.gradcam_ids or "").split(",") if i.strip()]
+    unknown = sorted(set(chosen) - set(ids))
+    if unknown:  # checked before anything is written
+        raise ValueError(
+            f"--gradcam-ids: no test image with id {unknown[0]!r} (ids look like {ids[0]!r})"
+        )
     out = Path(args.out)
     result = evaluate_predictions(y, probs, ids, names, out, y_val, p_val, config)
-    if args.gradcam:
+    if args.gradcam or chosen:
         from tfmelanoma.evaluation import gradcam
         from tfmelanoma.evaluation.probs import as_prob_matrix
 
-        model = models[0]
+        model = models[0]  # an ensemble is explained through its first model
         layer = gradcam.resolve_layer_name(
             model, args.gradcam_layer, run_config.model.name if run_config else None
         )
-        worst = gradcam.worst_cases(y, as_prob_matrix(probs), args.gradcam)
+        worst = list(gradcam.worst_cases(y, as_prob_matrix(probs), args.gradcam))
+        worst += [k for k in map(ids.index, chosen) if k not in worst]
         wanted = [ids[i] for i in worst]
         images = data.gather_images(test_ds, wanted, size, label_key)
         if len(wanted):

@@ -72,6 +72,8 @@ def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys
             "2",
             "--gradcam-layer",
             "last_conv",
+            "--gradcam-ids",
+            "malignant/malignant_003",
         ]
     )
     assert rc == 0, capsys.readouterr().err
@@ -82,7 +84,8 @@ def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys
         rows = list(csv.DictReader(fh))
     assert {r["label"] for r in rows} == {"non_melanoma", "melanoma"}
     assert rows[0]["image_id"] == "benign/benign_000"
-    assert len(list((out / "gradcam").glob("gradcam_*.png"))) == 2
+    pngs = {p.name for p in (out / "gradcam").glob("gradcam_*.png")}
+    assert "gradcam_malignant_malignant_003.png" in pngs and len(pngs) in (2, 3)
     assert "report:" in capsys.readouterr().out
 
 
@@ -122,6 +125,9 @@ def test_cli_bad_inputs(setup, tmp_path, capsys):
     # Threshold outside [0, 1]: refused before anything is loaded or written.
     assert main([*base, "--images-dir", str(setup / "test"), "--threshold", "1.5"]) == 2
     assert "must be in [0, 1]" in capsys.readouterr().err
+    cmap = ["--class-map", "benign=non_melanoma,malignant=melanoma"]
+    assert main([*base, "--images-dir", str(setup / "test"), *cmap, "--gradcam-ids", "nope"]) == 2
+    assert "no test image with id 'nope'" in capsys.readouterr().err
     assert (
         main(["--model", str(tmp_path / "missing.keras"), "--out", "x", "--images-dir", "y"]) == 2
     )

@@ -179,3 +179,18 @@ def test_gradcam_bad_layer_and_worst_cases():
         gradcam.grad_cam(model, IMAGES, "gap")
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     assert list(gradcam.worst_cases([1, 0, 0, 0], probs, 2)) == [0, 1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["meshnet", "vgg11", "mobilenet_v2", "efficientnet_b0"])
+def test_gradcam_on_registry_models_by_last_conv_layer(name):
+    """One model per family kind: flat small CNNs and nested Keras Applications backbones."""
+    from tfmelanoma.models import create_model
+
+    model = create_model(name, input_shape=(64, 64, 3))
+    layer = gradcam.resolve_layer_name(model, model_name=name)
+    images = RNG.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    res = gradcam.grad_cam(model, images, layer, plus=name == "meshnet")
+    h = res["heatmaps"]
+    assert h.shape == (2, 64, 64) and np.all(np.isfinite(h))
+    assert h.max() == pytest.approx(1.0)  # a non-trivial map, scaled to [0, 1]
