@@ -166,7 +166,8 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         common.report_unlabeled(
             self, split, [images[i] for i in images.keys() - rows.keys() - errors.keys()], gt
         )
-        max_side = self.builder_config.max_side
+        # Contradicting or image-less rows are reported before any image is decoded.
+        good = {}
         for image_id, dx in rows.items():
             meta = metadata.get(image_id, {})
             if meta and meta["dx"] != dx:
@@ -174,13 +175,15 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                     split,
                     GroundTruthError(f"{gt}: {image_id} is {dx!r} but {ham} says {meta['dx']!r}"),
                 )
-                continue
-            if image_id not in images:
+            elif image_id not in images:
                 self.handle_bad_file(
                     split,
                     common.ImageReadError(f"{image_dir / image_id}.jpg: listed in {gt}, missing"),
                 )
-                continue
+            else:
+                good[image_id] = (dx, meta)
+        max_side = self.builder_config.max_side
+        for image_id, (dx, meta) in good.items():
 
             def make(image_id=image_id, dx=dx, meta=meta):
                 return common.make_example(
