@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from tfmelanoma.evaluation import calibration  # noqa: E402
+from tfmelanoma.evaluation.metrics import roc_auc  # noqa: E402
 
 _DPI = 110
 
@@ -144,9 +145,9 @@ def roc_plot(y_true_positive, p_positive, retained, path: Path, positive_name: s
         if np.unique(y[mask]).size < 2:
             continue  # ROC undefined with one class; say nothing rather than draw a wrong line.
         fpr, tpr, _ = roc_curve(y[mask], p[mask])
-        from tfmelanoma.evaluation.metrics import roc_auc
-
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(y[mask], p[mask]):.3f}, n={mask.sum()})")
+        style = "-" if name == "all images" else "--"  # dashed: visible when the curves coincide
+        auc = roc_auc(y[mask], p[mask])
+        ax.plot(fpr, tpr, style, label=f"{name} (AUC {auc:.3f}, n={mask.sum()})")
     ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="chance")
     ax.set(
         xlabel="false positive rate (1 - specificity)",
