@@ -38,6 +38,7 @@ def test_writes_every_file_and_metrics_match_sklearn(tmp_path):
         "report.md",
         "report.html",
         "reliability.png",
+        "reliability_melanoma.png",
         "accuracy_vs_threshold.png",
         "coverage.png",
         "roc.png",

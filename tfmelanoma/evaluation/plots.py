@@ -24,17 +24,25 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def reliability_diagram(y_true, variants: dict[str, np.ndarray], n_bins: int, path: Path) -> Path:
-    """Top-label reliability diagram, one column per probability variant (e.g. before/after).
+def reliability_diagram(
+    y_true,
+    variants: dict[str, np.ndarray],
+    n_bins: int,
+    path: Path,
+    positive: int | None = None,
+) -> Path:
+    """Reliability diagram, one column per probability variant (e.g. before / after scaling).
 
-    Bars are the accuracy in each confidence bin, the dashed diagonal is perfect calibration,
-    red hatched bars show the gap; the lower row is the number of predictions per bin.
+    Bars are the observed frequency in each probability bin, the dashed diagonal is perfect
+    calibration, red hatched bars show the gap; the lower row is the number of predictions per bin.
 
     Args:
         y_true: (N,) labels.
         variants: {title: (N, K) probabilities}.
         n_bins: number of equal-width bins.
         path: PNG file to write.
+        positive: None for the top-label form (confidence of the predicted class vs accuracy);
+            a class index for the melanoma-probability form (P(class) vs fraction of that class).
     """
     cols = len(variants)
     fig, axes = plt.subplots(
@@ -42,14 +50,21 @@ def reliability_diagram(y_true, variants: dict[str, np.ndarray], n_bins: int, pa
     )
     y = np.asarray(y_true)
     for c, (title, probs) in enumerate(variants.items()):
-        conf = probs.max(axis=1)
-        b = calibration.reliability_bins(conf, probs.argmax(axis=1) == y, n_bins)
+        if positive is None:
+            conf, hit = probs.max(axis=1), probs.argmax(axis=1) == y
+            ece = calibration.ece_top_label(y, probs, n_bins)
+            xlabel, ylabel, ece_name = "confidence (max probability)", "accuracy", "top-label"
+        else:
+            conf, hit = probs[:, positive], y == positive
+            ece = calibration.ece_melanoma(hit, conf, n_bins)
+            xlabel, ylabel, ece_name = "predicted P(melanoma)", "fraction melanoma", "melanoma"
+        b = calibration.reliability_bins(conf, hit, n_bins)
         centres = (b["edges"][:-1] + b["edges"][1:]) / 2
         width = 1.0 / n_bins
         acc = np.nan_to_num(b["accuracy"])
         gap_base = np.nan_to_num(b["confidence"])
         ax = axes[0, c]
-        ax.bar(centres, acc, width=width, edgecolor="black", color="#4c72b0", label="accuracy")
+        ax.bar(centres, acc, width=width, edgecolor="black", color="#4c72b0", label=ylabel)
         ax.bar(
             centres,
             gap_base - acc,
@@ -58,20 +73,19 @@ def reliability_diagram(y_true, variants: dict[str, np.ndarray], n_bins: int, pa
             color="none",
             edgecolor="#c44e52",
             hatch="//",
-            label="gap to confidence",
+            label="gap to mean probability",
         )
         ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-        ece = calibration.ece_top_label(y, probs, n_bins)
         ax.set(
             xlim=(0, 1),
             ylim=(0, 1),
-            title=f"{title}\nECE (top-label) = {ece:.3f}",
-            xlabel="confidence (max probability)",
-            ylabel="accuracy",
+            title=f"{title}\nECE ({ece_name}) = {ece:.3f}",
+            xlabel=xlabel,
+            ylabel=ylabel,
         )
         ax.legend(loc="upper left", fontsize=8)
         axes[1, c].bar(centres, b["count"], width=width, color="#8c8c8c", edgecolor="black")
-        axes[1, c].set(xlim=(0, 1), xlabel="confidence", ylabel="count")
+        axes[1, c].set(xlim=(0, 1), xlabel=xlabel, ylabel="count")
     return _save(fig, path)
 
 

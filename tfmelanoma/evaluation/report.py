@@ -122,6 +122,16 @@ def _plots(
     images.append(
         ("reliability.png", "Reliability diagram (top-label), before / after temperature scaling")
     )
+    if test.mel is not None:
+        plots.reliability_diagram(
+            test.y, variants, cfg.ece_bins, out / "reliability_melanoma.png", positive=test.mel
+        )
+        images.append(
+            (
+                "reliability_melanoma.png",
+                "Reliability of P(melanoma) (the risk shown to a user), before / after scaling",
+            )
+        )
     sweeps = (
         {"test": sweep_test} if sweep_val is None else {"validation": sweep_val, "test": sweep_test}
     )
