@@ -52,10 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--class-map", help="folder=class pairs for --images-dir, e.g. benign=non_melanoma"
     )
-    src.add_argument("--limit", type=int, help="evaluate only the first N test images (smoke runs)")
+    src.add_argument(
+        "--limit",
+        type=int,
+        help="evaluate only the first N test images, in dataset order (smoke runs)",
+    )
     val = p.add_argument_group("validation data (temperature scaling and the entropy threshold)")
     val.add_argument(
-        "--val", metavar="DATASET[:SPLIT]", help="validation dataset (split default: validation)"
+        "--val",
+        metavar="DATASET[:SPLIT]",
+        help="validation dataset (split default: validation; for a dataset without one, the "
+        "merge step's patient-grouped validation split)",
     )
     val.add_argument("--val-images-dir", help="folder of class sub-folders for validation")
     val.add_argument("--no-val", action="store_true", help="use no validation data (no rejection)")
