@@ -141,10 +141,10 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
     generator and the JPEG/PNG bytes are decoded by the feature's own TF decoder in parallel.
     """
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
     features = builder.info.features
-    source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+    # Masks (segmentation configs) are dropped, so they stay undecoded too.
+    source = builder.as_data_source(split, decoders=index_lib._skip_decoding(builder))
     keys = [k for k in COMMON_KEYS if k != "image"]
     signature = {"image": tf.TensorSpec((), tf.string)}
     signature.update({k: tf.TensorSpec(features[k].shape, features[k].tf_dtype) for k in keys})

@@ -9,7 +9,7 @@ import pandas as pd
 
 from tfmelanoma import labels
 from tfmelanoma.datasets import dedup
-from tfmelanoma.datasets.combination import SPLITS
+from tfmelanoma.datasets.combination import SPLITS, STAGES
 
 
 def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
@@ -229,6 +229,10 @@ def plot(counts: pd.DataFrame, removals: pd.DataFrame, path: Path) -> None:
     if len(removals) and removals["removed"].sum() > 0:
         table = removals.pivot_table(
             index="stage", columns="rule", values="removed", aggfunc="sum", fill_value=0
+        )
+        table = table.reindex(
+            index=[s for s in STAGES if s in table.index],
+            columns=[r for r in dedup.RULES if r in table.columns],
         )
         bottom = np.zeros(len(table))
         for rule in table.columns:
