@@ -43,10 +43,12 @@ def list_split(root: Path, split: str) -> tuple[list[str], np.ndarray]:
 
 
 def load_images(paths: list[str], size: int) -> np.ndarray:
-    """Decodes and resizes exactly as the web demo does: bilinear, no antialias, no crop."""
+    """Decodes (browser-exact JPEG IDCT) and resizes as the web demo does: bilinear, no crop."""
+
+    from export.parity import decode
 
     def one(p):
-        img = tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False)
+        img = decode(tf.io.read_file(p))
         return tf.image.resize(tf.cast(img, tf.float32), (size, size), method="bilinear")
 
     ds = tf.data.Dataset.from_tensor_slices(paths).map(one, num_parallel_calls=2).batch(256)
@@ -103,6 +105,13 @@ def evaluate(model: keras.Model, x_val, y_val, x_test, y_test) -> dict:
     }
 
 
+def strip_optimizer(model: keras.Model) -> keras.Model:
+    """A copy without optimizer state (the saved file is then weights + config only)."""
+    clean = keras.Model.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    return clean
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -113,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="recompute metrics.json for the existing --out/model.keras (same splits)",
+    )
     args = ap.parse_args(argv)
     from sklearn.model_selection import train_test_split
 
@@ -132,6 +146,19 @@ def main(argv: list[str] | None = None) -> int:
         "decoded %d/%d/%d images in %.0f s", len(x_tr), len(x_val), len(x_test), time.time() - t0
     )
 
+    if args.evaluate_only:
+        model = keras.saving.load_model(args.out / "model.keras", safe_mode=True, compile=False)
+        metrics_path = args.out / "metrics.json"
+        old = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics = evaluate(model, x_val, y_val, x_test, y_test)
+        metrics["training"] = old.get("training", {})
+        metrics["evaluation_command"] = (
+            "python -m export.train_demo_model --data ../shared/data/kaggle_fanconic "
+            f"--out {args.out} --image-size {args.image_size} --evaluate-only"
+        )
+        metrics_path.write_text(json.dumps(metrics, indent=2))
+        log.info("test metrics: %s", json.dumps(metrics, indent=1))
+        return 0
     model = create_model("meshnet", input_shape=(args.image_size, args.image_size, 3))
     steps = int(np.ceil(len(x_tr) / args.batch_size)) * args.epochs
     model.compile(
@@ -159,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     model.load_weights(best)
-    folded = fold_batchnorm(model)
+    folded = strip_optimizer(fold_batchnorm(model))
     folded.save(args.out / "model.keras")
     metrics = evaluate(folded, x_val, y_val, x_test, y_test)
     metrics["training"] = {

@@ -11,6 +11,7 @@ function tfmelanomaWorker() {
   const MAX_PIXELS = 4096 * 4096;
   const REDUCED_LONG_SIDE = 2048;
   const MAX_PIXELS_ABSOLUTE = 200e6;
+  const BACKEND_TIMEOUT_MS = 30000;
   let model = null;
   let inputHW = null;
 
@@ -91,7 +92,10 @@ function tfmelanomaWorker() {
         continue;
       }
       try {
-        if (await tf.setBackend(name)) {
+        // A backend that never settles (e.g. wasm threads blocked by the browser) must not
+        // leave the page waiting forever: give up after BACKEND_TIMEOUT_MS and try the next.
+        const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), BACKEND_TIMEOUT_MS));
+        if (await Promise.race([tf.setBackend(name), timeout])) {
           await tf.ready();
           return { name, skipped };
         }

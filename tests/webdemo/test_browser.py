@@ -1,0 +1,219 @@
+"""The web demo in a real browser: Debian's Chromium, headless, driven by playwright-core.
+
+One run per way of opening the page (local http server on 127.0.0.1, and file://): gallery
+clicks, uploads through the file input (good images and every kind of bad input), 100 more
+predictions for the tensor count, every request recorded. Screenshots go to
+test-artifacts/webdemo/. Needs `apt-get install chromium` and `npm ci --prefix webdemo`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "webdemo"
+CHROMIUM = os.environ.get("TFMELANOMA_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts" / "webdemo"
+KERAS_RUN = WEB / "models" / "meshnet-run" / "model.keras"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (
+            shutil.which("node")
+            and Path(CHROMIUM).exists()
+            and (WEB / "node_modules" / "playwright-core").is_dir()
+        ),
+        reason="needs node, /usr/bin/chromium and `npm ci --prefix webdemo`",
+    ),
+]
+
+
+def _gallery_files() -> list[Path]:
+    return sorted((WEB / "gallery").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    """Good and bad files to upload, made from the CC0 gallery images."""
+    d = tmp_path_factory.mktemp("uploads")
+    g = _gallery_files()
+    files = {}
+    with Image.open(g[0]) as im:
+        im.convert("RGB").save(d / "lesion.png")  # lossless: exact parity expected
+        im.convert("L").save(d / "gray.jpg", quality=95)
+        rgba = im.convert("RGBA")
+        alpha = np.array(rgba)
+        alpha[: alpha.shape[0] // 3, :, 3] = 0
+        Image.fromarray(alpha).save(d / "alpha.png")
+    shutil.copy(g[1], d / "lesion.jpg")
+    yy, xx = np.mgrid[0:6000, 0:8000]
+    huge = np.stack([xx * 255 // 8000, yy * 255 // 6000, np.full_like(xx, 128)], -1).astype(
+        np.uint8
+    )
+    Image.fromarray(huge).save(d / "huge.jpg", quality=60)
+    (d / "notes.txt").write_text("this is not a photo\n")
+    rng = np.random.default_rng(0)
+    (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + rng.bytes(4000))
+    # An ISO-BMFF 'ftyp heic' header as iPhones write it; Chromium decodes no HEIC at all.
+    (d / "photo.heic").write_bytes(
+        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + rng.bytes(2000)
+    )
+    for p in d.iterdir():
+        files[p.name] = p
+    return files
+
+
+def _run(mode: str, inputs: dict[str, Path], tmp_path_factory) -> dict:
+    cfg = tmp_path_factory.mktemp(f"cfg-{mode}") / "config.json"
+    order = [
+        "lesion.png",
+        "lesion.jpg",
+        "notes.txt",
+        "corrupt.jpg",
+        "photo.heic",
+        "gray.jpg",
+        "alpha.png",
+        "huge.jpg",
+    ]
+    cfg.write_text(
+        json.dumps(
+            {
+                "mode": mode,
+                "uploads": [str(inputs[n]) for n in order],
+                "memoryRuns": 100,
+                "screenshotDir": str(ARTIFACTS),
+                "chromium": CHROMIUM,
+            }
+        )
+    )
+    proc = subprocess.run(
+        ["node", str(WEB / "tests" / "browser.mjs"), str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{mode}-run.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
+@pytest.fixture(scope="session", params=["http", "file"])
+def run(request, inputs, tmp_path_factory) -> dict:
+    return _run(request.param, inputs, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def keras_probs(inputs) -> dict[str, np.ndarray]:
+    """Keras probabilities of the shipped model for the same files (TF decoding + resize)."""
+    import keras
+
+    from export.parity import preprocess_file
+
+    model = keras.saving.load_model(KERAS_RUN, safe_mode=True, compile=False)
+    _, h, w, _ = model.input_shape
+    files = {p.stem: p for p in _gallery_files()} | {
+        n: inputs[n] for n in ("lesion.png", "lesion.jpg")
+    }
+    x = np.stack([preprocess_file(p, (h, w)) for p in files.values()])
+    return dict(zip(files, model.predict(x, verbose=0), strict=True))
+
+
+def _upload(run: dict, name: str) -> dict:
+    return next(u for u in run["uploads"] if u["file"] == name)
+
+
+def test_page_loads_once_with_a_backend(run):
+    assert run["ready"] == "true", run
+    assert run["backend"].startswith(("wasm", "webgl", "webgpu", "cpu"))
+    assert not run["pageErrors"], run["pageErrors"]
+    assert not [c for c in run["console"] if c.startswith("error")], run["console"]
+    # the model is fetched/parsed once: one model.js request in the whole session
+    assert sum(u.endswith("models/meshnet/model.js") for u in run["requests"]) == 1
+
+
+def test_no_request_leaves_the_device(run):
+    allowed = {"file", "blob", "data"}
+    page_origin = urlparse(run["url"])
+    for url in run["requests"]:
+        u = urlparse(url)
+        if u.scheme in ("http", "https"):
+            assert (u.scheme, u.netloc) == (page_origin.scheme, page_origin.netloc), url
+            assert u.hostname == "127.0.0.1", url
+        else:
+            assert u.scheme in allowed, url
+    if run["mode"] == "file":
+        assert all(urlparse(u).scheme != "http" for u in run["requests"])
+
+
+def test_gallery_and_uploads_match_keras(run, keras_probs):
+    assert len(run["gallery"]) == len(_gallery_files())
+    worst = 0.0
+    for item in run["gallery"]:
+        assert item["error"] is None, item
+        diff = np.abs(np.array(item["probs"]) - keras_probs[item["id"]]).max()
+        worst = max(worst, diff)
+        assert diff <= 1e-4, (item["id"], item["probs"], keras_probs[item["id"]].tolist())
+        assert (np.argmax(item["probs"]) == np.argmax(keras_probs[item["id"]])) or item[
+            "decision"
+        ] == "uncertain"
+    for name in ("lesion.png", "lesion.jpg"):
+        up = _upload(run, name)
+        assert up["error"] is None and not up["notes"], up
+        np.testing.assert_allclose(up["probs"], keras_probs[name], atol=1e-4)
+
+
+def test_tensor_count_is_stable_over_100_predictions(run):
+    counts = run["memory"]
+    assert len(counts) == 100
+    assert len(set(counts)) == 1, f"tf.memory().numTensors drifted: {sorted(set(counts))}"
+
+
+@pytest.mark.parametrize(
+    "name, kind, words",
+    [
+        ("notes.txt", "not-image", ["notes.txt", "is not an image"]),
+        ("corrupt.jpg", "corrupt", ["corrupt.jpg", "cannot be decoded"]),
+        ("photo.heic", "unsupported", ["photo.heic", "HEIC", "Convert it to JPEG"]),
+    ],
+)
+def test_bad_files_get_a_clear_message(run, name, kind, words):
+    up = _upload(run, name)
+    assert up["probs"] is None and up["error"] is not None, up
+    assert up["error"]["kind"] == kind, up
+    for w in words:
+        assert w in up["error"]["text"], (w, up["error"]["text"])
+
+
+@pytest.mark.parametrize(
+    "name, kind, words",
+    [
+        ("gray.jpg", "grayscale", ["Grayscale"]),
+        ("alpha.png", "alpha", ["transparent", "white"]),
+        ("huge.jpg", "huge", ["8000 × 6000", "reduced"]),
+    ],
+)
+def test_unusual_images_are_analysed_with_a_note(run, name, kind, words):
+    up = _upload(run, name)
+    assert up["error"] is None and up["probs"] is not None, up
+    notes = [n for n in up["notes"] if n["kind"] == kind]
+    assert notes, up["notes"]
+    for w in words:
+        assert w in notes[0]["text"]
+
+
+def test_main_thread_stays_responsive_during_the_huge_photo(run):
+    up = _upload(run, "huge.jpg")
+    # a 20 ms timer on the page kept firing while the worker decoded and analysed 48 MP
+    assert up["maxGapMs"] < 1000, up["maxGapMs"]
