@@ -155,7 +155,12 @@ def _load_model(path: Path):
         path = file
     elif not path.is_file() or path.suffix != ".keras":
         raise ValueError(f"--model {path}: expected a run folder or an existing .keras file")
-    return keras.models.load_model(path, safe_mode=True), config
+    try:
+        return keras.models.load_model(path, safe_mode=True), config
+    except Exception as err:  # Keras raises many types (zip, h5, deserialisation): name the file
+        raise ValueError(
+            f"{path}: cannot load the Keras model ({type(err).__name__}: {err})"
+        ) from err
 
 
 def _num_outputs(model) -> int:

@@ -132,6 +132,9 @@ def test_cli_bad_inputs(setup, tmp_path, capsys):
         main(["--model", str(tmp_path / "missing.keras"), "--out", "x", "--images-dir", "y"]) == 2
     )
     assert "expected a run folder or an existing .keras file" in capsys.readouterr().err
+    (tmp_path / "broken.keras").write_bytes(b"not a zip file")
+    assert main(["--model", str(tmp_path / "broken.keras"), "--out", "x", "--images-dir", "y"]) == 2
+    assert "broken.keras: cannot load the Keras model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
