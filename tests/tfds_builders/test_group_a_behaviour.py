@@ -111,7 +111,7 @@ def test_zips_as_downloaded(tmp_path):
     assert _split_sizes(builder) == {"train": 3, "validation": 2, "test": 2}
 
 
-def test_corrupt_image_names_the_file_and_leaves_nothing(tmp_path):
+def test_corrupt_image_names_the_file_and_leaves_nothing(tmp_path, caplog):
     manual = _copy(ISIC_DUMMY, tmp_path)
     bad = manual / f"{TRAIN}_Data" / "ISIC_0000001.jpg"
     bad.write_bytes(b"not a jpeg")
@@ -119,8 +119,12 @@ def test_corrupt_image_names_the_file_and_leaves_nothing(tmp_path):
         _prepare(isic2017.Builder, manual, tmp_path / "data")
     _assert_nothing_prepared(tmp_path / "data", "isic2017")
 
-    builder = _prepare(isic2017.Builder, manual, tmp_path / "data", skip_bad_files=True)
+    with caplog.at_level("WARNING", logger="tfds_builders.common"):
+        builder = _prepare(isic2017.Builder, manual, tmp_path / "data", skip_bad_files=True)
     assert _split_sizes(builder)["train"] == 2
+    logged = [r.getMessage() for r in caplog.records if r.name == "tfds_builders.common"]
+    assert any(str(bad) in m for m in logged)
+    assert "isic2017/train: skipped 1 bad file(s); see info.metadata" in logged
     assert builder.info.metadata["num_skipped"] == {"train": 1}
     # Recorded in the prepared dataset, not only in memory.
     reloaded = tfds.builder("isic2017", data_dir=str(tmp_path / "data"))
