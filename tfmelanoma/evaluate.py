@@ -353,11 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         return fail(PROG, str(err))
     s = result["summary"]
+
+    def num(key: str) -> str:
+        value = s.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
     thr = "none" if s["threshold"] is None else f"{s['threshold']:.2f}"
     print(
-        f"accuracy {s['accuracy']:.3f}, AUC {s.get('auc_roc') or float('nan'):.3f}, "
-        f"ECE {s['ece_top_label']:.3f}; threshold {thr}, coverage {s['coverage']:.1%}, "
-        f"accuracy after rejection {s['accuracy_after_rejection']:.3f}"
+        f"accuracy {num('accuracy')}, AUC {num('auc_roc')}, ECE {num('ece_top_label')}; "
+        f"threshold {thr}, coverage {s['coverage']:.1%}, "
+        f"accuracy after rejection {num('accuracy_after_rejection')}"
     )
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

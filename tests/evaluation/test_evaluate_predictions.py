@@ -166,3 +166,13 @@ def test_probabilities_exactly_zero_and_one_give_finite_numbers(tmp_path):
     with (tmp_path / "predictions.csv").open() as fh:
         ent = [float(r["entropy"]) for r in csv.DictReader(fh)]
     assert ent == pytest.approx([0, 0, 0, 0, 0, 1])
+
+
+def test_nothing_retained_is_reported_not_crashed(tmp_path):
+    y = np.array([0, 1, 0, 1])
+    p = np.array([0.3, 0.6, 0.4, 0.8])  # no one-hot row: every entropy > 0
+    cfg = {"entropy_threshold": 0.0, "bootstrap_n": 10}
+    res = evaluate_predictions(y, p, None, BINARY, tmp_path, config=cfg)
+    assert res["after_rejection"]["values"] == {"n": 0}
+    assert res["summary"]["accuracy_after_rejection"] is None
+    assert "| images | 4 | 0 |" in (tmp_path / "report.md").read_text()

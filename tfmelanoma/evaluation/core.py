@@ -40,7 +40,7 @@ def block_metrics(y, probs, pred, mel: int | None, n_bins: int) -> dict[str, flo
     classes and melanoma-vs-rest binary metrics get a `melanoma_` prefix.
     """
     k = probs.shape[1]
-    out: dict[str, float] = {"n": float(y.size)}
+    out: dict[str, float] = {"n": int(y.size)}
     if y.size == 0:
         return out
     if k > 2:
@@ -275,7 +275,8 @@ def _summary(result: dict) -> dict:
         "brier_multiclass",
     )
     s = {k: b[k] for k in keys if k in b}
-    s.update({f"{k}_after_rejection": a[k] for k in keys if k in a})
+    # Every before-key gets an after-key; NaN (JSON null) when nothing was retained.
+    s.update({f"{k}_after_rejection": a.get(k, float("nan")) for k in keys if k in b})
     s["threshold"] = result["rejection"]["threshold"]
     s["coverage"] = result["rejection"]["coverage_test"]
     temp = result["calibration"]["test"].get("temperature")
