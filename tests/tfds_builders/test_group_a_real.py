@@ -52,10 +52,14 @@ def test_isic2017_train_validation(shared_data, tmp_path):
     builder = _prepare(isic2017.Builder, shared_data / "isic2017", tmp_path, config)
     assert set(builder.info.splits) == {"train", "validation"}  # no test files in shared data
     source = builder.as_data_source()
-    want = {"train": (2000, 374), "validation": (150, 30)}
-    for split, (n, n_melanoma) in want.items():
+    want = {"train": (2000, 374, "Training"), "validation": (150, 30, "Validation")}
+    for split, (n, n_melanoma, stem) in want.items():
         examples = [source[split][i] for i in range(len(source[split]))]
         assert len(examples) == n
+        # Every mask file belongs to an emitted image, and every image has its mask.
+        masks = shared_data / "isic2017" / f"ISIC-2017_{stem}_Part1_GroundTruth"
+        mask_ids = {p.name.removesuffix("_segmentation.png") for p in masks.glob("*.png")}
+        assert mask_ids == {ex["image_id"].decode() for ex in examples}
         assert sum(int(ex["label"]) for ex in examples) == n_melanoma
         assert len({ex["image_id"] for ex in examples}) == n
         for ex in examples:  # every image has its mask, at the image's size, binary, non-empty
