@@ -208,6 +208,19 @@ def test_masks_follow_the_resize(tmp_path):
         assert ex["segmentation_mask"].shape == (6, 8, 1)
         assert set(np.unique(ex["segmentation_mask"])) <= {0, 255}
         assert ex["segmentation_mask"].max() == 255
+    # Hashes are of the original pixels: the resized and original configs agree per image.
+    original = _prepare(
+        isic2017.Builder, ISIC_DUMMY, tmp_path / "data", config="classification_original"
+    )
+    hashes = {
+        name: {
+            ex["image_id"]: (ex["sha256"], ex["phash"])
+            for ex in tfds.as_numpy(b.as_dataset(split="train"))
+        }
+        for name, b in (("resized", builder), ("original", original))
+    }
+    assert hashes["resized"] == hashes["original"]
+    assert len(set(hashes["original"].values())) == 3
 
 
 def test_kaggle_fanconic_zip_and_unlabeled_folder(tmp_path):
