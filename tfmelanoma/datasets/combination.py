@@ -306,9 +306,13 @@ def _make_validation(pool, need, val_mask, o: MergeOptions, notes: list[str]) ->
         notes.append(f"no validation made for {names}: {e} (after keeping linked rows in train)")
         return
     val_mask[rows[free][made]] = True
-    notes.append(
+    note = (
         f"validation made for {names}: {made.sum()} of {free.sum()} examples (val_fraction="
-        f"{o.val_fraction}, seed={o.seed}, grouped, stratified by dataset x label); "
-        f"{(~free).sum()} more stay in training because they match training images of datasets "
-        "with an official validation split"
+        f"{o.val_fraction}, seed={o.seed}, grouped, stratified by dataset x label)"
     )
+    if (~free).any():
+        note += (
+            f"; {(~free).sum()} more stay in training because they match training images of "
+            "datasets with an official validation split"
+        )
+    notes.append(note)
