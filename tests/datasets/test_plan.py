@@ -199,3 +199,19 @@ def test_copies_of_fixed_training_images_stay_in_training():
         assert len(out["train"][out["train"]["dataset"] == "alpha"]) == 40
         made = out["validation"][out["validation"]["dataset"] == "beta"]
         assert 8 <= len(made) <= 12  # 20 % of the 48 unlinked beta rows
+
+
+def test_leakage_groups_link_patients_lesions_and_copies():
+    from tfmelanoma.datasets.splits import leakage_groups
+
+    rng = np.random.default_rng(6)
+    frame = _rows("beta", "train", 6000, rng=rng)
+    frame.loc[:4999, "patient_id"] = "one_patient"  # 5,000 images of one patient: one group
+    frame.loc[5000, "lesion_id"] = frame.loc[5001, "lesion_id"] = "L"
+    frame.loc[5002, "sha256"] = frame.loc[5003, "sha256"]
+    frame.loc[5003, "patient_id"] = "one_patient"  # joins the big group through 5002's copy
+    groups = leakage_groups(frame)
+    assert len(set(groups[:5000])) == 1
+    assert groups[5002] == groups[5003] == groups[0]
+    assert groups[5000] == groups[5001] != groups[0]
+    assert len(set(groups)) == 1 + 1 + (6000 - 5004)

@@ -194,7 +194,8 @@ def _equal_pairs(left: pd.Series, right: pd.Series | None) -> pd.DataFrame:
     return merged[["left", "right"]].astype(np.int64).reset_index(drop=True)
 
 
-def _keys(frame: pd.DataFrame, rule: str) -> pd.Series:
+def rule_keys(frame: pd.DataFrame, rule: str) -> pd.Series:
+    """The value two rows must share to match under an equality rule ("" = never matches)."""
     if rule == "isic_id":
         return frame["image_id"].map(normalise_isic_id)
     if rule == "sha256":
@@ -243,7 +244,9 @@ def match_pairs(
             pairs["left"] = lh[0][pairs["left"].to_numpy()]
             pairs["right"] = (lh if rh is None else rh)[0][pairs["right"].to_numpy()]
         else:
-            pairs = _equal_pairs(_keys(left, rule), None if right is None else _keys(right, rule))
+            pairs = _equal_pairs(
+                rule_keys(left, rule), None if right is None else rule_keys(right, rule)
+            )
             pairs["distance"] = -1
         pairs["rule"] = rule
         parts.append(pairs)

@@ -35,9 +35,19 @@ def leakage_groups(
     n = len(frame)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    pairs = dedup.match_pairs(frame, None, rules=dedup.RULES, max_distance=max_distance)
-    rows = pairs["left"].to_numpy(dtype=np.int64)
-    cols = pairs["right"].to_numpy(dtype=np.int64)
+    pairs = dedup.match_pairs(frame, None, rules=dedup.CONTENT_RULES, max_distance=max_distance)
+    rows = [pairs["left"].to_numpy(dtype=np.int64)]
+    cols = [pairs["right"].to_numpy(dtype=np.int64)]
+    # Patient and lesion links as stars (every row to the first row of its key): the same
+    # components as all pairs, in O(n) even for a patient with thousands of images.
+    for rule in ("patient", "lesion"):
+        keys = dedup.rule_keys(frame, rule).to_numpy(dtype=object)
+        codes, _ = pd.factorize(keys)
+        has = keys.astype(bool)
+        first = pd.Series(np.arange(n))[has].groupby(codes[has]).transform("first").to_numpy()
+        rows.append(np.flatnonzero(has))
+        cols.append(first.astype(np.int64))
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
