@@ -369,3 +369,17 @@ def test_tfds_build_on_builder_folder(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     builder = tfds.builder_from_directory(str(tmp_path / "kaggle_fanconic" / "original" / "1.0.0"))
     assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 5, "test": 4}
+
+
+def test_missing_metadata_csvs_listed_before_generation(tmp_path):
+    manual = _copy(ISIC_DUMMY, tmp_path)
+    gone = [
+        manual / f"{stem}_Data" / f"{stem}_Data_metadata.csv"
+        for stem in ("ISIC-2017_Training", "ISIC-2017_Test_v2")
+    ]
+    for path in gone:
+        path.unlink()
+    with pytest.raises(common.MissingFilesError) as err:
+        _prepare(isic2017.Builder, manual, tmp_path / "data")
+    assert all(str(path) in str(err.value) for path in gone)
+    _assert_nothing_prepared(tmp_path / "data", "isic2017")

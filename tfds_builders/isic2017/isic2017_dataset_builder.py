@@ -54,10 +54,6 @@ def _read_labels(path: Path) -> dict[str, str]:
 
 def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
     """`*_Data_metadata.csv`: image_id -> {age_approximate, sex} ("unknown" where absent)."""
-    if not path.is_file():
-        raise common.MissingFilesError(
-            f"{_NAME}: metadata file {path} is missing from the Data folder"
-        )
     with path.open(newline="", encoding="utf-8") as f:
         return {row["image_id"]: row for row in csv.DictReader(f)}
 
@@ -132,6 +128,17 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         found = common.locate_manual_files(
             dl_manager, names, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
+        # The metadata CSV sits inside each Data archive; check them all before generating.
+        metadata_csvs = {
+            s: found[f"{_SPLIT_STEMS[s]}_Data"] / f"{_SPLIT_STEMS[s]}_Data_metadata.csv"
+            for s in splits
+        }
+        missing = [str(p) for p in metadata_csvs.values() if not p.is_file()]
+        if missing:
+            raise common.MissingFilesError(
+                f"{_NAME}: {len(missing)} metadata file(s) missing from the Data folders:\n"
+                + "\n".join(f"  - {m}" for m in missing)
+            )
         generators = {}
         for split in splits:
             stem = _SPLIT_STEMS[split]
@@ -139,7 +146,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                 split=split,
                 data_dir=found[f"{stem}_Data"],
                 labels_csv=found[f"{stem}_Part3_GroundTruth.csv"],
-                metadata_csv=found[f"{stem}_Data"] / f"{stem}_Data_metadata.csv",
+                metadata_csv=metadata_csvs[split],
                 masks_dir=found.get(f"{stem}_Part1_GroundTruth"),
             )
         return generators
