@@ -245,7 +245,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
     """Task 3 one-hot ground truth -> ({image: dx code}, {image: error for non-one-hot rows})."""
     rows, errors = {}, {}
-    with gt.open(newline="", encoding="utf-8") as f:
+    with gt.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         missing = [c for c in ["image", *TASK3_CLASSES] if c not in (reader.fieldnames or [])]
         if missing:
@@ -265,7 +265,7 @@ def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
 
 def read_ham_metadata(path: Path) -> dict[str, dict[str, str]]:
     """HAM10000_metadata.csv -> {image_id: row} (lesion_id, dx, dx_type, age, sex, localization)."""
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         required = ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
         missing = [c for c in required if c not in (reader.fieldnames or [])]

@@ -138,7 +138,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         present = []
         for row in rows:
             if row.image_id in images:
-                present.append(row)
+                present.append(row._replace(path=str(images[row.image_id])))  # real case
             else:
                 self.handle_bad_file(
                     split,
@@ -185,13 +185,13 @@ def read_rows(
         GroundTruthError: a CSV lacks a required column (naming the file and the column).
     """
     meta = {}
-    with metadata.open(newline="", encoding="utf-8") as f:
+    with metadata.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         _require_columns(metadata, reader.fieldnames, ["image", "age_approx", "sex"])
         for r in reader:
             meta[r["image"]] = r
     rows, errors = [], {}
-    with ground_truth.open(newline="", encoding="utf-8") as f:
+    with ground_truth.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         _require_columns(ground_truth, reader.fieldnames, ["image", *CLASSES])
         for line, r in enumerate(reader, start=2):

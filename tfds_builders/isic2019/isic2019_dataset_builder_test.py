@@ -218,3 +218,13 @@ def test_real_test_metadata(shared_data):
     frame = pd.read_csv(meta)
     assert len(frame) == 8_238
     assert set(frame.columns) >= {"image", "age_approx", "anatom_site_general", "sex"}
+
+
+def test_csv_with_bom_and_upper_case_extension(tmp_path):
+    manual = _copy_dummy(tmp_path)
+    gt = manual / b.TRAIN_GT
+    gt.write_bytes(b"\xef\xbb\xbf" + gt.read_bytes())  # saved by a spreadsheet program
+    image = manual / b.TRAIN_INPUT / "ISIC_0000000.jpg"
+    image.rename(image.with_suffix(".JPG"))
+    builder = _prepare(tmp_path, manual)
+    assert builder.info.splits["train"].num_examples == 4

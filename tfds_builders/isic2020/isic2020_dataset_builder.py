@@ -151,7 +151,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             if row.image_id in dropped:
                 continue
             if row.image_id in images:
-                kept.append(row)
+                kept.append(row._replace(path=str(images[row.image_id])))  # real case
             else:
                 self.handle_bad_file(
                     split, common.ImageReadError(f"{row.path}: image listed in {gt} is missing")
@@ -191,7 +191,7 @@ def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTru
     """
     required = ["image_name", "patient_id", "lesion_id", "diagnosis", "target"]
     rows, errors = [], {}
-    with gt.open(newline="", encoding="utf-8") as f:
+    with gt.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
@@ -224,7 +224,7 @@ def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTru
 
 def read_duplicates(path: Path) -> set[str]:
     """`image_name_2` of every pair in the official duplicates list (the images to drop)."""
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         if not {"image_name_1", "image_name_2"} <= set(reader.fieldnames or []):
             raise GroundTruthError(

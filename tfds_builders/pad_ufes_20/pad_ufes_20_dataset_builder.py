@@ -140,7 +140,7 @@ def read_metadata(path: Path) -> dict[str, dict[str, str]]:
         ValueError: a required column is missing, or an img_id repeats (naming the file).
     """
     rows: dict[str, dict[str, str]] = {}
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
         reader = csv.DictReader(f)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
