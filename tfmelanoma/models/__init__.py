@@ -1,7 +1,14 @@
 """Model zoo: importing this package registers every model."""
 
 # Importing a module registers its models.
-from tfmelanoma.models import meshnet, segmentation, small_cnns  # noqa: F401
+from tfmelanoma.models import (  # noqa: F401
+    efficientnet_lite,
+    meshnet,
+    multitask,
+    segmentation,
+    small_cnns,
+    transfer,
+)
 from tfmelanoma.models.bn_folding import fold_batchnorm
 from tfmelanoma.models.registry import (
     ModelInfo,
