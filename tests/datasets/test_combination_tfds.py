@@ -115,6 +115,10 @@ def test_report_cli_writes_tables_and_chart(tiny_data_dir, tmp_path, capsys):
     assert counts["total"].sum() == 12 + 5 + 6 + 14 + 7 - 7
     removals = pd.read_csv(out / "removals.csv")
     assert removals["removed"].sum() == 7
+    sizes = pd.read_csv(out / "image_sizes.csv").set_index("dataset")
+    # Kept beta images are all 64 x 64 (the 40 and 48 px planted copies were removed).
+    assert sizes.loc[BETA, ["height_min", "width_max"]].tolist() == [64, 64]
+    assert sizes.loc[BETA, "long<=256"] == sizes.loc[BETA, "images"] == 14
     cross = pd.read_csv(out / "cross_dataset_overlaps.csv")
     isic = cross[cross["rule"] == "isic_id"]
     assert isic["rows_a"].sum() == 1

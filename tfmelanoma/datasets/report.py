@@ -127,7 +127,13 @@ def image_sizes(comb) -> pd.DataFrame:
         width_median=("width", "median"),
         width_max=("width", "max"),
     )
-    return out.reset_index()
+    # Distribution of the long side, in bins (columns "long<=256", ..., "long>2048").
+    long_side = f[["height", "width"]].max(axis=1)
+    edges = [0, 256, 512, 1024, 2048, np.inf]
+    names = ["long<=256", "long<=512", "long<=1024", "long<=2048", "long>2048"]
+    bins = pd.cut(long_side, edges, labels=names)
+    hist = pd.crosstab(f["dataset"], bins).reindex(columns=names, fill_value=0)
+    return out.join(hist).reset_index()
 
 
 def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
