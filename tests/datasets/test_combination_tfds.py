@@ -143,3 +143,28 @@ def test_tfrecord_prepared_datasets_give_the_same_splits(tiny_tfrecord_dir, comb
     )
     with pytest.raises(ValueError, match="ArrayRecord"):
         c.as_data_source("train")[0]
+
+
+def test_index_cache_is_reused_and_invalidated(tiny_data_dir, monkeypatch):
+    from tfmelanoma.datasets import index as index_lib
+
+    fresh = index_lib.read_index(BETA, str(tiny_data_dir), cache=False)
+    index_lib.read_index(BETA, str(tiny_data_dir))  # writes (or refreshes) the cache
+    builder = index_lib.get_builder(BETA, str(tiny_data_dir))
+    path = index_lib._cache_path(builder, "train")
+    assert path.is_file()
+
+    def no_records(*args, **kwargs):
+        raise AssertionError("records read although the cache is valid")
+
+    with monkeypatch.context() as m:
+        m.setattr(index_lib, "iter_undecoded", no_records)
+        cached = index_lib.read_index(BETA, str(tiny_data_dir))
+    pd.testing.assert_frame_equal(cached, fresh)
+    # A cache written for other data (different fingerprint) is ignored and rewritten.
+    path.write_text(path.read_text().replace(index_lib._fingerprint(builder), "0" * 16))
+    with monkeypatch.context() as m:
+        m.setattr(index_lib, "iter_undecoded", no_records)
+        with pytest.raises(AssertionError, match="records read"):
+            index_lib.read_index(BETA, str(tiny_data_dir))
+    pd.testing.assert_frame_equal(index_lib.read_index(BETA, str(tiny_data_dir)), fresh)

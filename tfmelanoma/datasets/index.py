@@ -7,7 +7,9 @@ only when a split is materialised (`tfmelanoma.datasets.combination`).
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -200,7 +202,7 @@ def read_config():
 
 
 def read_index(
-    name: str, data_dir: str | None, splits: Iterable[str] | None = None
+    name: str, data_dir: str | None, splits: Iterable[str] | None = None, *, cache: bool = True
 ) -> pd.DataFrame:
     """Reads the index of a prepared dataset without decoding its images.
 
@@ -208,6 +210,9 @@ def read_index(
         name: TFDS name, optionally with config/version (``"isic_archive/resized_512"``).
         data_dir: TFDS data directory.
         splits: split names to read; None reads every train/validation/test split.
+        cache: reuse / write ``tfmelanoma_index/<split>.v1.csv`` inside the prepared dataset's
+            version folder. The cache is keyed by a hash of the dataset's ``dataset_info.json``,
+            so re-preparing the dataset invalidates it; an unwritable folder just skips caching.
 
     Returns:
         Index frame (`INDEX_COLUMNS`), rows in (split, position) order.
@@ -219,7 +224,58 @@ def read_index(
     for split in wanted:
         if split not in builder.info.splits:
             raise ValueError(f"{name}: no split {split!r}; available: {list(builder.info.splits)}")
-        frames.append(frame_from_examples(name, split, iter_undecoded(builder, split)))
+        frame = _cached(builder, split) if cache else None
+        if frame is None:
+            frame = frame_from_examples(name, split, iter_undecoded(builder, split))
+            if cache:
+                _store(builder, split, frame)
+        frames.append(frame.assign(dataset=name))
     if not frames:
         return _finish(pd.DataFrame(columns=[c for c in INDEX_COLUMNS if c != "isic_id"]))
     return pd.concat(frames, ignore_index=True)
+
+
+_CACHE_VERSION = "v1"  # bump when INDEX_COLUMNS or their meaning change
+
+
+def _fingerprint(builder) -> str:
+    import hashlib
+
+    info = Path(str(builder.data_dir)) / "dataset_info.json"
+    return hashlib.sha256(info.read_bytes()).hexdigest()[:16] if info.is_file() else ""
+
+
+def _cache_path(builder, split: str) -> Path:
+    return Path(str(builder.data_dir)) / "tfmelanoma_index" / f"{split}.{_CACHE_VERSION}.csv"
+
+
+def _cached(builder, split: str) -> pd.DataFrame | None:
+    path = _cache_path(builder, split)
+    key = _fingerprint(builder)
+    if not key or not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as e:
+        logger.warning("ignoring unreadable index cache %s (%s)", path, e)
+        return None
+    if frame.empty or frame.columns[-1] != "fingerprint" or frame["fingerprint"].iloc[0] != key:
+        return None
+    if len(frame) != builder.info.splits[split].num_examples:
+        return None
+    return _finish(frame.drop(columns=["fingerprint", "isic_id"]))
+
+
+def _store(builder, split: str, frame: pd.DataFrame) -> None:
+    key = _fingerprint(builder)
+    if not key:
+        return
+    path = _cache_path(builder, split)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        frame.assign(fingerprint=key).to_csv(tmp, index=False)
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    except OSError as e:
+        logger.info("index cache not written to %s (%s)", path, e)
+        tmp.unlink(missing_ok=True)
