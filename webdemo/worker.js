@@ -131,6 +131,11 @@ function tfmelanomaWorker() {
 
   async function init(msg) {
     const t0 = performance.now();
+    const pre = msg.meta.preprocessing || {};
+    // The page implements exactly one preprocessing; refuse a model exported for another.
+    if (pre.resize !== 'bilinear' || pre.half_pixel_centers !== true || pre.antialias !== false || !String(pre.crop).startsWith('none')) {
+      throw new Error(`the model's meta.json asks for preprocessing this page does not implement: ${JSON.stringify(pre)}`);
+    }
     const backend = await chooseBackend(msg.backend || null, msg.flags || {}, msg.wasm);
     const mj = msg.modelJson;
     const weights = b64ToBytes(msg.weights);

@@ -4,7 +4,8 @@
 //   node webdemo/tests/browser.mjs CONFIG.json
 //
 // CONFIG: {"mode": "http" | "file", "uploads": [paths], "memoryRuns": 100,
-//          "screenshotDir": "test-artifacts/webdemo", "query": "backend=wasm", "chromium": path}
+//          "screenshotDir": "test-artifacts/webdemo", "query": "backend=wasm", "chromium": path,
+//          "showcase": {"id": "ISIC_0000004", "path": "docs/img/webdemo.png"}}
 // Every request the browser makes is recorded (page, worker and sub-resources) so the test can
 // prove nothing goes to another origin; the server also logs what it served.
 import { createServer } from 'node:http';
@@ -106,6 +107,12 @@ async function main() {
       out.gallery.push({ id, ...(await readOutcome(page)) });
     }
     if (shots) await page.screenshot({ path: join(shots, `${config.mode}-gallery.png`), fullPage: true });
+    if (config.showcase) {
+      // The README screenshot: one chosen gallery image analysed, the whole page.
+      await page.click(`.thumb[data-id="${config.showcase.id}"]`);
+      await waitAnalysed(page, n++);
+      await page.screenshot({ path: resolve(config.showcase.path), fullPage: true });
+    }
     for (const file of config.uploads || []) {
       // A 20 ms timer on the main thread: its largest gap shows whether the page froze.
       await page.evaluate(() => {
