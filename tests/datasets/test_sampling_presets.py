@@ -62,3 +62,20 @@ def test_paper_preset():
     assert len(tables) == 16 * 4
     with pytest.raises(KeyError, match="known presets"):
         get_preset("nope")
+
+
+def test_docs_list_the_preset_combinations():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text()
+    section = doc.split("## The uncertainty paper's grid")[1].split("## The label map")[0]
+    listed = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        for number, letters in zip(cells[0::2], cells[1::2], strict=False):
+            if number.isdigit():
+                letters = "ABCDEFGHIJ" if "all ten" in letters else re.sub(r"\W", "", letters)
+                listed[int(number)] = frozenset(letters)
+    expected = {i: frozenset(c) for i, c in enumerate(presets._PAPER_TRAIN_COMBINATIONS, start=1)}
+    assert listed == expected
