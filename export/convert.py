@@ -24,7 +24,8 @@ def load_model(path: Path) -> tuple[keras.Model, Path | None]:
     """Loads a `.keras` file, or the `.keras` file of a run folder.
 
     Args:
-        path: a `.keras` file, or a run folder holding `model.keras` (else exactly one `*.keras`).
+        path: a `.keras` file, or a run folder holding `model.keras` or `best.keras`, else
+            exactly one `*.keras` at its top level.
 
     Returns:
         (model, run folder or None).
@@ -40,15 +41,13 @@ def load_model(path: Path) -> tuple[keras.Model, Path | None]:
     run_dir = None
     if path.is_dir():
         run_dir = path
-        candidates = (
-            [path / "model.keras"]
-            if (path / "model.keras").is_file()
-            else sorted(path.rglob("*.keras"))
-        )
+        # model.keras (export.train_demo_model), best.keras (python -m tfmelanoma.train).
+        preferred = [path / n for n in ("model.keras", "best.keras") if (path / n).is_file()]
+        candidates = preferred[:1] or sorted(path.glob("*.keras"))
         if len(candidates) != 1:
             raise FileNotFoundError(
-                f"--model {path}: expected model.keras or exactly one *.keras file in the run folder, "
-                f"found {[str(c) for c in candidates] or 'none'}"
+                f"--model {path}: expected model.keras, best.keras or exactly one *.keras file "
+                f"in the run folder, found {[str(c) for c in candidates] or 'none'}"
             )
         path = candidates[0]
     elif path.suffix != ".keras":

@@ -56,8 +56,31 @@ def _find_key(obj, key: str):
     return None
 
 
+def _find_str(obj, key: str):
+    """First string stored under `key` anywhere in a nested dict/list."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get(key), str):
+            return obj[key]
+        children = obj.values()
+    else:
+        children = obj if isinstance(obj, list) else ()
+    for child in children:
+        found = _find_str(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _get(obj, *keys):
+    """obj[k1][k2]... when that is a number, else None."""
+    for k in keys:
+        obj = obj.get(k) if isinstance(obj, dict) else None
+    return float(obj) if isinstance(obj, (int, float)) and not isinstance(obj, bool) else None
+
+
 def find_metrics(run_dir: Path | None, explicit: Path | None) -> Path | None:
-    """`--metrics`, else the run folder's `metrics.json` (shallowest), else None."""
+    """`--metrics`; else the run's `evaluation/metrics.json` (the full report that
+    `python -m tfmelanoma.train` writes); else its shallowest `metrics.json`; else None."""
     if explicit is not None:
         if not explicit.is_file():
             raise FileNotFoundError(
@@ -66,23 +89,38 @@ def find_metrics(run_dir: Path | None, explicit: Path | None) -> Path | None:
         return explicit
     if run_dir is None:
         return None
+    if (run_dir / "evaluation" / "metrics.json").is_file():
+        return run_dir / "evaluation" / "metrics.json"
     found = sorted(run_dir.rglob("metrics.json"), key=lambda p: len(p.parts))
     return found[0] if found else None
 
 
 def uncertainty_settings(metrics: dict | None, source: str | None) -> dict:
-    """Entropy threshold and temperature from evaluation metrics, else the documented defaults."""
-    threshold = _find_key(metrics, "entropy_threshold") if metrics else None
-    temperature = _find_key(metrics, "temperature") if metrics else None
+    """Entropy threshold and temperature from evaluation metrics, else the documented defaults.
+
+    Reads `tfmelanoma.evaluation`'s metrics.json (`rejection.threshold`,
+    `calibration.params.temperature.temperature`, `rejection.entropy_from`), else any numeric
+    `entropy_threshold` / `temperature` key (`export.train_demo_model`'s metrics.json).
+    """
+    metrics = metrics or {}
+    threshold = _get(metrics, "rejection", "threshold")
+    if threshold is None:
+        threshold = _find_key(metrics, "entropy_threshold")
+    temperature = _get(metrics, "calibration", "params", "temperature", "temperature")
+    if temperature is None:
+        temperature = _find_key(metrics, "temperature")
+    entropy_from = _find_str(metrics, "entropy_from") or ""
     return {
-        "entropy": "normalised Shannon entropy H(p) / ln K of the model's probabilities, in [0, 1]",
+        "entropy": "normalised Shannon entropy H(p) / ln K, in [0, 1]",
         "rule": "uncertain when entropy > entropy_threshold",
         "entropy_threshold": DEFAULT_ENTROPY_THRESHOLD if threshold is None else threshold,
         "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
         "calibrated_probability": "softmax(ln p / temperature)",
+        # the evaluation may reject on temperature-scaled probabilities (EvalConfig option)
+        "reject_on_calibrated": entropy_from.startswith("temperature"),
         "source": source
         if (threshold is not None and source)
-        else "documented defaults (no metrics.json)",
+        else "documented defaults (no metrics.json with a threshold)",
     }
 
 
@@ -111,9 +149,12 @@ def build_meta(
         from tfmelanoma.labels import HARMONISED_CLASSES
 
         class_names = list(HARMONISED_CLASSES)
+    # The evaluation report keeps its headline numbers under "summary"; flat files at the top.
+    flat = (metrics or {}).get("summary")
+    flat = flat if isinstance(flat, dict) else (metrics or {})
     shown = {
         key: val
-        for key, val in (metrics or {}).items()
+        for key, val in flat.items()
         if isinstance(val, (int, float, str)) and not isinstance(val, bool)
     }
     training_info = (metrics or {}).get("training", {})

@@ -140,6 +140,50 @@ def test_metrics_json_sets_threshold_and_temperature(tiny_keras, tmp_path):
 
 
 @pytest.mark.slow
+def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_path):
+    """The layout `python -m tfmelanoma.train` writes: best.keras, checkpoints/last.keras,
+    a summary metrics.json and the full evaluation/metrics.json of `evaluate_predictions`."""
+    from tfmelanoma.evaluation import evaluate_predictions
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(tiny_keras, run / "best.keras")
+    shutil.copy(tiny_keras, run / "checkpoints" / "last.keras")
+    rng = np.random.default_rng(1)
+
+    def split(n):
+        y = rng.integers(0, 2, n)
+        p1 = np.clip(0.5 + (y - 0.5) * rng.uniform(0, 1.6, n), 0.01, 0.99)
+        return y, np.stack([1 - p1, p1], 1)
+
+    (y_val, p_val), (y_test, p_test) = split(300), split(200)
+    result = evaluate_predictions(
+        y_test,
+        p_test,
+        [f"i{i}" for i in range(200)],
+        ["non_melanoma", "melanoma"],
+        run / "evaluation",
+        val_labels=y_val,
+        val_probs=p_val,
+        config={"plots": False, "bootstrap_n": 0},
+    )
+    (run / "metrics.json").write_text(
+        json.dumps({"best_epoch": 3, "test": result["summary"]}, default=float)
+    )
+    out = tmp_path / "out"
+    assert tfjs.main(["--model", str(run), "--out", str(out), "--skip-parity"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    u = meta["uncertainty"]
+    assert u["entropy_threshold"] == pytest.approx(result["rejection"]["threshold"])
+    assert u["temperature"] == pytest.approx(
+        result["calibration"]["params"]["temperature"]["temperature"]
+    )
+    assert u["temperature"] != 1.0 and u["reject_on_calibrated"] is False
+    assert u["source"] == str(run / "evaluation" / "metrics.json")
+    assert meta["metrics"]["auc_roc"] == pytest.approx(result["summary"]["auc_roc"])
+
+
+@pytest.mark.slow
 @needs_node
 def test_every_tfjs_registry_model_converts_with_parity(tmp_path):
     from tfmelanoma.models import get_model_info, list_models
