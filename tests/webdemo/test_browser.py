@@ -73,29 +73,29 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def _run(mode: str, inputs: dict[str, Path], tmp_path_factory) -> dict:
-    cfg = tmp_path_factory.mktemp(f"cfg-{mode}") / "config.json"
-    order = [
-        "lesion.png",
-        "lesion.jpg",
-        "notes.txt",
-        "corrupt.jpg",
-        "photo.heic",
-        "gray.jpg",
-        "alpha.png",
-        "huge.jpg",
-    ]
-    cfg.write_text(
-        json.dumps(
-            {
-                "mode": mode,
-                "uploads": [str(inputs[n]) for n in order],
-                "memoryRuns": 100,
-                "screenshotDir": str(ARTIFACTS),
-                "chromium": CHROMIUM,
-            }
-        )
-    )
+UPLOADS = [
+    "lesion.png",
+    "lesion.jpg",
+    "notes.txt",
+    "corrupt.jpg",
+    "photo.heic",
+    "gray.jpg",
+    "alpha.png",
+    "huge.jpg",
+]
+
+
+def _run(mode: str, inputs: dict[str, Path], tmp_path_factory, **overrides) -> dict:
+    label = overrides.pop("label", mode)
+    cfg = tmp_path_factory.mktemp(f"cfg-{label}") / "config.json"
+    config = {
+        "mode": mode,
+        "uploads": [str(inputs[n]) for n in UPLOADS],
+        "memoryRuns": 100,
+        "screenshotDir": str(ARTIFACTS),
+        "chromium": CHROMIUM,
+    }
+    cfg.write_text(json.dumps(config | overrides))
     proc = subprocess.run(
         ["node", str(WEB / "tests" / "browser.mjs"), str(cfg)],
         capture_output=True,
@@ -105,7 +105,7 @@ def _run(mode: str, inputs: dict[str, Path], tmp_path_factory) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / f"{mode}-run.json").write_text(json.dumps(out, indent=1))
+    (ARTIFACTS / f"{label}-run.json").write_text(json.dumps(out, indent=1))
     return out
 
 
@@ -217,3 +217,24 @@ def test_main_thread_stays_responsive_during_the_huge_photo(run):
     up = _upload(run, "huge.jpg")
     # a 20 ms timer on the page kept firing while the worker decoded and analysed 48 MP
     assert up["maxGapMs"] < 1000, up["maxGapMs"]
+
+
+def test_webgl_backend_when_forced(inputs, tmp_path_factory, keras_probs):
+    """No GPU here: WebGL runs on Chromium's software renderer (SwiftShader), which the page
+    never auto-selects (slower than WASM) but which runs the WebGL kernels: same numbers,
+    same tensor discipline."""
+    out = _run(
+        "http",
+        inputs,
+        tmp_path_factory,
+        query="backend=webgl",
+        uploads=[],
+        memoryRuns=20,
+        screenshotDir=None,
+        label="http-webgl",
+    )
+    assert out["backend"] == "webgl"
+    assert len(out["gallery"]) == len(_gallery_files())
+    for item in out["gallery"]:
+        np.testing.assert_allclose(item["probs"], keras_probs[item["id"]], atol=1e-4)
+    assert len(out["memory"]) == 20 and len(set(out["memory"])) == 1
