@@ -40,6 +40,7 @@ PRESETS = {
         "val_limit": 8,
         "base_filters": 8,
         "depth": 3,
+        "bn_momentum": 0.9,
     },
 }
 DEFAULTS = {
@@ -54,6 +55,7 @@ DEFAULTS = {
     "val_limit": None,
     "base_filters": None,
     "depth": None,
+    "bn_momentum": None,
 }
 
 
@@ -100,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--colour-space", choices=["rgb", "lab", "hsv"])
     t.add_argument("--base-filters", type=int, help="plain U-Net first-level channels")
     t.add_argument("--depth", type=int, help="plain U-Net poolings")
+    t.add_argument(
+        "--bn-momentum",
+        type=float,
+        help="decoder/U-Net BatchNorm momentum (0.99; ~0.9 for short runs)",
+    )
     t.add_argument("--image-size", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--epochs", type=int)
@@ -174,6 +181,8 @@ def _model_kwargs(name: str, cfg: dict, args) -> dict:
     }
     if name in ("unet", "attention_unet", "attention_residual_unet"):
         kw.update({k: cfg[k] for k in ("base_filters", "depth") if cfg[k] is not None})
+    if name in ABLATION and cfg["bn_momentum"] is not None:
+        kw["bn_momentum"] = cfg["bn_momentum"]
     if name == "aernet" and args.encoder:
         kw["encoder"] = args.encoder
     if args.weights and args.weights.lower() != "none" and name not in ABLATION[:3]:
@@ -234,6 +243,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         epochs=cfg["epochs"],
         steps_per_epoch=cfg["steps_per_epoch"],
         validation_data=val,
+        shuffle=False,  # the dataset shuffles itself
         callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))],
         verbose=2 if args.verbose >= 0 else 0,
     )

@@ -134,3 +134,19 @@ def test_dice_bce_loss_by_hand():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="unknown segmentation loss 'focal'"):
         losses.get_loss("focal")
+
+
+def test_compiled_model_with_custom_loss_and_metrics_loads_safely(tmp_path):
+    from tfmelanoma.models import create_model
+
+    model = create_model("unet", input_shape=(8, 8, 3), base_filters=2, depth=1)
+    model.compile(optimizer="adam", loss=losses.DiceBCELoss(), metrics=metrics.keras_metrics())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    y = (x[..., :1] > 127).astype("float32")
+    model.train_on_batch(x, y)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert isinstance(restored.loss, losses.DiceBCELoss)
+    np.testing.assert_allclose(
+        restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5
+    )

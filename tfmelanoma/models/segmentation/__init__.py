@@ -5,7 +5,13 @@ table) and `sm_unet`, `sm_fpn` (segmentation_models baselines). Custom layers: `
 `ResidualBlock`, `ColourSpace`. Losses and metrics live in `.losses` and `.metrics`.
 """
 
-from tfmelanoma.models.segmentation import baselines, registry_entries  # noqa: F401  (registers)
+# Importing registers the models, and the losses/metrics that compiled .keras files reference.
+from tfmelanoma.models.segmentation import (  # noqa: F401
+    baselines,
+    losses,
+    metrics,
+    registry_entries,
+)
 from tfmelanoma.models.segmentation.attention_gate import AttentionGate
 from tfmelanoma.models.segmentation.colour_space import ColourSpace
 from tfmelanoma.models.segmentation.residual_block import ResidualBlock

@@ -113,7 +113,12 @@ def folder_pairs(
     for folder, what in ((images_dir, "images"), (masks_dir, "masks")):
         if not folder.is_dir():
             raise FileNotFoundError(f"{what} folder not found: {folder}")
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # ISIC downloads put `ISIC_xxx_superpixels.png` next to the images; they are not lesions.
+    images = sorted(
+        p
+        for p in images_dir.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_superpixels")
+    )
     if not images:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
     images = images[:limit] if limit else images

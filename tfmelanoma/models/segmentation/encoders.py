@@ -116,8 +116,28 @@ def _sm_backbone(backbone_name: str, x, weights) -> EncoderOutputs:
 
 
 def _efficientnet_lite0(x, weights) -> EncoderOutputs:
-    from tfmelanoma.models import efficientnet_lite  # noqa: PLC0415  (optional sibling module)
+    # The registry model follows the project contract (RGB [0, 255] in, normalised inside), so
+    # it runs nested on the rescaled input; skips are looked up by the Keras EfficientNet names.
+    from tfmelanoma.models.registry import create_model, list_models  # noqa: PLC0415
 
-    if weights not in (None, "none"):
-        raise ValueError("efficientnet_lite0 encoder: only weights=None is supported offline")
-    return efficientnet_lite.segmentation_encoder(x)
+    if "efficientnet_lite0" not in list_models():
+        raise ValueError(
+            "encoder 'efficientnet_lite0' needs the registry model 'efficientnet_lite0', which is "
+            "not registered in this installation; use an 'efficientnetb0'..'efficientnetb4' encoder"
+        )
+    kwargs = {"input_shape": tuple(x.shape[1:])}
+    if weights is not None:
+        kwargs["weights"] = weights
+    backbone = create_model("efficientnet_lite0", **kwargs)
+    wanted = [*_EFFICIENTNET_SKIPS, "top_activation"]
+    names = {layer.name for layer in backbone.layers}
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise ValueError(
+            f"efficientnet_lite0 has no layer(s) {missing}; the U-Net takes its skips by the "
+            "Keras EfficientNet layer names"
+        )
+    outputs = [backbone.get_layer(n).output for n in wanted]
+    pixels = keras.layers.Rescaling(255.0, name="encoder_to_255")(x)
+    features = keras.Model(backbone.input, outputs, name="encoder_efficientnet_lite0")(pixels)
+    return EncoderOutputs(features[-1], list(features[:-1]))

@@ -15,6 +15,8 @@ class ResidualBlock(keras.layers.Layer):
     Args:
         filters: output channels.
         kernel_size: size of the two convolutions (3 in the paper).
+        bn_momentum: BatchNormalization momentum (Keras default 0.99; lower it for runs of
+            only a few hundred steps, or the moving statistics lag behind the weights).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call args:
@@ -25,19 +27,24 @@ class ResidualBlock(keras.layers.Layer):
         (B, H, W, filters) features.
     """
 
-    def __init__(self, filters: int, kernel_size: int = 3, **kwargs):
+    def __init__(self, filters: int, kernel_size: int = 3, bn_momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
+        self.bn_momentum = float(bn_momentum)
         policy = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(
             filters, kernel_size, padding="same", use_bias=False, dtype=policy, name="conv1"
         )
-        self.bn1 = keras.layers.BatchNormalization(dtype=policy, name="bn1")
+        self.bn1 = keras.layers.BatchNormalization(
+            momentum=self.bn_momentum, dtype=policy, name="bn1"
+        )
         self.conv2 = keras.layers.Conv2D(
             filters, kernel_size, padding="same", use_bias=False, dtype=policy, name="conv2"
         )
-        self.bn2 = keras.layers.BatchNormalization(dtype=policy, name="bn2")
+        self.bn2 = keras.layers.BatchNormalization(
+            momentum=self.bn_momentum, dtype=policy, name="bn2"
+        )
         self.shortcut_conv = None
         self.shortcut_bn = None
 
@@ -52,7 +59,7 @@ class ResidualBlock(keras.layers.Layer):
                 self.filters, 1, use_bias=False, dtype=self.dtype_policy, name="shortcut_conv"
             )
             self.shortcut_bn = keras.layers.BatchNormalization(
-                dtype=self.dtype_policy, name="shortcut_bn"
+                momentum=self.bn_momentum, dtype=self.dtype_policy, name="shortcut_bn"
             )
             self.shortcut_conv.build(input_shape)
             self.shortcut_bn.build(out_shape)
@@ -71,5 +78,11 @@ class ResidualBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"filters": self.filters, "kernel_size": self.kernel_size})
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "bn_momentum": self.bn_momentum,
+            }
+        )
         return config

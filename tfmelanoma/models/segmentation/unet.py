@@ -21,20 +21,22 @@ PLAIN = "plain"
 DEFAULT_DECODER_FILTERS = (256, 128, 64, 32, 16)
 
 
-def conv_block(x, filters: int, residual: bool, name: str):
+def conv_block(x, filters: int, residual: bool, name: str, bn_momentum: float = 0.99):
     """Two 3x3 conv + BN + ReLU (U-Net), or a `ResidualBlock` (same convs plus a shortcut)."""
     if residual:
-        return ResidualBlock(filters, name=f"{name}_residual")(x)
+        return ResidualBlock(filters, bn_momentum=bn_momentum, name=f"{name}_residual")(x)
     for i in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(
             x
         )
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}")(x)
         x = keras.layers.ReLU(name=f"{name}_relu{i}")(x)
     return x
 
 
-def decoder_block(x, skip, filters: int, attention: bool, residual: bool, name: str):
+def decoder_block(
+    x, skip, filters: int, attention: bool, residual: bool, name: str, bn_momentum: float = 0.99
+):
     """2x2 up-convolution (doubles H, W; sets channels), optional gated skip, conv block.
 
     Args:
@@ -51,7 +53,7 @@ def decoder_block(x, skip, filters: int, attention: bool, residual: bool, name: 
         if attention:
             skip = AttentionGate(max(1, filters // 2), name=f"{name}_attention")([skip, x])
         x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
-    return conv_block(x, filters, residual, name)
+    return conv_block(x, filters, residual, name, bn_momentum)
 
 
 def build_unet(
@@ -65,6 +67,7 @@ def build_unet(
     decoder_filters: Sequence[int] = DEFAULT_DECODER_FILTERS,
     colour_space: str = "lab",
     weights: str | None = None,
+    bn_momentum: float = 0.99,
     name: str = "unet",
 ) -> keras.Model:
     """Builds a U-Net variant.
@@ -81,6 +84,8 @@ def build_unet(
         decoder_filters: channels of the five decoder levels for a pretrained encoder.
         colour_space: "rgb", "lab" (AER-Net's best) or "hsv", computed inside the model.
         weights: encoder weights, None or "imagenet" (ignored for the plain encoder).
+        bn_momentum: momentum of this builder's BatchNorms (not the pretrained encoder's); the
+            Keras default 0.99 suits long runs, ~0.9 lets runs of a few hundred steps evaluate.
         name: model name.
 
     Returns:
@@ -103,10 +108,10 @@ def build_unet(
             raise ValueError(f"{name}: depth must be >= 1, got {depth}")
         skips = []
         for level in range(depth):
-            x = conv_block(x, base_filters * 2**level, residual, name=f"encoder{level}")
+            x = conv_block(x, base_filters * 2**level, residual, f"encoder{level}", bn_momentum)
             skips.append(x)
             x = keras.layers.MaxPooling2D(2, name=f"encoder{level}_pool")(x)
-        x = conv_block(x, base_filters * 2**depth, residual, name="bottleneck")
+        x = conv_block(x, base_filters * 2**depth, residual, "bottleneck", bn_momentum)
         levels = [(skip, base_filters * 2**i) for i, skip in reversed(list(enumerate(skips)))]
     else:
         if weights in ("none", "None"):
@@ -116,6 +121,6 @@ def build_unet(
         skips = features.skips[::-1] + [None] * (len(decoder_filters) - len(features.skips))
         levels = list(zip(skips, decoder_filters, strict=True))
     for i, (skip, filters) in enumerate(levels):
-        x = decoder_block(x, skip, filters, attention, residual, name=f"decoder{i}")
+        x = decoder_block(x, skip, filters, attention, residual, f"decoder{i}", bn_momentum)
     outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
     return keras.Model(inputs, outputs, name=name)

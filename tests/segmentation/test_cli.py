@@ -1,0 +1,144 @@
+"""`python -m tfmelanoma.segment`: bad input, and (slow, real data) train -> evaluate -> predict."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmelanoma import segment
+from tfmelanoma.models.segmentation import data, metrics
+
+
+def test_train_needs_data_dir(tmp_path):
+    with pytest.raises(SystemExit, match="--data isic2017 needs --data-dir"):
+        segment.main(["train", "--preset", "smoke", "--out", str(tmp_path / "run")])
+
+
+def test_train_never_overwrites_a_model(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"precious")
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        segment.main(
+            ["train", "--preset", "smoke", "--data-dir", str(tmp_path), "--out", str(tmp_path)]
+        )
+    assert (tmp_path / "model.keras").read_bytes() == b"precious"
+
+
+def test_predict_names_a_missing_folder(tmp_path):
+    import keras
+
+    from tfmelanoma.models import create_model
+
+    model_path = tmp_path / "m.keras"
+    create_model("unet", input_shape=(16, 16, 3), base_filters=2, depth=2).save(model_path)
+    with pytest.raises(FileNotFoundError, match="image folder not found: .*nope"):
+        segment.main(
+            [
+                "predict",
+                "--model",
+                str(model_path),
+                "--images",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "masks"),
+            ]
+        )
+    assert keras.models.load_model(model_path, safe_mode=True) is not None
+
+
+@pytest.mark.slow
+def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path):
+    root = shared_data / "isic2017"
+    run = tmp_path / "run"
+    n = 48
+    segment.main(
+        [
+            "train",
+            "--model",
+            "unet",
+            "--base-filters",
+            "8",
+            "--depth",
+            "3",
+            "--image-size",
+            "64",
+            "--batch-size",
+            "8",
+            "--limit",
+            str(n),
+            "--epochs",
+            "5",
+            "--lr",
+            "3e-3",
+            "--bn-momentum",
+            "0.8",
+            "--loss",
+            "dice_bce",
+            "--no-augment",
+            "--val-split",
+            "",
+            "--data",
+            "isic2017",
+            "--data-dir",
+            str(root),
+            "--out",
+            str(run),
+        ]
+    )
+    for name in ("model.keras", "history.csv", "config.json", "summary.json"):
+        assert (run / name).is_file()
+    assert len((run / "history.csv").read_text().splitlines()) == 6  # header + 5 epochs
+
+    segment.main(
+        [
+            "evaluate",
+            "--model",
+            str(run / "model.keras"),
+            "--data",
+            "isic2017",
+            "--data-dir",
+            str(root),
+            "--split",
+            "train",
+            "--limit",
+            str(n),
+            "--out",
+            str(run / "eval"),
+        ]
+    )
+    scores = json.loads((run / "eval" / "metrics.json").read_text())
+    assert (run / "eval" / "grid.png").stat().st_size > 10_000
+    assert len((run / "eval" / "per_image.csv").read_text().splitlines()) == n + 1
+    # The best constant mask is "all lesion" (all background scores 0).
+    masks = np.concatenate(
+        [y for _, y in data.make_dataset(data.find_pairs("isic2017", root, limit=n), 64, n)]
+    )
+    constant = metrics.dice_per_image(masks, np.ones_like(masks)).mean()
+    assert scores["dice"] > constant + 0.05, (scores, constant)
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((root / "ISIC-2017_Validation_Data").glob("ISIC_*.jpg"))[:2]:
+        shutil.copy(path, images)
+    segment.main(
+        [
+            "predict",
+            "--model",
+            str(run / "model.keras"),
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / "masks"),
+            "--crop-dir",
+            str(tmp_path / "crops"),
+        ]
+    )
+    for path in images.iterdir():
+        original = tf.io.decode_image(tf.io.read_file(str(path))).shape
+        mask = tf.io.decode_png(
+            tf.io.read_file(str(tmp_path / "masks" / f"{path.stem}_segmentation.png"))
+        )
+        assert mask.shape[:2] == original[:2] and set(np.unique(mask.numpy())) <= {0, 255}
+        crop = tf.io.decode_png(tf.io.read_file(str(tmp_path / "crops" / f"{path.stem}.png")))
+        assert crop.shape[0] <= original[0] and crop.shape[1] <= original[1]
