@@ -1,0 +1,68 @@
+"""The experiment grid: one row per cell, crash isolation, skipping finished cells on rerun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tfmelanoma import grid
+
+
+def test_parse_explicit_specs():
+    assert grid.parse_datasets("isic2016+isic2017:isic2017,sample:sample") == [
+        ("isic2016+isic2017__isic2017", ("isic2016", "isic2017"), "isic2017"),
+        ("sample__sample", ("sample",), "sample"),
+    ]
+    with pytest.raises(ValueError, match="is not TRAIN"):
+        grid.parse_datasets("isic2016:")
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        grid.parse_datasets("nope")
+
+
+def test_paper_preset_expands_to_cells():
+    combos = grid.parse_datasets("uncertainty_paper")
+    assert len(combos) >= 48 and all(test for _, _, test in combos)
+
+
+def test_append_row_replaces_the_cell_atomically(tmp_path):
+    path = tmp_path / "results.csv"
+    grid.append_row(path, {"cell_id": "a", "status": "failed"})
+    grid.append_row(path, {"cell_id": "b", "status": "ok"})
+    table = grid.append_row(path, {"cell_id": "a", "status": "ok"})
+    assert sorted(table["cell_id"]) == ["a", "b"] and set(table["status"]) == {"ok"}
+    assert not (tmp_path / "results.csv.tmp").exists()
+
+
+@pytest.mark.slow
+def test_grid_runs_cells_isolates_failures_and_skips_done_ones(tmp_path):
+    env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), TF_CPP_MIN_LOG_LEVEL="2")
+    args = [
+        sys.executable, "-m", "tfmelanoma.grid", "--datasets", "sample:sample,isic2016:isic2016",
+        "--models", "meshnet", "--config", "smoke", "--set", "run.epochs=1", "--out", str(tmp_path / "g"),
+    ]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 1, first.stderr[-2000:]  # one cell failed
+    table = pd.read_csv(tmp_path / "g" / "results.csv")
+    rows = table.set_index("cell_id")
+    assert rows.loc["sample__sample__meshnet", "status"] == "ok"
+    assert 0 <= rows.loc["sample__sample__meshnet", "precision"] <= 1
+    assert rows.loc["isic2016__isic2016__meshnet", "status"] == "failed"
+    assert "isic2016" in rows.loc["isic2016__isic2016__meshnet", "error"]
+    summary = (tmp_path / "g" / "summary.md").read_text()
+    assert "## Test: sample" in summary and "## Failed cells" in summary
+
+    second = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
+    assert "2 cells, 1 already done, 1 to run" in second.stdout
+    assert len(pd.read_csv(tmp_path / "g" / "results.csv")) == 2
+
+
+def test_unknown_model_is_a_one_line_error():
+    out = subprocess.run(
+        [sys.executable, "-m", "tfmelanoma.grid", "--datasets", "sample:sample", "--models", "resnet5O"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2 and "unknown ['resnet5O']" in out.stderr
