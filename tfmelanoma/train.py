@@ -90,11 +90,13 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
     print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_done']}")
     if test:
         print("test metrics (before -> after entropy rejection):")
+
+        def fmt(value) -> str:  # undefined metrics (e.g. no melanoma in the split) are null
+            return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+
         for key in ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc_roc", "f1"):
             if key in test:
-                after = test.get(f"{key}_after_rejection")
-                after_s = f" -> {after:.4f}" if isinstance(after, float) else ""
-                print(f"  {key:<18} {test[key]:.4f}{after_s}")
+                print(f"  {key:<26} {fmt(test[key])} -> {fmt(test.get(f'{key}_after_rejection'))}")
         for key in (
             "ece_top_label",
             "ece_top_label_temperature",
@@ -102,8 +104,8 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
             "coverage",
             "threshold",
         ):
-            if isinstance(test.get(key), float):
-                print(f"  {key:<18} {test[key]:.4f}")
+            if key in test:
+                print(f"  {key:<26} {fmt(test[key])}")
         print(f"report: {run_dir / 'evaluation' / 'report.md'}")
 
 

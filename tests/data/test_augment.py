@@ -87,3 +87,24 @@ def test_disabled_config_is_identity():
     image = _image()
     out = aug.augment(image, SEED, AugmentConfig(enabled=False))
     np.testing.assert_array_equal(out.numpy(), image.numpy())
+
+
+def test_decode_image_matches_pil_exactly(tmp_path):
+    """Accurate-IDCT decoding gives PIL's (and the browsers') pixels for a JPEG."""
+    import io
+
+    from PIL import Image
+
+    from tfmelanoma.data.pipeline import decode_image
+
+    rng = np.random.default_rng(1)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (37, 29, 3), dtype=np.uint8)).save(
+        buffer, "JPEG", quality=85
+    )
+    data = buffer.getvalue()
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_array_equal(decode_image(tf.constant(data)).numpy(), expected)
+    png = io.BytesIO()
+    Image.fromarray(expected).save(png, "PNG")
+    np.testing.assert_array_equal(decode_image(tf.constant(png.getvalue())).numpy(), expected)

@@ -132,3 +132,28 @@ def test_unknown_dataset_lists_the_valid_names(tmp_path):
     out = _train(tmp_path, tmp_path / "x", "--set", "data.train=isic2099")
     assert out.returncode == 2
     assert "unknown dataset 'isic2099'" in out.stderr and "isic2017" in out.stderr
+
+
+MIRRORED = """
+import sys
+from pathlib import Path
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfmelanoma import config as c
+from tfmelanoma.training import runner
+cfg = c.load_config("smoke", ["run.epochs=1", "run.distribute=mirrored", "run.evaluate=false"])
+result = runner.train(cfg, Path(sys.argv[1]), verbose=2)
+strategy = runner._strategy(cfg)
+print("REPLICAS", strategy.num_replicas_in_sync, "EPOCHS", result.metrics["epochs_done"])
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=900, env=_env(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "REPLICAS 2 EPOCHS 1" in out.stdout
+    assert (tmp_path / "run" / "best.keras").exists()

@@ -8,9 +8,6 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
-from tfmelanoma.logging_utils import get_logger
-
-logger = get_logger(__name__)
 
 _NAME = "isic_archive"
 
@@ -36,7 +33,7 @@ class IsicArchiveConfig(tfds.core.BuilderConfig):
         self.max_side = max_side
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a folder of ISIC Archive images and JSON metadata."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -55,14 +52,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             ),
         ),
     ]
-
-    def __init__(self, *, skip_bad_images: bool = False, **kwargs):
-        """Args:
-        skip_bad_images: skip unreadable images and images without metadata (counted and
-            logged, and recorded in `info.metadata["skipped"]`) instead of failing.
-        """
-        self.skip_bad_images = skip_bad_images
-        super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -92,24 +81,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             raise common.MissingFilesError(
                 f"{_NAME}: no .jpg/.png images in {root / 'images'}\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
-        self.info.metadata["skipped"] = []
         return {"train": self._generate_examples(images, root / "metadata")}
 
     def _generate_examples(self, images: list[Path], metadata_dir: Path):
-        skipped = self.info.metadata["skipped"]
+        # Bad files (unreadable image, missing or invalid JSON) raise, or with
+        # `skip_bad_files=True` are skipped and counted in info.metadata (common.BadFilePolicyMixin).
         for path in images:
             try:
                 record = _read_metadata(metadata_dir / f"{path.stem}.json")
                 image = common.read_image(path, max_side=self.builder_config.max_side)
             except (common.ImageReadError, common.MissingFilesError, ValueError) as e:
-                if not self.skip_bad_images:
-                    raise
-                logger.warning("%s: skipping %s", _NAME, e)
-                skipped.append(str(e))
+                self.handle_bad_file("train", e)
                 continue
             yield path.stem, _example(path.stem, record, image)
-        if skipped:
-            logger.warning("%s: skipped %d bad image(s)", _NAME, len(skipped))
+        self.log_skipped("train")
 
 
 def _read_metadata(path: Path) -> dict:

@@ -100,12 +100,13 @@ def test_corrupt_image_fails_naming_file_and_leaves_nothing(tmp_path):
     assert not version_dir.exists()
 
 
-def test_skip_bad_images_counts_them(tmp_path):
+def test_skip_bad_files_counts_them(tmp_path):
     manual = _broken_copy(tmp_path)
     (manual / "metadata" / "ISIC_0000002.json").unlink()
-    builder = _prepare(tmp_path, manual, skip_bad_images=True)
+    builder = _prepare(tmp_path, manual, skip_bad_files=True)
     assert builder.info.splits["train"].num_examples == 2
-    skipped = builder.info.metadata["skipped"]
+    assert builder.info.metadata["num_skipped"] == {"train": 2}
+    skipped = builder.info.metadata["skipped_files"]["train"]
     assert len(skipped) == 2
     assert any("ISIC_0000013.jpg" in s for s in skipped)
     assert any("ISIC_0000002.json" in s for s in skipped)

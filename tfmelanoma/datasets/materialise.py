@@ -138,9 +138,12 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
     """Random access through `as_data_source` (images still encoded), decoded in tf.data.
 
     TFDS offers no `as_dataset` for ArrayRecord files, so the records are read by position in a
-    generator and the JPEG/PNG bytes are decoded by the feature's own TF decoder in parallel.
+    generator and the JPEG/PNG bytes are decoded in parallel (`tfmelanoma.data.pipeline.
+    decode_image`: accurate IDCT, the pixels PIL and browsers see).
     """
     import tensorflow as tf
+
+    from tfmelanoma.data.pipeline import decode_image
 
     features = builder.info.features
     # Masks (segmentation configs) are dropped, so they stay undecoded too.
@@ -156,7 +159,7 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
 
     def decode(ex):
         ex = dict(ex)
-        ex["image"] = features["image"].decode_example(ex["image"])
+        ex["image"] = decode_image(ex["image"])
         return ex
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
@@ -164,11 +167,27 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
 
 
 def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
-    """Sequential read of a TFRecord split; each record repeated as often as its position occurs."""
+    """Sequential read of a TFRecord split; each record repeated as often as its position occurs.
+
+    Images are read undecoded and decoded by `tfmelanoma.data.pipeline.decode_image` (accurate
+    IDCT, the pixels PIL and browsers see) rather than by TFDS's default fast-IDCT decoder.
+    """
     import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tfmelanoma.data.pipeline import decode_image
 
     n = builder.info.splits[split].num_examples
     counts = tf.constant(np.bincount(positions, minlength=n), dtype=tf.int64)
-    ds = builder.as_dataset(split=split, shuffle_files=False, read_config=index_lib.read_config())
-    ds = ds.map(lambda ex: {k: ex[k] for k in COMMON_KEYS})
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=False,
+        read_config=index_lib.read_config(),
+        decoders={"image": tfds.decode.SkipDecoding()},
+    )
+    ds = ds.map(
+        lambda ex: {k: decode_image(ex[k]) if k == "image" else ex[k] for k in COMMON_KEYS},
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     return ds.enumerate().flat_map(lambda i, ex: tf.data.Dataset.from_tensors(ex).repeat(counts[i]))

@@ -101,7 +101,12 @@ def versions() -> dict:
 
 def _strategy(config: Config):
     if config.run.distribute == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # All GPUs; on a machine without GPUs, every logical CPU device (a CPU-only check of the
+        # data-parallel path, e.g. with two logical devices configured).
+        devices = None
+        if not tf.config.list_logical_devices("GPU"):
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
     if config.run.distribute == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()  # the default, no-op strategy
