@@ -185,7 +185,7 @@ def compile_multitask(
         input_size=224,
         preprocessing="that of the backbone (default efficientnet_b0: built into the network)",
         last_conv_layer="top_activation",
-        params=4_216_262,
+        params=4_216_746,
         paper="multi-task paper (M-MTL, diagnosis + age)",
         min_input_size=32,
     )

@@ -203,9 +203,7 @@ def _register(arch: Arch) -> None:
         family=arch.family,
         task="classification",
         input_size=arch.input_size,
-        preprocessing=DESCRIPTIONS[arch.preprocessing]
-        if arch.preprocessing != "none"
-        else f"none in this wrapper: keras.applications.{arch.constructor} rescales [0,255] itself",
+        preprocessing=DESCRIPTIONS[arch.preprocessing],
         last_conv_layer=arch.last_conv_layer,
         params=arch.params,
         paper="uncertainty paper grid / multi-task paper benchmark",
