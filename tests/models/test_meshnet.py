@@ -118,3 +118,22 @@ def test_meshnet_learns_a_separable_toy_task():
     model.fit(images, labels, epochs=60, batch_size=16, verbose=0)
     probs = fold_batchnorm(model).predict(images, verbose=0)
     assert np.mean(probs.argmax(1) == labels) >= 0.95
+
+
+def test_weights_file_and_clear_errors(tmp_path):
+    model = meshnet(input_shape=(32, 32, 3), width=8, dilations=(1, 2))
+    _randomise_batchnorm(model)
+    model.save_weights(tmp_path / "m.weights.h5")
+    again = create_model(
+        "meshnet",
+        input_shape=(32, 32, 3),
+        width=8,
+        dilations=(1, 2),
+        weights=tmp_path / "m.weights.h5",
+    )
+    images = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(again(images, training=False), model(images, training=False))
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        create_model("tinyvgg", weights="imagenet")
+    with pytest.raises(FileNotFoundError, match="nope.weights.h5"):
+        create_model("meshnet", weights=tmp_path / "nope.weights.h5")

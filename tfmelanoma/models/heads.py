@@ -73,3 +73,32 @@ def classification_head(
     activation = "sigmoid" if num_classes == 1 else "softmax"
     # float32 so probabilities stay exact under mixed precision.
     return keras.layers.Activation(activation, dtype="float32", name=f"{prefix}predictions")(x)
+
+
+def load_weights(model: keras.Model, weights: str | None) -> keras.Model:
+    """Loads a `.weights.h5` / `.keras` weights file into a from-scratch model, if given.
+
+    Args:
+        model: the freshly built model.
+        weights: None (keep the random init) or a path saved from the same architecture.
+
+    Returns:
+        `model`.
+
+    Raises:
+        ValueError: "imagenet" (these architectures have no ImageNet checkpoint here).
+        FileNotFoundError: the path does not exist.
+    """
+    if weights is None:
+        return model
+    if weights == "imagenet":
+        raise ValueError(
+            f"{model.name} is trained from scratch and has no ImageNet weights; use a "
+            "keras.applications entry or efficientnet_lite0 (offline ImageNet weights) instead"
+        )
+    from pathlib import Path
+
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"weights file not found for {model.name}: {weights}")
+    model.load_weights(weights)
+    return model

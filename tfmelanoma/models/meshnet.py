@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import keras
 
-from tfmelanoma.models.heads import classification_head, image_input
+from tfmelanoma.models.heads import classification_head, image_input, load_weights
 from tfmelanoma.models.registry import ModelInfo, register_model
 
 DEFAULT_DILATIONS = (1, 2, 4, 8, 16, 8, 4, 2, 1)
@@ -62,6 +62,7 @@ def meshnet(
     head_dropout: float = 0.2,
     batch_norm: bool = True,
     name: str = "meshnet",
+    weights: str | None = None,
 ) -> keras.Model:
     """Builds a MeshNet classifier.
 
@@ -77,6 +78,7 @@ def meshnet(
         batch_norm: BatchNorm after each convolution (False: biased convs; what
             `fold_batchnorm` produces).
         name: model name.
+        weights: None (random init) or a weights file of the same configuration.
 
     Returns:
         A `keras.Model` mapping float32 RGB [0, 255] to class probabilities. The last dilated
@@ -102,7 +104,7 @@ def meshnet(
         x = _conv_bn_relu(x, w, f"block{i + 1}", dilation=d, batch_norm=batch_norm, dropout=dropout)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = classification_head(x, num_classes, dropout=head_dropout)
-    return keras.Model(inputs, outputs, name=name)
+    return load_weights(keras.Model(inputs, outputs, name=name), weights)
 
 
 @register_model(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from tfmelanoma.models.heads import classification_head, image_input
+from tfmelanoma.models.heads import classification_head, image_input, load_weights
 from tfmelanoma.models.preprocessing import DESCRIPTIONS, preprocess
 from tfmelanoma.models.registry import ModelInfo, register_model
 
@@ -61,6 +61,7 @@ def tinyvgg(
     input_shape: tuple[int, int, int] | None = None,
     filters: int = 10,
     dropout: float = 0.0,
+    weights: str | None = None,
 ) -> keras.Model:
     """TinyVGG: 2 blocks of 2 ReLU 3x3 convs (10 filters) + 2x2 max pool, flatten, dense.
 
@@ -69,6 +70,7 @@ def tinyvgg(
         input_shape: (H, W, 3), default (300, 300, 3) as in the paper.
         filters: filters per convolution.
         dropout: dropout before the dense layer (the paper uses none).
+        weights: None (random init) or a weights file of the same architecture.
 
     Returns:
         A `keras.Model` from float32 RGB [0, 255] (scaled to [0, 1] in-model) to probabilities.
@@ -77,7 +79,8 @@ def tinyvgg(
     x = preprocess(inputs, "unit")
     x = _vgg_features(x, (filters, filters, "M", filters, filters, "M"))
     x = keras.layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, classification_head(x, num_classes, dropout), name="tinyvgg")
+    model = keras.Model(inputs, classification_head(x, num_classes, dropout), name="tinyvgg")
+    return load_weights(model, weights)
 
 
 @register_model(
@@ -98,6 +101,7 @@ def vgg11(
     input_shape: tuple[int, int, int] | None = None,
     fc_units: int = 4096,
     dropout: float = 0.5,
+    weights: str | None = None,
 ) -> keras.Model:
     """VGG11 (configuration A) from scratch, torchvision layout with a 1- or K-unit output.
 
@@ -107,6 +111,7 @@ def vgg11(
             7x7x512 = 25,088 as in torchvision (whose adaptive pooling is then the identity).
         fc_units: width of the two hidden dense layers.
         dropout: dropout after each hidden dense layer.
+        weights: None (random init) or a weights file of the same architecture.
 
     Returns:
         A `keras.Model` from float32 RGB [0, 255] (ImageNet mean/std in-model) to probabilities.
@@ -118,7 +123,9 @@ def vgg11(
     for i in (1, 2):
         x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{i}")(x)
         x = keras.layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-    return keras.Model(inputs, classification_head(x, num_classes), name="vgg11")
+    return load_weights(
+        keras.Model(inputs, classification_head(x, num_classes), name="vgg11"), weights
+    )
 
 
 @register_model(
@@ -139,6 +146,7 @@ def alexnet(
     input_shape: tuple[int, int, int] | None = None,
     fc_units: int = 4096,
     dropout: float = 0.5,
+    weights: str | None = None,
 ) -> keras.Model:
     """AlexNet (single-GPU torchvision variant: 64-192-384-256-256 filters) from scratch.
 
@@ -148,6 +156,7 @@ def alexnet(
             at least 64 px.
         fc_units: width of the two hidden dense layers.
         dropout: dropout before each hidden dense layer (as torchvision).
+        weights: None (random init) or a weights file of the same architecture.
 
     Returns:
         A `keras.Model` from float32 RGB [0, 255] (ImageNet mean/std in-model) to probabilities.
@@ -165,4 +174,6 @@ def alexnet(
     for i in (1, 2):
         x = keras.layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
         x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{i}")(x)
-    return keras.Model(inputs, classification_head(x, num_classes), name="alexnet")
+    return load_weights(
+        keras.Model(inputs, classification_head(x, num_classes), name="alexnet"), weights
+    )
