@@ -84,8 +84,8 @@ def build_unet(
         decoder_filters: channels of the five decoder levels for a pretrained encoder.
         colour_space: "rgb", "lab" (AER-Net's best) or "hsv", computed inside the model.
         weights: encoder weights, None or "imagenet" (ignored for the plain encoder).
-        bn_momentum: momentum of this builder's BatchNorms (not the pretrained encoder's); the
-            Keras default 0.99 suits long runs, ~0.9 lets runs of a few hundred steps evaluate.
+        bn_momentum: momentum of every BatchNorm, the encoder's included; the Keras default
+            0.99 suits long runs, ~0.9 lets runs of a few hundred steps predict sensibly.
         name: model name.
 
     Returns:
@@ -123,4 +123,18 @@ def build_unet(
     for i, (skip, filters) in enumerate(levels):
         x = decoder_block(x, skip, filters, attention, residual, f"decoder{i}", bn_momentum)
     outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    if encoder != PLAIN and bn_momentum != 0.99:
+        _set_bn_momentum(model, bn_momentum)
+    return model
+
+
+def _set_bn_momentum(layer, momentum: float) -> None:
+    # The backbone's own BatchNorms too: a from-scratch encoder trained for a few hundred steps
+    # otherwise predicts with moving statistics still near their initial values (measured:
+    # Jaccard 0 on ISIC 2017 validation after 96 steps at 0.99). `momentum` is in each layer's
+    # config, so saved models keep it.
+    for sub in getattr(layer, "layers", []):
+        if isinstance(sub, keras.layers.BatchNormalization):
+            sub.momentum = momentum
+        _set_bn_momentum(sub, momentum)
