@@ -15,7 +15,10 @@ SMALL = {
     "aernet": {"encoder": "efficientnetb0", "decoder_filters": (16, 16, 8, 8, 4)},
 }
 # Encoders beyond the default, exercised through aernet.
-EXTRA = [("aernet", {"encoder": "sm:resnet18", "decoder_filters": (8, 8, 8, 8, 4)})]
+EXTRA = [
+    ("aernet", {"encoder": "sm:resnet18", "decoder_filters": (8, 8, 8, 8, 4)}),
+    ("aernet", {"encoder": "efficientnet_lite0", "decoder_filters": (8, 8, 8, 8, 4)}),
+]
 CASES = [(name, SMALL.get(name, {})) for name in list_models(task="segmentation")] + EXTRA
 IDS = [f"{n}-{kw.get('encoder', 'default')}" for n, kw in CASES]
 

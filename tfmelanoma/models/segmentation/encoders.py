@@ -117,27 +117,32 @@ def _sm_backbone(backbone_name: str, x, weights) -> EncoderOutputs:
 
 def _efficientnet_lite0(x, weights) -> EncoderOutputs:
     # The registry model follows the project contract (RGB [0, 255] in, normalised inside), so
-    # it runs nested on the rescaled input; skips are looked up by the Keras EfficientNet names.
-    from tfmelanoma.models.registry import create_model, list_models  # noqa: PLC0415
+    # its backbone (include_head=False) runs nested on the rescaled input; skips come from its
+    # ModelInfo.skip_layers (the Keras EfficientNet names), falling back to those names.
+    from tfmelanoma.models.registry import create_model, get_model_info, list_models  # noqa: PLC0415
 
     if "efficientnet_lite0" not in list_models():
         raise ValueError(
             "encoder 'efficientnet_lite0' needs the registry model 'efficientnet_lite0', which is "
             "not registered in this installation; use an 'efficientnetb0'..'efficientnetb4' encoder"
         )
-    kwargs = {"input_shape": tuple(x.shape[1:])}
-    if weights is not None:
-        kwargs["weights"] = weights
-    backbone = create_model("efficientnet_lite0", **kwargs)
-    wanted = [*_EFFICIENTNET_SKIPS, "top_activation"]
+    backbone = create_model(
+        "efficientnet_lite0",
+        input_shape=tuple(x.shape[1:]),
+        weights=weights,
+        include_head=False,
+        trainable_from=0,  # fine-tune the whole encoder, as AER-Net does
+        train_batchnorm=True,
+    )
+    skip_names = tuple(getattr(get_model_info("efficientnet_lite0"), "skip_layers", ()) or ())
+    skip_names = skip_names or _EFFICIENTNET_SKIPS
     names = {layer.name for layer in backbone.layers}
-    missing = [n for n in wanted if n not in names]
+    missing = [n for n in skip_names if n not in names]
     if missing:
-        raise ValueError(
-            f"efficientnet_lite0 has no layer(s) {missing}; the U-Net takes its skips by the "
-            "Keras EfficientNet layer names"
-        )
-    outputs = [backbone.get_layer(n).output for n in wanted]
+        raise ValueError(f"efficientnet_lite0 has no skip layer(s) {missing}")
+    outputs = [backbone.get_layer(n).output for n in skip_names]
     pixels = keras.layers.Rescaling(255.0, name="encoder_to_255")(x)
-    features = keras.Model(backbone.input, outputs, name="encoder_efficientnet_lite0")(pixels)
-    return EncoderOutputs(features[-1], list(features[:-1]))
+    features = keras.Model(
+        backbone.input, [backbone.output, *outputs], name="encoder_efficientnet_lite0"
+    )(pixels)
+    return EncoderOutputs(features[0], list(features[1:]))
