@@ -157,3 +157,16 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "REPLICAS 2 EPOCHS 1" in out.stdout
     assert (tmp_path / "run" / "best.keras").exists()
+
+
+def test_mixed_precision_and_xla_switches(tmp_path):
+    out = _train(
+        tmp_path, tmp_path / "mp", "--set", "run.epochs=1", "--set", "run.mixed_precision=true",
+        "--set", "run.jit_compile=true",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    import keras
+
+    model = keras.models.load_model(tmp_path / "mp" / "best.keras")
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)
+    assert 0.0 <= _metrics(tmp_path / "mp")["test"]["auc_roc"] <= 1.0
