@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.tf_hidden import HIDE_TENSORFLOW
 from tfmelanoma.config import AugmentConfig
 from tfmelanoma.data import numpy_pipeline as npp
 
@@ -66,30 +67,8 @@ def test_batches_from_a_sequence_are_seeded_per_epoch():
         npp.NumpyBatches([], image_size=16, batch_size=4, num_classes=2)
 
 
-TF_FREE = textwrap.dedent(
+TF_FREE = HIDE_TENSORFLOW + textwrap.dedent(
     """
-    import importlib.abc, sys
-
-    class HideTensorFlow(importlib.abc.MetaPathFinder):
-        # Delegates to the real finders but never finds `tensorflow`, as if it were not installed.
-        def __init__(self, finders):
-            self.finders = finders
-
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] == "tensorflow":
-                return None
-            for finder in self.finders:
-                spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
-                if spec is not None:
-                    return spec
-            return None
-
-    sys.meta_path[:] = [HideTensorFlow(list(sys.meta_path))]
-    try:
-        import tensorflow
-        raise SystemExit("tensorflow should not be importable here")
-    except ImportError:
-        pass
     import numpy as np
     from tfmelanoma.config import AugmentConfig
     from tfmelanoma.data.numpy_pipeline import NumpyBatches

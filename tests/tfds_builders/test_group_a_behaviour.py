@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from tests.tf_hidden import HIDE_TENSORFLOW
 from tfds_builders import common
 from tfds_builders.isic2017 import isic2017_dataset_builder as isic2017
 from tfds_builders.kaggle_fanconic import kaggle_fanconic_dataset_builder as fanconic
@@ -253,30 +254,9 @@ def test_kaggle_fanconic_missing_folders_listed(tmp_path):
     assert str(manual / "train/benign") not in str(err.value)
 
 
-_TF_FREE_READER = textwrap.dedent(
+_TF_FREE_READER = HIDE_TENSORFLOW + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class HideTensorFlow(importlib.abc.MetaPathFinder):
-        # Delegates to the real finders but never finds `tensorflow`, as if not installed.
-        def __init__(self, finders):
-            self.finders = finders
-
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] == "tensorflow":
-                return None
-            for finder in self.finders:
-                spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
-                if spec is not None:
-                    return spec
-            return None
-
-    sys.meta_path[:] = [HideTensorFlow(list(sys.meta_path))]
-    try:
-        import tensorflow  # noqa: F401
-        raise SystemExit("tensorflow should not be importable here")
-    except ImportError:
-        pass
+    import json, sys
     import tensorflow_datasets as tfds
     import tfds_builders  # registers the builders without TensorFlow
 
