@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -401,3 +401,50 @@ def beam_examples(rows: list, make, *, dataset: str, skip: bool):
             counter.inc()
 
     return beam.Create(rows) | beam.FlatMap(_one)
+
+
+def class_folder_examples(
+    builder: BadFilePolicyMixin,
+    *,
+    dataset: str,
+    split: str,
+    root: Path,
+    classes: Sequence[str],
+    image_suffixes: Iterable[str],
+    image_type: str,
+    id_prefix: str = "",
+):
+    """Yields (key, example) for `<root>/<class>/<image>` layouts; the folder name is the diagnosis.
+
+    Images outside the class folders have no label (`report_unlabeled`); unreadable images go
+    through the builder's bad-file policy. Image ids are `<id_prefix><class>/<stem>`, since such
+    sets repeat file names across folders.
+    """
+    suffixes = {s.lower() for s in image_suffixes}
+    unlabeled = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and p.relative_to(root).parts[0] not in classes
+    ]
+    folders = " or ".join(f"{c}/" for c in classes)
+    report_unlabeled(builder, split, unlabeled, f"the {folders} folders")
+    max_side = builder.builder_config.max_side
+    for cls in classes:
+        for path in sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in suffixes):
+            image_id = f"{id_prefix}{cls}/{path.stem}"
+
+            def make(path=path, image_id=image_id, cls=cls):
+                return make_example(
+                    dataset=dataset,
+                    image=read_image(path, max_side=max_side),
+                    image_id=image_id,
+                    diagnosis=cls,
+                    image_type=image_type,
+                )
+
+            example = example_or_skip(builder, split, make)
+            if example is not None:
+                yield image_id, example
+    builder.log_skipped(split)

@@ -76,33 +76,13 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, split: str, split_dir: Path):
-        # Images outside benign/ and malignant/ (loose files, unknown class folders) have no label.
-        unlabeled = [
-            p
-            for p in split_dir.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in _IMAGE_SUFFIXES
-            and p.relative_to(split_dir).parts[0] not in _CLASSES
-        ]
-        common.report_unlabeled(self, split, unlabeled, "the benign/ or malignant/ folders")
-        max_side = self.builder_config.max_side
-        for cls in _CLASSES:
-            files = sorted(
-                p for p in (split_dir / cls).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES
-            )
-            for path in files:
-                image_id = f"{split_dir.name}/{cls}/{path.stem}"
-
-                def make(path=path, image_id=image_id, cls=cls):
-                    return common.make_example(
-                        dataset=_NAME,
-                        image=common.read_image(path, max_side=max_side),
-                        image_id=image_id,
-                        diagnosis=cls,
-                        image_type="dermoscopic",
-                    )
-
-                example = common.example_or_skip(self, split, make)
-                if example is not None:
-                    yield image_id, example
-        self.log_skipped(split)
+        return common.class_folder_examples(
+            self,
+            dataset=_NAME,
+            split=split,
+            root=split_dir,
+            classes=_CLASSES,
+            image_suffixes=_IMAGE_SUFFIXES,
+            image_type="dermoscopic",
+            id_prefix=f"{split_dir.name}/",
+        )

@@ -56,30 +56,12 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(split="train", root=root)}
 
     def _generate_examples(self, split: str, root: Path):
-        # Images outside melanoma/ and naevus/ have no label.
-        unlabeled = [
-            p
-            for p in root.rglob("*")
-            if p.suffix.lower() in _IMAGE_SUFFIXES and p.relative_to(root).parts[0] not in _CLASSES
-        ]
-        common.report_unlabeled(self, split, unlabeled, "the melanoma/ or naevus/ folders")
-        max_side = self.builder_config.max_side
-        for cls in _CLASSES:
-            for path in sorted(
-                p for p in (root / cls).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES
-            ):
-                image_id = f"{cls}/{path.stem}"
-
-                def make(path=path, image_id=image_id, cls=cls):
-                    return common.make_example(
-                        dataset=_NAME,
-                        image=common.read_image(path, max_side=max_side),
-                        image_id=image_id,
-                        diagnosis=cls,
-                        image_type="clinical",
-                    )
-
-                example = common.example_or_skip(self, split, make)
-                if example is not None:
-                    yield image_id, example
-        self.log_skipped(split)
+        return common.class_folder_examples(
+            self,
+            dataset=_NAME,
+            split=split,
+            root=root,
+            classes=_CLASSES,
+            image_suffixes=_IMAGE_SUFFIXES,
+            image_type="clinical",
+        )
