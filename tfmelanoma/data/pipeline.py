@@ -11,8 +11,6 @@ Images stay float32 RGB in [0, 255]; models normalise inside themselves (docs/ar
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
@@ -69,16 +67,6 @@ def count(ds: tf.data.Dataset) -> int:
     if n >= 0:
         return n
     return int(ds.reduce(np.int64(0), lambda c, _: c + 1))
-
-
-def label_counts(ds: tf.data.Dataset, label_key: str, num_classes: int) -> np.ndarray:
-    """Examples per class, reading only the label feature."""
-    labels = ds.map(lambda ex: tf.cast(ex[label_key], tf.int64))
-    counts = labels.reduce(
-        tf.zeros([max(num_classes, 2)], tf.int64),
-        lambda acc, y: acc + tf.one_hot(y, max(num_classes, 2), dtype=tf.int64),
-    )
-    return counts.numpy()
 
 
 def training_dataset(
@@ -194,8 +182,3 @@ def predict_split(
     if not probs:
         raise ValueError("the split to predict is empty")
     return np.concatenate(labels), np.concatenate(probs), ids
-
-
-def epochs_for(n: int, batch_size: int) -> int:
-    """Batches in one pass (ceil), for progress reporting."""
-    return math.ceil(n / batch_size)

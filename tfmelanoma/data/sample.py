@@ -13,8 +13,6 @@ from pathlib import Path
 
 SAMPLE_NAME = "sample"
 BUILDER_NAME = "isic_archive/sample"
-NUM_EXAMPLES = 557
-NUM_MELANOMA = 159
 
 
 def sample_dir() -> Path:
