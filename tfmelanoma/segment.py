@@ -73,6 +73,16 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
     )
     p.add_argument("--tfds-data-dir", help="TFDS data dir for --data tfds:...")
     p.add_argument("--split", default=split, help=f"split to read (default {split})")
+    p.add_argument(
+        "--pipeline",
+        choices=["auto", "tf.data", "numpy"],
+        default="auto",
+        help="input pipeline: auto = NumPy (TF-free) on a non-TensorFlow Keras backend or for "
+        "ArrayRecord TFDS data, else tf.data",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="NumPy pipeline: PyDataset worker threads"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,25 +150,80 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_numpy_pipeline(args) -> bool:
+    """True when the TF-free NumPy pipeline must (or was asked to) feed the model.
+
+    `--pipeline auto` picks it on any non-TensorFlow Keras backend (JAX, PyTorch: no tf.data
+    there) and for TFDS datasets prepared as ArrayRecord (which tf.data cannot read).
+    """
+    import keras  # noqa: PLC0415
+
+    choice = getattr(args, "pipeline", "auto")
+    if choice != "auto":
+        return choice == "numpy"
+    if keras.backend.backend() != "tensorflow":
+        return True
+    if args.data.startswith("tfds:"):
+        from tfmelanoma.models.segmentation import numpy_data  # noqa: PLC0415
+
+        return numpy_data.tfds_file_format(args.data[5:], args.tfds_data_dir) == "array_record"
+    return False
+
+
+def _pairs(args, split: str, limit):
+    from tfmelanoma.models.segmentation import files  # noqa: PLC0415
+
+    if args.data == "folder":
+        if not (args.images and args.masks):
+            raise SystemExit("--data folder needs --images and --masks")
+        return files.folder_pairs(args.images, args.masks, limit=limit)
+    if args.data_dir is None:
+        raise SystemExit(
+            f"--data {args.data} needs --data-dir (the folder with the official folders)"
+        )
+    return files.find_pairs(args.data, args.data_dir, split, limit=limit)
+
+
 def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **kw):
-    """(dataset, image_ids) for the CLI's data arguments; ids are None for TFDS sources."""
+    """(dataset, image_ids) for the CLI's data arguments.
+
+    The dataset is a tf.data pipeline, or on the NumPy path a `keras.utils.PyDataset`; ids are
+    None where the pipeline does not know them (tf.data over TFDS; the PyDataset serves its own
+    through `image_ids()`).
+    """
+    if use_numpy_pipeline(args):
+        from tfmelanoma.models.segmentation import numpy_data  # noqa: PLC0415  (no TensorFlow)
+
+        if args.data.startswith("tfds:"):
+            source = numpy_data.tfds_source(args.data[5:], split, args.tfds_data_dir, limit)
+        else:
+            source = numpy_data.FileSource(_pairs(args, split, limit))
+        log.info("%s/%s: %d examples (NumPy pipeline)", args.data, split, len(source))
+        batches = numpy_data.SegmentationBatches(
+            source,
+            image_size=image_size,
+            batch_size=batch_size,
+            augment=kw.get("augment", False),
+            shuffle=kw.get("shuffle", False),
+            seed=kw.get("seed", 0),
+            workers=getattr(args, "workers", 1),
+        )
+        return batches, None
+
     from tfmelanoma.models.segmentation import data  # noqa: PLC0415  (imports TensorFlow)
 
     if args.data.startswith("tfds:"):
         ds = data.tfds_dataset(
-            args.data[5:], split, image_size, batch_size, data_dir=args.tfds_data_dir, **kw
+            args.data[5:],
+            split,
+            image_size,
+            batch_size,
+            data_dir=args.tfds_data_dir,
+            limit=limit,
+            **kw,
         )
-        return (ds.take(-(-limit // batch_size)) if limit else ds), None
-    if args.data == "folder":
-        if not (args.images and args.masks):
-            raise SystemExit("--data folder needs --images and --masks")
-        pairs = data.folder_pairs(args.images, args.masks, limit=limit)
-    else:
-        if args.data_dir is None:
-            raise SystemExit(
-                f"--data {args.data} needs --data-dir (the folder with the official folders)"
-            )
-        pairs = data.find_pairs(args.data, args.data_dir, split, limit=limit)
+        return ds, None
+    pairs = _pairs(args, split, limit)
     log.info("%s/%s: %d image/mask pairs", args.data, split, len(pairs))
     return data.make_dataset(pairs, image_size, batch_size, **kw), pairs.image_ids
 
@@ -190,6 +255,19 @@ def _model_kwargs(name: str, cfg: dict, args) -> dict:
     return kw
 
 
+def _check_backend(name: str, kwargs: dict) -> None:
+    import keras  # noqa: PLC0415
+
+    backend = keras.backend.backend()
+    uses_sm = name.startswith("sm_") or str(kwargs.get("encoder", "")).startswith("sm:")
+    if uses_sm and backend != "tensorflow":
+        raise SystemExit(
+            f"{name}{' encoder ' + kwargs['encoder'] if 'encoder' in kwargs else ''}: "
+            f"segmentation_models (sm_unet, sm_fpn, sm:<backbone>) needs KERAS_BACKEND=tensorflow; "
+            f"the backend is {backend!r}"
+        )
+
+
 def train_one(name: str, cfg: dict, args, out: Path) -> dict:
     """Trains one registry model into `out`; returns its summary (validation scores if any)."""
     import keras  # noqa: PLC0415
@@ -215,6 +293,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         seed=args.seed,
     )
     kwargs = _model_kwargs(name, cfg, args)
+    _check_backend(name, kwargs)
     model = create_model(name, **kwargs)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg["lr"]),
@@ -234,6 +313,8 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         "val_split": args.val_split,
         "augment": not args.no_augment,
         "seed": args.seed,
+        "backend": keras.backend.backend(),
+        "pipeline": type(train_ds).__name__,
         "argv": sys.argv,
     }
     (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
@@ -266,11 +347,14 @@ def evaluate_model(model, ds, image_ids, out: Path, threshold: float = 0.5) -> d
     from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
     images, masks, probs = [], [], []
-    for x, y in ds:
-        images.append(x.numpy())
-        masks.append(y.numpy())
+    batches = (ds[i] for i in range(len(ds))) if hasattr(ds, "image_ids") else ds
+    for x, y in batches:  # tf.data tensors or NumPy arrays (PyDataset)
+        images.append(np.asarray(x))
+        masks.append(np.asarray(y))
         probs.append(np.asarray(model.predict_on_batch(x)))
     images, masks, probs = (np.concatenate(a) for a in (images, masks, probs))
+    if image_ids is None:
+        image_ids = ds.image_ids() if hasattr(ds, "image_ids") else None
     if image_ids is None:
         image_ids = [f"#{i}" for i in range(len(masks))]
     rows, summary = report.score_predictions(masks, probs, list(image_ids), threshold)

@@ -49,6 +49,11 @@ def encoder_names() -> list[str]:
 
 def import_segmentation_models():
     """Imports `segmentation_models` on the TF backend (SM_FRAMEWORK must be set before import)."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "segmentation_models (sm_unet, sm_fpn, sm:<backbone> encoders) needs the TensorFlow "
+            f"Keras backend; the backend is {keras.backend.backend()!r}"
+        )
     os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
     import segmentation_models as sm  # noqa: PLC0415  (optional, heavy, env-dependent import)
 

@@ -1,4 +1,8 @@
-"""Mask prediction for folders of images and lesion cropping for the classifier."""
+"""Mask prediction for folders of images and lesion cropping for the classifier.
+
+No TensorFlow: Pillow decodes and writes the files and `numpy_data.resize_image` resizes exactly
+as the tf.data pipeline does, so `segment predict` runs on every Keras backend.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
+from PIL import Image
 
-from tfmelanoma.models.segmentation.data import IMAGE_SUFFIXES, decode_image
+from tfmelanoma.models.segmentation.files import IMAGE_SUFFIXES
+from tfmelanoma.models.segmentation.numpy_data import resize_image
 
 
 def model_input_size(model: keras.Model) -> tuple[int, int]:
@@ -29,11 +34,10 @@ def predict_probs(model: keras.Model, image: np.ndarray) -> np.ndarray:
     Returns:
         float32 (H, W) probabilities, resized back (bilinear) to the image size.
     """
-    size = model_input_size(model)
-    x = tf.image.resize(tf.cast(image, tf.float32), size, antialias=True)[None]
-    probs = model.predict_on_batch(tf.clip_by_value(x, 0.0, 255.0))
-    probs = tf.image.resize(probs, image.shape[:2])
-    return np.asarray(probs)[0, ..., 0]
+    x = resize_image(image, model_input_size(model))[None]  # antialiased, clipped to [0, 255]
+    probs = np.asarray(model.predict_on_batch(x), dtype=np.float32)[0]
+    # Back to the image size; upsampling, where the antialiased filter equals plain bilinear.
+    return resize_image(probs, image.shape[:2])[..., 0]
 
 
 def lesion_box(mask: np.ndarray, margin: float = 0.1) -> tuple[int, int, int, int] | None:
@@ -95,15 +99,16 @@ def predict_folder(
         crop_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in tqdm(list_images(images_dir), desc="predict", unit="image"):
-        image = decode_image(str(path)).numpy()
+        with Image.open(path) as img:
+            image = np.asarray(img.convert("RGB"))
         mask = predict_probs(model, image) >= threshold
         mask_path = out_dir / f"{path.stem}_segmentation.png"
-        tf.io.write_file(str(mask_path), tf.io.encode_png(mask[..., None].astype(np.uint8) * 255))
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)
         box = lesion_box(mask, margin)
         if crop_dir is not None:
             top, left, bottom, right = box or (0, 0, *image.shape[:2])
             crop = image[top:bottom, left:right]
-            tf.io.write_file(str(crop_dir / f"{path.stem}.png"), tf.io.encode_png(crop))
+            Image.fromarray(crop).save(crop_dir / f"{path.stem}.png")
         rows.append(
             {
                 "image_id": path.stem,

@@ -1,0 +1,298 @@
+"""The TF-free segmentation input pipeline: ArrayRecord (`tfds.data_source`) or files -> NumPy.
+
+For Keras 3 on JAX (the GPU host has no TensorFlow) and for ArrayRecord datasets on any backend
+(`tf.data` cannot read them). Yields the same batches as the tf.data pipeline (`data`):
+`(image float32 RGB [0, 255] (B, S, S, 3), mask float32 {0, 1} (B, S, S, 1))`, served as a
+`keras.utils.PyDataset`, which `model.fit` accepts on every backend. Nothing here imports
+TensorFlow.
+
+Resizing matches `data.resize_pair` exactly: images with Pillow's bilinear filter on float32
+channels, which is the same triangle filter as `tf.image.resize(antialias=True)` (measured max
+difference 5e-5 of 255), masks by nearest neighbour with TensorFlow's half-pixel index rule (bit
+identical), so masks stay binary with no threshold to choose. Joint augmentation (flips, 90-degree
+rotations, a random square crop resized back with `numpy_pipeline.resize_bilinear`, like
+`data.augment_pair`) is seeded per (seed, epoch, example): runs are reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from PIL import Image
+
+from tfmelanoma.data.numpy_pipeline import resize_bilinear
+from tfmelanoma.models.segmentation.files import Pairs
+
+MASK_KEY = "segmentation_mask"
+
+
+def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """(H, W, C) -> float32 (h, w, C) in [0, 255], as `tf.image.resize(bilinear, antialias=True)`.
+
+    Pillow's float ("F") mode filters each channel with TensorFlow's antialiasing triangle kernel,
+    so shrinking does not alias and the pixels equal the tf.data pipeline's.
+
+    Args:
+        image: uint8 or float array (H, W, C).
+        size: side of the square output, or (height, width).
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape[:2] == (height, width):
+        return image.copy()
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F").resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
+        )
+        for c in range(image.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 255.0)
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 1) -> (size, size, 1) by nearest neighbour, as `tf.image.resize(method="nearest")`.
+
+    Hand-written (two index arrays) because Pillow's NEAREST picks different source pixels than
+    TensorFlow's half-pixel-centre rule `min(floor((i + 0.5) * in / out), in - 1)`.
+    """
+    h, w = mask.shape[:2]
+    rows = np.minimum(np.floor((np.arange(size) + 0.5) * (h / size)).astype(np.int64), h - 1)
+    cols = np.minimum(np.floor((np.arange(size) + 0.5) * (w / size)).astype(np.int64), w - 1)
+    return mask[rows][:, cols]
+
+
+def binary_mask(mask: np.ndarray) -> np.ndarray:
+    """uint8 mask (H, W[, 1]) -> float32 {0, 1} (H, W, 1); values > 127 are lesion."""
+    mask = np.asarray(mask)
+    if mask.ndim == 2:
+        mask = mask[..., None]
+    return (mask > 127).astype(np.float32)
+
+
+def augment_pair(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, crop_fraction: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joint random flips, 90-degree rotation and square crop, identical for image and mask.
+
+    The NumPy twin of `data.augment_pair`: every geometric op indexes image and mask with the
+    same draw, and the crop is resized back to the input side (image bilinear, mask nearest).
+
+    Args:
+        image: float32 (S, S, 3).
+        mask: float32 (S, S, 1) in {0, 1}.
+        rng: the example's generator.
+        crop_fraction: the crop side as a fraction of the input side, drawn in [crop_fraction, 1].
+
+    Returns:
+        `(image, mask)` of the input shapes, the mask still binary.
+    """
+    size = image.shape[0]
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    if rng.random() < 0.5:
+        image, mask = image[::-1], mask[::-1]
+    k = int(rng.integers(0, 4))
+    image, mask = np.rot90(image, k), np.rot90(mask, k)
+    height, width = image.shape[:2]
+    side = max(1, int(min(height, width) * rng.uniform(crop_fraction, 1.0)))
+    top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+    image = image[top : top + side, left : left + side]
+    mask = mask[top : top + side, left : left + side]
+    image = resize_bilinear(image, size)
+    mask = resize_mask(mask, size)
+    return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask, np.float32)
+
+
+class FileSource(Sequence):
+    """Random access to image/mask files (`files.find_pairs` / `folder_pairs`) with Pillow.
+
+    Items are dicts like a TFDS segmentation example: `image` uint8 (H, W, 3), `segmentation_mask`
+    uint8 (H, W, 1), `image_id`. PNG/BMP decode bit-identically to `tf.io.decode_image`; JPEG
+    through the same libjpeg IDCT (see tests).
+    """
+
+    def __init__(self, pairs: Pairs):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        with Image.open(self.pairs.image_paths[index]) as img:
+            image = np.asarray(img.convert("RGB"))
+        with Image.open(self.pairs.mask_paths[index]) as img:
+            mask = np.asarray(img.convert("L"))[..., None]
+        return {"image": image, MASK_KEY: mask, "image_id": self.pairs.image_ids[index]}
+
+
+def _tfds_info(name: str, data_dir: str | None):
+    import tensorflow_datasets as tfds  # noqa: PLC0415  (heavy; only needed on this path)
+
+    import_builder(name.split("/")[0])
+    where = data_dir or "the default TFDS data dir"
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        info = builder.info
+    except Exception as e:  # tfds raises several types for "not found"
+        raise SystemExit(
+            f"TFDS dataset {name!r} not found in {where} ({type(e).__name__}: {e}); prepare it "
+            "with file_format=array_record (docs/segmentation.md)"
+        ) from None
+    if not builder.is_prepared():
+        raise SystemExit(
+            f"TFDS dataset {name!r} is not prepared in {where}; prepare it with "
+            "file_format=array_record (docs/segmentation.md)"
+        )
+    if MASK_KEY not in info.features:
+        raise SystemExit(
+            f"TFDS dataset {name!r} has no {MASK_KEY!r} feature (a segmentation config?)"
+        )
+    return builder, str(getattr(info.file_format, "value", info.file_format))
+
+
+def tfds_file_format(name: str, data_dir: str | None = None) -> str:
+    """The file format ("array_record", "tfrecord") a TFDS dataset was prepared in."""
+    return _tfds_info(name, data_dir)[1]
+
+
+def tfds_source(name: str, split: str, data_dir: str | None = None, limit: int | None = None):
+    """`tfds.data_source` of a prepared ArrayRecord dataset with a `segmentation_mask` feature.
+
+    Args:
+        name: e.g. "isic2017/segmentation_512"; the project builder is imported when it can be
+            (it needs `imagehash`); otherwise TFDS reads the prepared folder's own metadata.
+        split: TFDS split name.
+        data_dir: TFDS data dir (None: the TFDS default).
+        limit: keep the first `limit` examples (a TFDS split slice, `split[:limit]`).
+
+    Raises:
+        SystemExit: the dataset is not prepared, is TFRecord, or has no masks (one line, naming it).
+    """
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    builder, file_format = _tfds_info(name, data_dir)
+    if file_format != "array_record":
+        raise SystemExit(
+            f"TFDS dataset {name!r} in {data_dir or 'the default TFDS data dir'} is {file_format}; "
+            "the NumPy pipeline reads ArrayRecord only: prepare it with file_format=array_record"
+        )
+    if split not in builder.info.splits:
+        raise SystemExit(
+            f"TFDS dataset {name!r} has no split {split!r}; it has {list(builder.info.splits)}"
+        )
+    return tfds.data_source(
+        name, split=f"{split}[:{limit}]" if limit else split, data_dir=data_dir, download=False
+    )
+
+
+def import_builder(module: str) -> None:
+    """Registers a project builder by name if importable (else TFDS reads the folder's metadata)."""
+    try:
+        __import__(f"tfds_builders.{module}")
+    except ImportError:
+        pass  # not a project builder, or a dependency (imagehash) missing on a bare host
+
+
+class SegmentationBatches(keras.utils.PyDataset):
+    """Batches of (images, masks) from a random-access source of segmentation examples.
+
+    Args:
+        source: a `tfds.data_source` split or a `FileSource` (dicts with `image`,
+            `segmentation_mask`, optionally `image_id`).
+        image_size: square side images and masks are resized to.
+        batch_size: examples per batch.
+        augment: joint flips / rot90 / crops (`augment_pair`).
+        shuffle: a new example order every epoch; training mode (full batches only).
+        seed: run seed; the epoch's order and each example's augmentation derive from it.
+        limit: use only the first `limit` examples.
+        colour_space: None keeps RGB [0, 255] (what registry models expect); "rgb" / "lab" /
+            "hsv" convert to [0, 1] with the models' own `convert_colour`.
+        cache: keep decoded, resized pairs in memory (1 MB per example at 256 px).
+        start_epoch: epochs already trained (resume).
+        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of `keras.utils.PyDataset`.
+    """
+
+    def __init__(
+        self,
+        source: Sequence[dict],
+        *,
+        image_size: int,
+        batch_size: int,
+        augment: bool = False,
+        shuffle: bool = False,
+        seed: int = 0,
+        limit: int | None = None,
+        colour_space: str | None = None,
+        cache: bool = True,
+        start_epoch: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.source = source
+        self.n = min(len(source), limit) if limit else len(source)
+        if self.n == 0:
+            raise ValueError("the split is empty")
+        if shuffle and batch_size > self.n:
+            raise ValueError(f"batch size {batch_size} is larger than the split ({self.n})")
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.augment = augment
+        self.shuffle = shuffle
+        self.seed = seed
+        self.colour_space = colour_space
+        self.epoch = start_epoch
+        self._cache = {} if cache else None
+        self._order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
+
+    def example(self, row: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """(image, mask, image_id) of one example, resized, not augmented."""
+        if self._cache is not None and row in self._cache:
+            return self._cache[row]
+        ex = self.source[row]
+        image = resize_image(ex["image"], self.image_size)
+        mask = resize_mask(binary_mask(ex[MASK_KEY]), self.image_size)
+        image_id = ex.get("image_id", f"#{row}")
+        image_id = image_id.decode() if isinstance(image_id, bytes) else str(image_id)
+        item = (image, mask, image_id)
+        if self._cache is not None:
+            self._cache[row] = item
+        return item
+
+    def image_ids(self) -> list[str]:
+        """Ids of the examples in evaluation order (TFDS `image_id`, file stem, or `#row`)."""
+        return [self.example(int(r))[2] for r in np.arange(self.n)]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        images, masks = [], []
+        for row in rows:
+            image, mask, _ = self.example(int(row))
+            if self.augment:
+                rng = np.random.default_rng([self.seed, self.epoch, int(row)])
+                image, mask = augment_pair(image, mask, rng)
+            images.append(image)
+            masks.append(mask)
+        images = np.stack(images)
+        if self.colour_space is not None:
+            from tfmelanoma.models.segmentation.colour_space import convert_colour  # noqa: PLC0415
+
+            images = np.asarray(
+                keras.ops.convert_to_numpy(convert_colour(images, self.colour_space))
+            )
+        return images, np.stack(masks)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._epoch_order()
