@@ -293,7 +293,6 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         seed=args.seed,
     )
     kwargs = _model_kwargs(name, cfg, args)
-    _check_backend(name, kwargs)
     model = create_model(name, **kwargs)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg["lr"]),
@@ -367,6 +366,9 @@ def evaluate_model(model, ds, image_ids, out: Path, threshold: float = 0.5) -> d
 
 def cmd_train(args) -> int:
     cfg = _resolve(args)
+    names = ABLATION if "ablation" in args.preset else (args.model,)
+    for name in names:  # before any training: an ablation must not fail at its last model
+        _check_backend(name, _model_kwargs(name, cfg, args))
     if "ablation" in args.preset:
         rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
         _write_ablation(rows, args.out)

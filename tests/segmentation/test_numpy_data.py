@@ -1,0 +1,194 @@
+"""The TF-free segmentation pipeline: same pixels as tf.data, joint augmentation, JAX end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.tf_hidden import HIDE_TENSORFLOW
+from tfmelanoma.models.segmentation import data, files, numpy_data
+
+DUMMY_ISIC2017 = Path(__file__).resolve().parents[2] / "tfds_builders" / "isic2017" / "dummy_data"
+CONFIG = "isic2017/segmentation_512"
+
+
+@pytest.mark.parametrize(
+    "shape, size", [((256, 256, 3), 64), ((120, 160, 3), 48), ((37, 53, 3), 64), ((20, 20, 3), 20)]
+)
+def test_resize_matches_tf_data(shape, size):
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, shape).astype(np.float32)
+    expected = tf.image.resize(image, (size, size), antialias=True).numpy()
+    np.testing.assert_allclose(numpy_data.resize_image(image, size), expected, atol=1e-3)
+    mask = (rng.random((*shape[:2], 1)) > 0.5).astype(np.float32)
+    np.testing.assert_array_equal(
+        numpy_data.resize_mask(mask, size),
+        tf.image.resize(mask, (size, size), method="nearest").numpy(),
+    )
+
+
+def _self_masked_image(size=32, seed=0):
+    """An image whose mask is its own red channel > 127 (an asymmetric L shape)."""
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(0, 100, (size, size, 3)).astype(np.float32)
+    image[4:14, 6:26, 0] = 255
+    image[14:26, 6:12, 0] = 255
+    return image, (image[..., :1] > 127).astype(np.float32)
+
+
+def test_augment_pair_keeps_image_and_mask_aligned():
+    image, mask = _self_masked_image()
+    masks = set()
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        # Without the crop every op is an exact permutation of pixels: equality must be exact.
+        out_image, out_mask = numpy_data.augment_pair(image, mask, rng, crop_fraction=1.0)
+        np.testing.assert_array_equal(out_mask, (out_image[..., :1] > 127).astype(np.float32))
+        masks.add(out_mask.tobytes())
+        # With crops, bilinear resizing blurs the image edge by a pixel; the rest must agree.
+        out_image, out_mask = numpy_data.augment_pair(image, mask, np.random.default_rng(seed))
+        assert out_image.shape == (32, 32, 3) and out_mask.shape == (32, 32, 1)
+        assert set(np.unique(out_mask)) <= {0.0, 1.0}
+        assert ((out_image[..., 0] > 127.5) == (out_mask[..., 0] > 0.5)).mean() > 0.95
+    assert len(masks) >= 6  # the eight flips/rotations really vary
+
+
+def test_batches_are_seeded_per_epoch_and_resumable():
+    source = []
+    for i in range(10):
+        image, mask = _self_masked_image(seed=i)
+        source.append({"image": image.astype(np.uint8), "segmentation_mask": mask * 255})
+    kw = {"image_size": 16, "batch_size": 4, "augment": True, "shuffle": True, "seed": 3}
+    train = numpy_data.SegmentationBatches(source, **kw)
+    assert len(train) == 2
+    x, y = train[0]
+    assert x.shape == (4, 16, 16, 3) and y.shape == (4, 16, 16, 1) and x.dtype == np.float32
+    np.testing.assert_array_equal(numpy_data.SegmentationBatches(source, **kw)[0][0], x)
+    train.on_epoch_end()
+    assert not np.array_equal(train[0][0], x)
+    resumed = numpy_data.SegmentationBatches(source, start_epoch=1, **kw)
+    np.testing.assert_array_equal(resumed[1][1], train[1][1])
+    evaluation = numpy_data.SegmentationBatches(source, image_size=16, batch_size=4, limit=9)
+    assert len(evaluation) == 3 and evaluation[2][0].shape == (1, 16, 16, 3)
+    assert evaluation.image_ids()[:2] == ["#0", "#1"]
+    with pytest.raises(ValueError, match="larger than the split"):
+        numpy_data.SegmentationBatches(source, image_size=16, batch_size=11, shuffle=True)
+
+
+def test_file_batches_match_tf_data(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(3):  # PNG: decoded bit-identically by Pillow and TensorFlow
+        image, mask = _self_masked_image(size=40 + 8 * i, seed=i)
+        tf.io.write_file(str(images / f"c{i}.png"), tf.io.encode_png(image.astype(np.uint8)))
+        tf.io.write_file(str(masks / f"c{i}.png"), tf.io.encode_png((mask * 255).astype(np.uint8)))
+    pairs = files.folder_pairs(images, masks)
+    expected = next(iter(data.make_dataset(pairs, 24, 3, cache=False)))
+    batches = numpy_data.SegmentationBatches(
+        numpy_data.FileSource(pairs), image_size=24, batch_size=3
+    )
+    x, y = batches[0]
+    np.testing.assert_allclose(x, expected[0].numpy(), atol=1e-3)
+    np.testing.assert_array_equal(y, expected[1].numpy())
+    assert batches.image_ids() == ["c0", "c1", "c2"]
+
+
+def _prepare(data_dir: Path, file_format: str, manual_dir: Path = DUMMY_ISIC2017) -> None:
+    import tensorflow_datasets as tfds
+
+    from tfds_builders.isic2017 import isic2017_dataset_builder as b
+
+    builder = b.Builder(config="segmentation_512", data_dir=str(data_dir), file_format=file_format)
+    builder.download_and_prepare(
+        file_format=file_format,
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)),
+    )
+
+
+def test_tfds_array_record_batches_match_tf_data_tfrecord(tmp_path):
+    for fmt in ("array_record", "tfrecord"):
+        _prepare(tmp_path / fmt, fmt)
+    source = numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "array_record"))
+    batches = numpy_data.SegmentationBatches(source, image_size=32, batch_size=8)
+    x, y = batches[0]
+    ds = data.tfds_dataset(CONFIG, "train", 32, 8, data_dir=str(tmp_path / "tfrecord"))
+    ex, ey = (t.numpy() for t in next(iter(ds)))
+    assert x.shape == ex.shape == (len(source), 32, 32, 3)
+    # Same examples in the same order; JPEGs decode through Pillow vs TensorFlow's libjpeg
+    # (1.5 levels apart on average on the dummy data); masks are PNG and match exactly.
+    diff = np.abs(x - ex)
+    assert diff.mean() < 2.5 and diff.max() < 12, (diff.mean(), diff.max())
+    pairwise = np.abs(x[:, None] - ex[None]).mean(axis=(2, 3, 4))
+    np.testing.assert_array_equal(pairwise.argmin(axis=1), np.arange(len(x)))
+    np.testing.assert_array_equal(y, ey)
+    assert all(i.startswith("ISIC_") for i in batches.image_ids())
+    with pytest.raises(SystemExit, match="is tfrecord; .*file_format=array_record"):
+        numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "tfrecord"))
+    with pytest.raises(ValueError, match="ArrayRecord, which tf.data cannot read"):
+        data.tfds_dataset(CONFIG, "train", 32, 8, data_dir=str(tmp_path / "array_record"))
+    with pytest.raises(SystemExit, match="not prepared in .*nowhere"):
+        numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "nowhere"))
+
+
+JAX_CLI = HIDE_TENSORFLOW + textwrap.dedent(
+    """
+    import json, math
+    from pathlib import Path
+    import keras
+    from tfmelanoma import segment
+
+    tfds_dir, out = sys.argv[1], Path(sys.argv[2])
+    data = ["--data", "tfds:isic2017/segmentation_512", "--tfds-data-dir", tfds_dir]
+    try:
+        segment.main(["train", "--model", "sm_unet", "--out", str(out / "sm"), *data])
+        raise AssertionError("sm_unet trained on JAX")
+    except SystemExit as e:
+        assert "needs KERAS_BACKEND=tensorflow" in str(e), e
+    assert not (out / "sm").exists()
+    segment.main([
+        "train", "--model", "attention_residual_unet", "--base-filters", "4", "--depth", "2",
+        "--image-size", "32", "--batch-size", "2", "--epochs", "2", "--bn-momentum", "0.9",
+        "--out", str(out / "run"), *data,
+    ])
+    segment.main([
+        "evaluate", "--model", str(out / "run" / "model.keras"), "--split", "validation",
+        "--out", str(out / "eval"), *data,
+    ])
+    scores = json.loads((out / "eval" / "metrics.json").read_text())
+    assert all(math.isfinite(scores[k]) for k in ("jaccard", "dice", "thresholded_jaccard"))
+    print("BACKEND", keras.backend.backend(), "TF_LOADED", "tensorflow" in sys.modules)
+    """
+)
+
+
+@pytest.mark.slow
+def test_cli_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
+    _prepare(tmp_path / "tfds", "array_record")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, "-c", JAX_CLI, str(tmp_path / "tfds"), str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "BACKEND jax TF_LOADED False" in out.stdout
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["backend"] == "jax" and config["pipeline"] == "SegmentationBatches"
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # header + 2 epochs
+    # Validation scores of training and of `evaluate` are the same model on the same images.
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    scores = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert scores["n_images"] == summary["n_images"] == 2
+    assert scores["jaccard"] == pytest.approx(summary["jaccard"], abs=1e-6)
+    rows = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(r.startswith("ISIC_") for r in rows[1:])
+    assert (tmp_path / "eval" / "grid.png").stat().st_size > 5_000
