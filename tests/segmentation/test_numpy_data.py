@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tests.tf_hidden import HIDE_TENSORFLOW
+from tfmelanoma.data.numpy_pipeline import resize_bilinear
 from tfmelanoma.models.segmentation import data, files, numpy_data
 
 DUMMY_ISIC2017 = Path(__file__).resolve().parents[2] / "tfds_builders" / "isic2017" / "dummy_data"
@@ -33,6 +34,16 @@ def test_resize_matches_tf_data(shape, size):
         numpy_data.resize_mask(mask, size),
         tf.image.resize(mask, (size, size), method="nearest").numpy(),
     )
+
+
+@pytest.mark.parametrize("side", [13, 40, 51, 64])
+def test_upsampling_equals_plain_bilinear(side):
+    # The augmentation's crop resize (always upsampling) must be tf.data's plain bilinear.
+    crop = np.random.default_rng(side).uniform(0, 255, (side, side, 3)).astype(np.float32)
+    expected = resize_bilinear(crop, 64)
+    np.testing.assert_allclose(numpy_data.resize_image(crop, 64), expected, atol=1e-3)
+    plain = tf.image.resize(crop, (64, 64), antialias=False).numpy()
+    np.testing.assert_allclose(expected, plain, atol=1e-3)
 
 
 def _self_masked_image(size=32, seed=0):

@@ -10,8 +10,7 @@ Resizing matches `data.resize_pair` exactly: images with Pillow's bilinear filte
 channels, which is the same triangle filter as `tf.image.resize(antialias=True)` (measured max
 difference 5e-5 of 255), masks by nearest neighbour with TensorFlow's half-pixel index rule (bit
 identical), so masks stay binary with no threshold to choose. Joint augmentation (flips, 90-degree
-rotations, a random square crop resized back with `numpy_pipeline.resize_bilinear`, like
-`data.augment_pair`) is seeded per (seed, epoch, example): runs are reproducible and resumable.
+rotations, a random square crop resized back to the side, like `data.augment_pair`) is seeded per (seed, epoch, example): runs are reproducible and resumable.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tfmelanoma.data.numpy_pipeline import resize_bilinear
 from tfmelanoma.models.segmentation.files import Pairs
 
 MASK_KEY = "segmentation_mask"
@@ -102,7 +100,10 @@ def augment_pair(
     top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
     image = image[top : top + side, left : left + side]
     mask = mask[top : top + side, left : left + side]
-    image = resize_bilinear(image, size)
+    # Upsampling (the crop is never larger): Pillow's filter equals plain bilinear here, i.e.
+    # `numpy_pipeline.resize_bilinear` and tf.data's crop resize (tested), at 2x its speed and
+    # without holding the GIL, so PyDataset worker threads scale.
+    image = resize_image(image, size)
     mask = resize_mask(mask, size)
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask, np.float32)
 
