@@ -1,0 +1,472 @@
+"""Training throughput: our Keras 3 + JAX training step and loader against PyTorch (issue #5).
+
+For each EfficientNet (B0, B1 by default; 224 px, bf16, batch 128), in one process:
+
+- ours, loader: the registry model (`create_model("efficientnet_b0", weights=None)`), compiled as
+  the training runner does (SGD, cross-entropy, accuracy + AUC, `mixed_bfloat16`, XLA), trained
+  with `model.fit` on batches from our TF-free loader (`NumpyBatches`: resize + augmentation in
+  NumPy, `workers` processes) over a random-access source of uint8 images (random images in
+  memory, or `tfds.data_source` over an ArrayRecord dataset with `--data-dir`);
+- ours, step only: the same compiled model fit on preloaded float32 NumPy batches (no loader work),
+  GPU.md's reference setting; its first step minus a steady step is the compile time;
+- the loader alone: batches/s of the same `NumpyBatches` through Keras's own worker pool;
+- PyTorch: torchvision `efficientnet_b*` (weights=None), channels_last, bf16 autocast, SGD step,
+  eager, random data on the device, timed with `torch.cuda.synchronize()`.
+
+img/s are steady-state: the first `--warmup` steps (compile, cuDNN autotune, worker start) are
+excluded. Every measurement is guarded: an error (e.g. out of memory) is recorded in the JSON and
+the rest still runs. The JSON is rewritten after every measurement. The last line printed is the
+summary: ours (with loader) / PyTorch per model, PASS when ours >= PyTorch. Imports no TensorFlow.
+
+CPU smoke run (tests/benchmarks/test_gpu_throughput.py runs it with TensorFlow hidden and
+`--data-dir` over the embedded sample prepared as ArrayRecord):
+    KERAS_BACKEND=jax python benchmarks/gpu_throughput.py --models b0 --batch 4 --image-size 32 \
+        --steps 2 --warmup 1 --workers 2 --device cpu --out /tmp/gpu_throughput.json
+
+On the H100 through `device` (build the carry first: `bash benchmarks/device/make_carry.sh`),
+`run` with carry=[".whl"], timeout_s=600 and this command (one line):
+    d=$(mktemp -d) && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir
+    --target $d .whl/*.whl && export PYTHONPATH=$PWD:$d KERAS_BACKEND=jax PYTHONUNBUFFERED=1 &&
+    set -o pipefail && timeout 570 python3 benchmarks/gpu_throughput.py --device gpu
+    --out $OUT/gpu_throughput.json 2>&1 | tee $OUT/log
+docs/benchmarks.md, "Training throughput on the H100", has it verbatim, and the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="b0,b1", help="EfficientNet variants, e.g. b0,b1")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--steps", type=int, default=50, help="timed steady-state steps")
+    p.add_argument("--warmup", type=int, default=10, help="untimed first steps (>= 1)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--out", type=Path, default=Path("gpu_throughput.json"))
+    p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--skip-keras", action="store_true")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    p.add_argument("--loader", choices=("processes", "threads"), default="processes")
+    p.add_argument("--source-images", type=int, default=1024, help="distinct in-memory images")
+    p.add_argument("--source-size", type=int, default=0, help="stored side (0 = --image-size)")
+    p.add_argument("--data-dir", default="", help="TFDS data dir holding an ArrayRecord dataset")
+    p.add_argument("--dataset", default="kaggle_fanconic", help="TFDS name, with --data-dir")
+    p.add_argument("--split", default="train")
+    args = p.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1 or args.batch < 1:
+        p.error("--warmup, --steps and --batch must be >= 1")
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    return args
+
+
+def set_environment(device: str) -> None:
+    """Backend and memory settings; must run before keras / jax are imported."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    if device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    # PyTorch and JAX share the GPU in this process: JAX must not take 75 % of it up front.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.6")
+
+
+def import_torchvision():
+    """Imports torchvision, tolerating a wheel whose C++ ops do not match the installed torch.
+
+    The registries carry only CUDA builds of torchvision; with the CPU torch wheel (CI, the dev
+    machine) its C++ extension does not load and `import torchvision` fails on its fake-kernel
+    registration for `torchvision::nms` / `qnms`. EfficientNet needs none of those ops, so the
+    two schemas are defined (without kernels) and the import retried. GPU hosts with a matching
+    torchvision never take this path; the JSON records whether it was taken.
+    """
+    import torch
+
+    try:
+        import torchvision
+
+        return torchvision, False
+    except RuntimeError as e:
+        if "torchvision::" not in str(e):
+            raise
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[name]
+    lib = torch.library.Library("torchvision", "DEF")
+    for op in ("nms", "qnms"):
+        lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    import torchvision
+
+    torchvision._tfmelanoma_schema_lib = lib  # a dropped Library unregisters its schemas
+    return torchvision, True
+
+
+def torch_throughput(arch: str, args: argparse.Namespace) -> dict:
+    """img/s of an eager bf16-autocast SGD step of torchvision's EfficientNet."""
+    import torch
+
+    torchvision, shimmed = import_torchvision()
+    use_cuda = args.device != "cpu" and torch.cuda.is_available()
+    if args.device == "gpu" and not use_cuda:
+        raise RuntimeError("--device gpu but torch.cuda.is_available() is False")
+    device = torch.device("cuda" if use_cuda else "cpu")
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, f"efficientnet_{arch}")(weights=None, num_classes=2)
+    model = model.to(device, memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    shape = (args.batch, 3, args.image_size, args.image_size)
+    x = torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (args.batch,), device=device)
+
+    def sync() -> None:
+        if use_cuda:
+            torch.cuda.synchronize()
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    sync()
+    start = time.perf_counter()
+    step()
+    sync()
+    first = time.perf_counter() - start
+    for _ in range(args.warmup - 1):
+        step()
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        loss = step()
+    sync()
+    seconds = time.perf_counter() - start
+    result = {
+        "images_per_second": args.steps * args.batch / seconds,
+        "step_ms": 1000 * seconds / args.steps,
+        "first_step_s": first,
+        "final_loss": float(loss.detach()),
+        "device": torch.cuda.get_device_name() if use_cuda else platform.processor() or "cpu",
+        "torchvision_shim": shimmed,
+        "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if use_cuda else None,
+    }
+    return result  # the caller frees the GPU memory once the model is out of scope
+
+
+class RepeatingSource:
+    """A random-access source of `length` examples cycling over `base` (no copies)."""
+
+    def __init__(self, base, length: int):
+        self.base, self.length = base, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        example = self.base[index % len(self.base)]
+        return {"image": example["image"], "label": example["label"]}
+
+
+def make_source(args: argparse.Namespace, length: int) -> tuple[RepeatingSource, str]:
+    """uint8 example dicts: an ArrayRecord dataset with `--data-dir`, else random images."""
+    import numpy as np
+
+    if args.data_dir:
+        import tensorflow_datasets as tfds
+
+        base = tfds.data_source(args.dataset, split=args.split, data_dir=args.data_dir)
+        what = f"tfds.data_source({args.dataset!r}, split={args.split!r}), {len(base)} examples"
+    else:
+        side = args.source_size or args.image_size
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (args.source_images, side, side, 3), dtype=np.uint8)
+        base = [{"image": im, "label": i % 2} for i, im in enumerate(images)]
+        what = f"{len(base)} random uint8 {side}x{side} images in memory"
+    return RepeatingSource(base, length), what
+
+
+def runner_config(arch: str, args: argparse.Namespace):
+    """The training Config of this benchmark: defaults plus `--set`-style overrides."""
+    from tfmelanoma.config import load_config
+
+    return load_config(
+        "default",
+        [
+            f"model.name=efficientnet_{arch}",
+            "model.num_classes=2",
+            f"data.image_size={args.image_size}",
+            f"run.batch_size={args.batch}",
+            "run.mixed_precision=true",
+            "run.jit_compile=true",  # Keras on JAX runs the step un-jitted without it
+            "optimizer.name=sgd",
+            "optimizer.learning_rate=0.001",
+            "optimizer.momentum=0.9",
+            "optimizer.schedule=constant",
+        ],
+    )
+
+
+def compile_like_runner(model, config, steps_per_epoch: int) -> None:
+    """`tfmelanoma.training.runner.compile_model`, repeated here because that module imports
+    TensorFlow at load time (absent on the GPU host). The test compares the two compilations."""
+    import keras
+
+    from tfmelanoma.training.optim import make_optimizer
+
+    k = config.model.num_classes
+    if k == 1:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.optimizer.label_smoothing)
+        auc = keras.metrics.AUC(name="auc")
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.optimizer.label_smoothing
+        )
+        auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=k)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
+        loss=loss,
+        metrics=[accuracy, auc],
+        jit_compile=config.run.jit_compile,
+    )
+
+
+def _timed_fit(model, data, steps: int, warmup: int) -> dict:
+    """Fits `warmup + steps` steps; times from each step's logs becoming ready."""
+    import keras
+
+    class StepTimes(keras.callbacks.Callback):
+        # async_safe: Keras reads each step's logs in a worker thread, so timing does not make
+        # the training loop wait for the device after every step.
+        async_safe = True
+
+        def __init__(self):
+            super().__init__()
+            self.begin, self.ends = 0.0, {}
+
+        def on_train_begin(self, logs=None):
+            self.begin = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends[batch] = time.perf_counter()
+
+    times = StepTimes()
+    history = model.fit(
+        data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[times], verbose=0, shuffle=False
+    )
+    done = len(times.ends)
+    if done < warmup + steps:
+        raise RuntimeError(f"fit ran {done} of {warmup + steps} steps (data ran out?)")
+    seconds = times.ends[warmup + steps - 1] - times.ends[warmup - 1]
+    return {
+        "step_ms": 1000 * seconds / steps,
+        "first_step_s": times.ends[0] - times.begin,
+        "final_loss": float(history.history["loss"][-1]),
+        "_seconds": seconds,
+    }
+
+
+def keras_throughput(arch: str, args: argparse.Namespace, record) -> None:
+    """Our model, compile, step-only fit, loader-only and loader fit; results via `record`."""
+    import keras
+    import numpy as np
+
+    from tfmelanoma.config import AugmentConfig
+    from tfmelanoma.data.numpy_pipeline import NumpyBatches
+    from tfmelanoma.models import create_model
+
+    config = runner_config(arch, args)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as the runner's switch does
+    keras.utils.set_random_seed(0)
+    size, batch, total = args.image_size, args.batch, args.warmup + args.steps
+    model = create_model(
+        config.model.name,
+        num_classes=config.model.num_classes,
+        input_shape=(size, size, 3),
+        weights=None,
+    )
+    compile_like_runner(model, config, steps_per_epoch=total)
+    record("params", int(model.count_params()))
+
+    class Preloaded(keras.utils.PyDataset):
+        """A few float32 batches already in memory, served in turn: no loader work."""
+
+        def __init__(self):
+            super().__init__()
+            rng = np.random.default_rng(1)
+            self.x = rng.uniform(0, 255, (4, batch, size, size, 3)).astype(np.float32)
+            self.y = np.eye(2, dtype=np.float32)[rng.integers(0, 2, (4, batch))]
+
+        def __len__(self):
+            return total
+
+        def __getitem__(self, i):
+            return self.x[i % 4], self.y[i % 4]
+
+    def step_only():
+        r = _timed_fit(model, Preloaded(), args.steps, args.warmup)
+        r["images_per_second"] = args.steps * batch / r.pop("_seconds")
+        r["compile_s"] = r["first_step_s"] - r["step_ms"] / 1000
+        return r
+
+    record("step_only", step_only)
+    source, what = make_source(args, length=total * batch)
+    record("source", what)
+    loader_kwargs = dict(
+        image_size=size,
+        batch_size=batch,
+        num_classes=config.model.num_classes,
+        augment_config=AugmentConfig(),
+        seed=0,
+        workers=args.workers,
+        use_multiprocessing=args.loader == "processes",
+        max_queue_size=2 * args.workers,
+    )
+
+    def loader_only():
+        # Keras's own adapter and worker pool, as `fit` uses them, with no model behind.
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        adapter = PyDatasetAdapter(NumpyBatches(source, **loader_kwargs), shuffle=False)
+        adapter.on_epoch_begin()
+        try:
+            batches = iter(adapter.get_numpy_iterator())
+            start = time.perf_counter()
+            for _ in range(args.warmup):
+                next(batches)
+            warm = time.perf_counter()
+            for _ in range(args.steps):
+                next(batches)
+            seconds = time.perf_counter() - warm
+        finally:
+            adapter.on_epoch_end()
+        return {
+            "images_per_second": args.steps * batch / seconds,
+            "first_batches_s": warm - start,
+        }
+
+    record("loader_only", loader_only)
+
+    def with_loader():
+        r = _timed_fit(model, NumpyBatches(source, **loader_kwargs), args.steps, args.warmup)
+        r["images_per_second"] = args.steps * batch / r.pop("_seconds")
+        return r
+
+    record("with_loader", with_loader)
+    keras.backend.clear_session()
+
+
+def versions() -> dict:
+    """Versions of what ran (read from the imported modules: metadata may be hidden)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("tfmelanoma", "keras", "jax", "jaxlib", "numpy", "torch", "torchvision"):
+        version = getattr(sys.modules.get(name), "__version__", None)
+        try:
+            out[name] = version or md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def summary(results: dict) -> str:
+    """One line: ours (loader) vs PyTorch per model, PASS when every ratio is >= 1."""
+    parts, ok = [], True
+    for arch, r in results["models"].items():
+        ours = r.get("keras", {}).get("with_loader", {}).get("images_per_second")
+        step = r.get("keras", {}).get("step_only", {}).get("images_per_second")
+        ref = r.get("torch", {}).get("images_per_second")
+        if ours and ref:
+            ratio = ours / ref
+            ok &= ratio >= 1
+            parts.append(
+                f"{arch}: ours {ours:.0f} (step only {step or float('nan'):.0f}) vs torch "
+                f"{ref:.0f} img/s = {ratio:.2f}x"
+            )
+        else:
+            ok = False
+            parts.append(f"{arch}: incomplete (ours {ours}, torch {ref})")
+    return f"SUMMARY {'PASS' if ok else 'FAIL'} (ours >= PyTorch): " + "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns 0 when every measurement ran (PASS or FAIL), else 1."""
+    args = parse_args(argv)
+    set_environment(args.device)
+    results = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "versions": versions(),
+        "errors": [],
+        "models": {},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        results["versions"] = versions()
+        results["tensorflow_imported"] = "tensorflow" in sys.modules
+        args.out.write_text(json.dumps(results, indent=2, default=str))
+
+    def guarded(where: dict, key: str, fn) -> None:
+        """Stores fn() (or a constant) under where[key]; an error is recorded, not raised."""
+        if not callable(fn):
+            where[key] = fn
+            return
+        start = time.perf_counter()
+        try:
+            value = fn()
+            if value is not None:
+                where[key] = value
+                print(f"{key}: {json.dumps(value, default=str)}", flush=True)
+        except Exception as e:  # noqa: BLE001 - one failure (e.g. OOM) must not stop the rest
+            where[key] = {"error": f"{type(e).__name__}: {e}"[:2000]}
+            results["errors"].append(f"{key}: {type(e).__name__}: {e}"[:500])
+            traceback.print_exc()
+        where[key + "_wall_s"] = round(time.perf_counter() - start, 2)
+        save()
+
+    if not args.skip_torch:  # first: JAX then gets the memory PyTorch gave back
+        for arch in args.models:
+            results["models"].setdefault(arch, {})
+            guarded(results["models"][arch], "torch", lambda a=arch: torch_throughput(a, args))
+            gc.collect()
+            if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+                sys.modules["torch"].cuda.empty_cache()
+    if not args.skip_keras:
+
+        def keras_info():
+            import jax
+            import keras
+
+            dev = jax.devices()[0]
+            if args.device == "gpu" and dev.platform != "gpu":
+                raise RuntimeError(f"--device gpu but JAX runs on {dev.platform}")
+            return {"backend": keras.backend.backend(), "jax_device": str(dev.device_kind)}
+
+        guarded(results, "keras_info", keras_info)
+        for arch in args.models:
+            mine = results["models"].setdefault(arch, {}).setdefault("keras", {})
+            record = lambda key, fn, m=mine: guarded(m, key, fn)  # noqa: E731
+            guarded(mine, "setup", lambda a=arch, r=record: keras_throughput(a, args, r))
+    line = summary(results)
+    results["summary"] = line
+    save()
+    print(line, flush=True)
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
