@@ -43,7 +43,12 @@ class DataConfig:
     balance: str = "none"
     """none | oversample | inverse | effective (class weights as sample weights)."""
     cache: bool = True
-    """Cache decoded, resized images in memory (after resize, before augmentation)."""
+    """Cache decoded, resized images in memory (after resize, before augmentation; tf.data)."""
+    pipeline: str = "auto"
+    """auto | tf | numpy. auto: tf.data on the TensorFlow backend, else the TF-free NumPy
+    pipeline over `tfds.data_source` (datasets prepared as ArrayRecord)."""
+    workers: int = 0
+    """NumPy pipeline: threads preparing batches (0 = min(8, CPU count))."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,13 @@ class RunConfig:
     early_stopping: int = 0
     """Stop after this many epochs without improvement (0 = off)."""
     mixed_precision: bool = False
+    """bfloat16 compute (mixed_bfloat16 policy)."""
     jit_compile: bool = False
+    """XLA-compile the TensorFlow train step (JAX always compiles; torch never)."""
     deterministic: bool = True
     distribute: str = "none"
-    """none | mirrored (tf.distribute.MirroredStrategy) | multiworker."""
+    """none | mirrored (all local devices: tf.distribute.MirroredStrategy on TensorFlow,
+    keras.distribution.DataParallel on JAX) | multiworker (TensorFlow only)."""
     steps_per_epoch: int = 0
     """0 = one pass over the training split."""
     evaluate: bool = True
@@ -138,6 +146,7 @@ class Config:
 CHOICES = {
     "data.balance": ("none", "oversample", "inverse", "effective"),
     "data.label": ("label", "harmonised_diagnosis"),
+    "data.pipeline": ("auto", "tf", "numpy"),
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.schedule": ("constant", "step", "cosine", "one_cycle"),
     "run.distribute": ("none", "mirrored", "multiworker"),

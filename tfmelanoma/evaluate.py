@@ -242,7 +242,7 @@ def _sources(args, names, config):
     elif args.test:
         test = _dataset(args.test, args.split, args, config)
     else:
-        test = (run_splits.test, run_splits.summary["sizes"]["test"])
+        test = (run_splits.test.as_tf_dataset(), run_splits.summary["sizes"]["test"])
     val = (None, 0)
     if args.no_val:
         pass
@@ -252,7 +252,7 @@ def _sources(args, names, config):
         name, _, split = args.val.partition(":")
         val = _dataset(name, split or "validation", args, config)
     elif run_splits is not None:
-        val = (run_splits.validation, run_splits.summary["sizes"]["validation"])
+        val = (run_splits.validation.as_tf_dataset(), run_splits.summary["sizes"]["validation"])
     return (*test, *val)
 
 

@@ -51,7 +51,7 @@ def test_batches_from_a_sequence_are_seeded_per_epoch():
         source, image_size=16, batch_size=4, num_classes=2, augment_config=AugmentConfig()
     )
     np.testing.assert_array_equal(again[0][0], x)
-    train.on_epoch_end()
+    train.set_epoch(1)
     resumed = npp.NumpyBatches(
         source,
         image_size=16,
@@ -128,3 +128,61 @@ def test_tf_free_batches_match_tf_data_and_train_on_jax(tmp_path):
     )
     expected = np.concatenate([x.numpy() for x, _ in ds])
     np.testing.assert_allclose(np.load(tmp_path / "test.npy"), expected, atol=1e-2)
+
+
+def _source(n: int = 12) -> list[dict]:
+    return [{"image": np.full((8, 8, 3), k, np.uint8), "label": k % 2} for k in range(n)]
+
+
+def test_class_weights_become_sample_weights_and_steps_wrap():
+    batches = npp.NumpyBatches(
+        _source(), image_size=8, batch_size=4, num_classes=2, augment_config=AugmentConfig(),
+        class_weight={0: 0.5, 1: 2.0}, steps_per_epoch=5,
+    )  # fmt: skip
+    assert len(batches) == 5  # more steps than one pass (3 batches): the order wraps around
+    x, y, w = batches[4]
+    np.testing.assert_array_equal(w, np.where(y[:, 1] == 1, 2.0, 0.5))
+    np.testing.assert_array_equal(x, batches[1][0])
+
+
+def test_padding_splits_the_last_evaluation_batch_evenly():
+    batches = npp.NumpyBatches(
+        _source(11), image_size=8, batch_size=4, num_classes=1, pad_to_multiple=2
+    )
+    assert len(batches) == 3
+    x, y, w = batches[2]  # 3 real examples + 1 zero-weight copy
+    assert x.shape[0] == 4 and w.tolist() == [1, 1, 1, 0]
+    np.testing.assert_array_equal(x[3], x[2])
+    assert batches[0][2].tolist() == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fit_reads_each_epoch_by_its_number_so_resume_sees_the_same_batches(workers):
+    import keras
+
+    def batches_read(start_epoch: int) -> list[tuple[int, int]]:
+        read = []
+
+        class Recording(npp.NumpyBatches):
+            def __getitem__(self, index):
+                read.append((self.epoch, index))
+                return super().__getitem__(index)
+
+        batches = Recording(
+            _source(), image_size=8, batch_size=4, num_classes=2, augment_config=AugmentConfig(),
+            start_epoch=start_epoch, workers=workers,
+        )  # fmt: skip
+        model = keras.Sequential(
+            [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, "softmax")]
+        )
+        model.compile(loss="categorical_crossentropy")
+        model.fit(
+            batches, epochs=3, initial_epoch=start_epoch, shuffle=False, verbose=0,
+            callbacks=[batches.epoch_callback()],
+        )  # fmt: skip
+        return read
+
+    # Keras may read batches first to learn the data's structure; then every epoch in order.
+    expected = [(e, i) for e in range(3) for i in range(3)]
+    assert batches_read(0)[-9:] == expected
+    assert batches_read(1)[-6:] == expected[3:]

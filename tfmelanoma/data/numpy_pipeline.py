@@ -14,6 +14,7 @@ rotation and hue jitter are tf.data-only), brightness, contrast and saturation j
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -94,6 +95,14 @@ def encode_target(labels: np.ndarray, num_classes: int) -> np.ndarray:
 class NumpyBatches(keras.utils.PyDataset):
     """Batches of (images, targets) from a random-access source of example dicts.
 
+    Batch `i` of epoch `e` is a pure function of (seed, e, i): the epoch's order and each
+    example's augmentation are seeded by them. Batches are prepared ahead by a thread pool of our
+    own rather than by Keras's `workers` enqueuer, because that enqueuer carries batches it has
+    prefetched over into the next epoch (it drains them into a queue served first), so which
+    batch an epoch trains on would depend on timing and a resumed run would differ from an
+    uninterrupted one. Here Keras asks for batches in order on one thread and gets exactly those;
+    prefetching can only save time, never change a batch.
+
     Args:
         source: e.g. `Combination.as_data_source("train")` (dicts with `image`, `label`).
         image_size: square side.
@@ -103,8 +112,19 @@ class NumpyBatches(keras.utils.PyDataset):
             augmentation, last partial batch kept).
         seed: run seed; the epoch's order and each example's augmentation derive from it.
         label_key: `label` or `harmonised_diagnosis`.
+        class_weight: class -> weight; batches then carry per-example sample weights (training).
         start_epoch: epochs already trained (resume).
-        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of `keras.utils.PyDataset`.
+        steps_per_epoch: batches per epoch (training); 0 = one pass over `source` (partial batch
+            dropped). More batches than one pass wrap around the epoch's order.
+        pad_to_multiple: evaluation only: pad the last batch to a multiple of this many
+            examples with zero-weight copies (and give every batch sample weights), so a batch
+            always splits evenly between data-parallel replicas. Weighted metrics (accuracy,
+            AUC) ignore the padding; a `sum_over_batch_size` loss counts it in that one batch's
+            divisor (at most `pad_to_multiple - 1` examples).
+        workers: threads preparing batches ahead (1 = prepare each batch when asked).
+        prefetch: batches prepared ahead of the one asked for, when `workers > 1`.
+
+    For exact per-epoch seeding in `model.fit` (resume), pass `callbacks=[batches.epoch_callback()]`.
     """
 
     def __init__(
@@ -117,10 +137,14 @@ class NumpyBatches(keras.utils.PyDataset):
         augment_config: AugmentConfig | None = None,
         seed: int = 0,
         label_key: str = "label",
+        class_weight: dict[int, float] | None = None,
         start_epoch: int = 0,
-        **kwargs,
+        steps_per_epoch: int = 0,
+        pad_to_multiple: int = 1,
+        workers: int = 1,
+        prefetch: int = 8,
     ):
-        super().__init__(**kwargs)
+        super().__init__()  # Keras reads in order on one thread; see the class docstring
         if len(source) == 0:
             raise ValueError("the split is empty")
         if augment_config is not None and batch_size > len(source):
@@ -132,37 +156,109 @@ class NumpyBatches(keras.utils.PyDataset):
         self.augment_config = augment_config
         self.seed = seed
         self.label_key = label_key
+        self.class_weight = class_weight
+        self.steps_per_epoch = steps_per_epoch
+        self.pad_to_multiple = 1 if augment_config is not None else pad_to_multiple
+        self.prefetch = prefetch
+        self._pool = ThreadPoolExecutor(workers, "numpy-batches") if workers > 1 else None
+        self._ahead: dict[tuple[int, int], Future] = {}
         self.epoch = start_epoch
-        self._order = self._epoch_order()
+        self._begun = False
+        self._driven = False  # epochs set by `epoch_callback`
+        self._order = self._epoch_order(start_epoch)
 
     @property
     def training(self) -> bool:
         return self.augment_config is not None
 
-    def _epoch_order(self) -> np.ndarray:
+    def _epoch_order(self, epoch: int) -> np.ndarray:
         n = len(self.source)
         if not self.training:
             return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
 
     def __len__(self) -> int:
         n = len(self.source)
-        return n // self.batch_size if self.training else -(-n // self.batch_size)
+        if not self.training:
+            return -(-n // self.batch_size)
+        return self.steps_per_epoch or n // self.batch_size
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        if self._pool is None:
+            return self._batch(self._order, self.epoch, index)
+        key = (self.epoch, index)
+        future = self._ahead.pop(key, None)
+        if future is None:
+            future = self._pool.submit(self._batch, self._order, *key)
+        for ahead in range(index + 1, min(index + 1 + self.prefetch, len(self))):
+            if (self.epoch, ahead) not in self._ahead:
+                self._ahead[(self.epoch, ahead)] = self._pool.submit(
+                    self._batch, self._order, self.epoch, ahead
+                )
+        return future.result()
+
+    def _batch(self, order: np.ndarray, epoch: int, index: int) -> tuple[np.ndarray, ...]:
+        if self.training:
+            index %= len(self.source) // self.batch_size  # wrap when steps_per_epoch asks more
+        rows = order[index * self.batch_size : (index + 1) * self.batch_size]
         images, labels = [], []
         for row in rows:
             example = self.source[int(row)]
             image = resize_bilinear(example["image"], self.image_size)
             if self.training:
-                rng = np.random.default_rng([self.seed, self.epoch, int(row)])
+                rng = np.random.default_rng([self.seed, epoch, int(row)])
                 image = augment(image, rng, self.augment_config)
             images.append(image)
             labels.append(int(example[self.label_key]))
-        return np.stack(images), encode_target(np.asarray(labels), self.num_classes)
+        labels = np.asarray(labels)
+        batch = (np.stack(images), encode_target(labels, self.num_classes))
+        if self.training and self.class_weight is not None:
+            weights = np.array([self.class_weight[c] for c in sorted(self.class_weight)])
+            return (*batch, weights[labels].astype(np.float32))
+        if self.pad_to_multiple > 1:
+            pad = -len(rows) % self.pad_to_multiple
+            weights = np.concatenate([np.ones(len(rows)), np.zeros(pad)]).astype(np.float32)
+            return (*(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in batch), weights)
+        return batch
 
-    def on_epoch_end(self) -> None:
-        if self.training:
-            self.epoch += 1
-            self._order = self._epoch_order()
+    def set_epoch(self, epoch: int) -> None:
+        """Serves `epoch`'s order and augmentations from now on."""
+        if epoch == self.epoch:
+            return
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
+        self.epoch = epoch
+        self._order = self._epoch_order(epoch)
+
+    def on_epoch_begin(self) -> None:
+        # Without `epoch_callback`, epochs are counted at their start (Keras may also begin and
+        # end an "epoch" to read one batch for the data's structure before training, so this
+        # count can run one ahead; exact per-epoch seeding, e.g. for resume, needs the callback).
+        if self.training and not self._driven:
+            if self._begun:
+                self.set_epoch(self.epoch + 1)
+            self._begun = True
+
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """A callback for `model.fit` that serves each epoch's order by the epoch's own number.
+
+        `fit` calls it at the start of every epoch (with `initial_epoch` counted in) before any
+        batch of that epoch is read, so a resumed run sees exactly the batches of an
+        uninterrupted one.
+        """
+        return _SetEpoch(self)
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _SetEpoch(keras.callbacks.Callback):
+    def __init__(self, batches: NumpyBatches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches._driven = True
+        self.batches.set_epoch(epoch)

@@ -7,11 +7,13 @@ prepared in the data dir (the error says how).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from tfmelanoma.data.sample import BUILDER_NAME, SAMPLE_NAME
+from tfmelanoma.datasets.index import DatasetNotPreparedError, is_array_record
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -38,10 +40,14 @@ def ensure_prepared(
         data_dir: TFDS data dir (None: the TFDS default).
         manual_dir: folder holding the dataset's manual download; `<manual_dir>/<name>` is used
             when it exists (one folder per dataset), else `manual_dir` itself.
-        file_format: "tfrecord" for tf.data, "array_record" for `tfds.data_source`.
+        file_format: for preparing: "tfrecord" for tf.data, "array_record" for
+            `tfds.data_source` (which needs it; tf.data reads either).
 
     Raises:
-        ValueError: unknown dataset name, listing the registered builders.
+        ValueError: unknown dataset name, listing the registered builders; or a dataset already
+            prepared in another file format than `file_format`.
+        DatasetNotPreparedError: the dataset needs preparing but TensorFlow (which TFDS prepares
+            with) is not installed.
     """
     import tfds_builders
 
@@ -49,14 +55,30 @@ def ensure_prepared(
         raise ValueError(f"file_format {file_format!r} not in {FILE_FORMATS}")
     full = builder_name(name)
     try:
-        builder = tfds.builder(full, data_dir=data_dir, file_format=file_format)
+        # Without a file format: a prepared dataset's own (TFDS refuses a different one).
+        builder = tfds.builder(full, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
         raise ValueError(
             f"unknown dataset {name!r}; datasets: {', '.join([SAMPLE_NAME, *tfds_builders.BUILDERS])}"
         ) from None
     if builder.is_prepared():
+        # tf.data reads both formats; random access (`tfds.data_source`) needs ArrayRecord.
+        if file_format == "array_record" and not is_array_record(builder):
+            raise ValueError(
+                f"dataset {name!r} in {builder.data_dir} is prepared as "
+                f"{getattr(builder.info.file_format, 'value', builder.info.file_format)}, "
+                "but the NumPy pipeline reads array_record; prepare it as array_record in another "
+                "data_dir (`tfds build ... --file_format array_record`) or use data.pipeline=tf"
+            )
         return builder
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DatasetNotPreparedError(
+            f"dataset {name!r} is not prepared in {builder.data_dir}, and preparing it needs "
+            f"TensorFlow, which is not installed here; prepare it on a machine with TensorFlow "
+            f"(`tfds build ... --file_format {file_format}`) and copy the data_dir"
+        )
     if full == BUILDER_NAME or manual_dir:
+        builder = tfds.builder(full, data_dir=data_dir, file_format=file_format)
         download_config = None
         if manual_dir:
             root = Path(manual_dir)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 
 @dataclass
@@ -26,12 +27,35 @@ class RunState:
         best: best value of the monitored metric so far (None before the first epoch).
         best_epoch: 1-based epoch of `best`.
         wait: epochs since the last improvement (early stopping).
+        seed_states: the model's random-generator states (dropout masks and the like), in
+            `seed_state_variables` order. `.keras` files do not keep them, and a resumed run
+            needs them to draw the same random numbers as an uninterrupted one.
     """
 
     epochs_done: int = 0
     best: float | None = None
     best_epoch: int = 0
     wait: int = 0
+    seed_states: list | None = None
+
+
+def seed_state_variables(model: keras.Model) -> list:
+    """The model's `keras.random.SeedGenerator` state variables, in a stable order."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def restore_seed_states(model: keras.Model, state: RunState) -> None:
+    """Puts the saved random-generator states back into a model loaded from `last.keras`."""
+    variables = seed_state_variables(model)
+    if state.seed_states is None:
+        return
+    if len(variables) != len(state.seed_states):
+        raise ValueError(
+            f"the checkpoint's run state has {len(state.seed_states)} random-generator states but "
+            f"the model has {len(variables)}; was last.keras replaced?"
+        )
+    for variable, value in zip(variables, state.seed_states, strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -109,6 +133,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         else:
             self.state.wait += 1
         self.state.epochs_done = epoch + 1
+        self.state.seed_states = [
+            np.asarray(keras.ops.convert_to_numpy(v.value)).tolist()
+            for v in seed_state_variables(self.model)
+        ]
         save_model_atomic(self.model, self.folder / "last.keras")
         _atomic_write_text(self.folder / "state.json", json.dumps(asdict(self.state), indent=2))
         if self.patience and self.state.wait >= self.patience:

@@ -1,13 +1,17 @@
-"""Train / validation / test splits for a training config, through the merge step."""
+"""Train / validation / test splits for a training config, through the merge step.
+
+TensorFlow-free: the splits are index views (`SplitView`) that become a tf.data dataset or a
+`tfds.data_source`-backed sequence only when the training pipeline asks for one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
 
 from tfmelanoma.config import Config
+from tfmelanoma.datasets.materialise import SplitView
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -15,23 +19,29 @@ logger = get_logger(__name__)
 
 @dataclass
 class Splits:
-    """The three splits as tf.data datasets of feature dicts, plus what the merge step reported.
+    """The three splits of a combination, plus what the merge step reported.
 
     Attributes:
-        train, validation, test: datasets of example dicts (decoded uint8 images).
+        train, validation, test: `tfmelanoma.datasets.SplitView`s (`.as_tf_dataset()`,
+            `.as_data_source()`, `.frame`).
         class_weight: class -> weight when `data.balance` asks for weights, else None.
         summary: sizes, class counts, removed duplicates, for `data.json`.
     """
 
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
+    train: SplitView
+    validation: SplitView
+    test: SplitView
     class_weight: dict[int, float] | None = None
     summary: dict = field(default_factory=dict)
 
 
-def load_splits(config: Config) -> Splits:
+def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
     """Loads the configured combination: de-duplicated against the test set, patient-grouped.
+
+    Args:
+        config: the run config (`data` section).
+        file_format: how datasets not prepared yet are prepared: "tfrecord" for tf.data,
+            "array_record" for the TF-free pipeline.
 
     Raises:
         ValueError: unknown dataset (listing the valid names) or an empty split.
@@ -41,7 +51,7 @@ def load_splits(config: Config) -> Splits:
 
     d = config.data
     for name in dict.fromkeys([*d.train, d.test]):
-        ensure_prepared(name, d.data_dir or None, d.manual_dir or None)
+        ensure_prepared(name, d.data_dir or None, d.manual_dir or None, file_format=file_format)
     combination = datasets.load_combination(
         train=[builder_name(n) for n in d.train],
         test=builder_name(d.test),
@@ -81,9 +91,9 @@ def load_splits(config: Config) -> Splits:
     }
     logger.info("splits: %s", summary["sizes"])
     return Splits(
-        train=views["train"].as_tf_dataset(),
-        validation=views["validation"].as_tf_dataset(),
-        test=views["test"].as_tf_dataset(),
+        train=views["train"],
+        validation=views["validation"],
+        test=views["test"],
         class_weight=class_weight,
         summary=summary,
     )

@@ -9,25 +9,26 @@ Run folder layout:
     best.keras         best model by `run.monitor` on validation
     evaluation/        the evaluation report of best.keras on the test split
     metrics.json       summary: test metrics, best epoch, wall time, throughput
+
+Backend-agnostic Keras 3: on TensorFlow the input is tf.data; on JAX (or torch) it is the TF-free
+NumPy pipeline over ArrayRecord (`tfmelanoma.training.inputs`), and TensorFlow is never imported,
+so the same command trains on a GPU host without TensorFlow.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from tfmelanoma import __version__, labels
+from tfmelanoma import labels
 from tfmelanoma.config import Config, save_config
-from tfmelanoma.data import pipeline
 from tfmelanoma.logging_utils import get_logger
-from tfmelanoma.training import checkpoints
+from tfmelanoma.training import checkpoints, devices, inputs
 from tfmelanoma.training.data import Splits, load_splits
 from tfmelanoma.training.optim import make_optimizer
 
@@ -81,37 +82,6 @@ def check_config(config: Config) -> None:
         raise ValueError("run.batch_size and run.epochs must be >= 1")
 
 
-def versions() -> dict:
-    import sklearn
-    import tensorflow_datasets as tfds
-
-    return {
-        "tfmelanoma": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "keras": keras.__version__,
-        "keras_backend": keras.backend.backend(),
-        "tensorflow": tf.__version__,
-        "tensorflow_datasets": tfds.__version__,
-        "numpy": np.__version__,
-        "scikit_learn": sklearn.__version__,
-        "devices": [d.name for d in tf.config.list_logical_devices()],
-    }
-
-
-def _strategy(config: Config):
-    if config.run.distribute == "mirrored":
-        # All GPUs; on a machine without GPUs, every logical CPU device (a CPU-only check of the
-        # data-parallel path, e.g. with two logical devices configured).
-        devices = None
-        if not tf.config.list_logical_devices("GPU"):
-            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if config.run.distribute == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()  # the default, no-op strategy
-
-
 def build_model(config: Config) -> keras.Model:
     """Creates the registry model and compiles it with the configured loss, metrics, optimizer."""
     from tfmelanoma.models import create_model
@@ -126,7 +96,16 @@ def build_model(config: Config) -> keras.Model:
     return create_model(config.model.name, **kwargs)
 
 
-def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> None:
+def compile_model(
+    model: keras.Model, config: Config, steps_per_epoch: int, *, weighted: bool = False
+) -> None:
+    """Compiles with the configured loss, optimizer and schedule, accuracy and AUC.
+
+    Args:
+        weighted: count sample weights in accuracy and AUC (`weighted_metrics`): needed where
+            validation batches are padded with zero-weight examples (data-parallel NumPy
+            pipeline); training metrics are then weighted by class weights too, when used.
+    """
     k = config.model.num_classes
     if k == 1:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=config.optimizer.label_smoothing)
@@ -142,8 +121,9 @@ def compile_model(model: keras.Model, config: Config, steps_per_epoch: int) -> N
     model.compile(
         optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
         loss=loss,
-        metrics=[accuracy, auc],
-        jit_compile=config.run.jit_compile,
+        metrics=None if weighted else [accuracy, auc],
+        weighted_metrics=[accuracy, auc] if weighted else None,
+        jit_compile=devices.jit_compile(config),
     )
 
 
@@ -189,52 +169,37 @@ def train(
         The run folder and the summary metrics.
     """
     check_config(config)
-    if config.run.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    if config.run.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    devices.configure(config)
+    placement = devices.placement(config)  # before any data is read: fails fast
+    pipeline = inputs.resolve_pipeline(config)
     state = _prepare_run_dir(run_dir, resume, overwrite)
     save_config(config, run_dir / "config.yaml")
-    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+    (run_dir / "versions.json").write_text(json.dumps(devices.versions(), indent=2))
 
-    splits: Splits = load_splits(config)
+    splits: Splits = load_splits(config, file_format=inputs.file_format(pipeline))
     (run_dir / "data.json").write_text(json.dumps(splits.summary, indent=2, default=str))
     start_epoch = state.epochs_done if state else 0
-    train_ds, steps = pipeline.training_dataset(
+    data = inputs.make_inputs(
+        config,
+        pipeline,
         splits.train,
-        image_size=config.data.image_size,
-        batch_size=config.run.batch_size,
-        num_classes=config.model.num_classes,
-        augment_config=config.augment,
-        seed=config.run.seed,
-        label_key=config.data.label,
-        cache=config.data.cache,
-        oversample=config.data.balance == "oversample",
-        class_weight=splits.class_weight,
-        start_epoch=start_epoch,
-        steps_per_epoch=config.run.steps_per_epoch,
-    )
-    val_ds = pipeline.eval_dataset(
         splits.validation,
-        image_size=config.data.image_size,
-        batch_size=config.run.batch_size,
-        num_classes=config.model.num_classes,
-        label_key=config.data.label,
-        cache=config.data.cache,
+        splits.class_weight,
+        start_epoch,
+        replicas=placement.replicas,
+    )
+    steps = data.steps
+    logger.info(
+        "%s backend, %s pipeline, %d replica(s) (%s)",
+        keras.backend.backend(),
+        pipeline,
+        placement.replicas,
+        placement.engine,
     )
 
     # Seed after the data is loaded: preparing a dataset draws from Python's `random` (temp
     # folder names), which Keras's default seed generator is derived from.
     keras.utils.set_random_seed(config.run.seed)
-    with _strategy(config).scope():
-        if state is not None:
-            logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)
-            model = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
-        else:
-            model = build_model(config)
-            compile_model(model, config, steps)
-    logger.info("%s: %s parameters", config.model.name, f"{model.count_params():,}")
-
     checkpoint = checkpoints.ResumableCheckpoint(
         run_dir / "checkpoints",
         run_dir / "best.keras",
@@ -243,30 +208,49 @@ def train(
         state=state,
     )
     callbacks = [
+        *data.callbacks,
         checkpoint,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
     ]
-    started = time.perf_counter()
-    if start_epoch < config.run.epochs and not (
-        state and config.run.early_stopping and state.wait >= config.run.early_stopping
-    ):
-        model.fit(
-            train_ds,
-            epochs=config.run.epochs,
-            initial_epoch=start_epoch,
-            steps_per_epoch=steps,
-            validation_data=val_ds,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles, seeded
-            verbose=verbose,
+    if importlib.util.find_spec("tensorflow") is not None:  # its summary writer needs TensorFlow
+        callbacks.append(
+            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False)
         )
+    else:
+        logger.info("TensorFlow is not installed: no TensorBoard logs (history.csv has them)")
+    with placement.scope:
+        if state is not None:
+            logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)
+            model = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
+            checkpoints.restore_seed_states(model, state)
+        else:
+            model = build_model(config)
+            compile_model(model, config, steps, weighted=data.padded)
+        logger.info("%s: %s parameters", config.model.name, f"{model.count_params():,}")
+        started = time.perf_counter()
+        if start_epoch < config.run.epochs and not (
+            state and config.run.early_stopping and state.wait >= config.run.early_stopping
+        ):
+            model.fit(
+                data.train,
+                epochs=config.run.epochs,
+                initial_epoch=start_epoch,
+                steps_per_epoch=steps,
+                validation_data=data.validation,
+                callbacks=callbacks,
+                shuffle=False,  # the pipeline shuffles, seeded
+                verbose=verbose,
+            )
     train_seconds = time.perf_counter() - started
     epochs_run = checkpoint.state.epochs_done - start_epoch
 
     summary = {
         "model": config.model.name,
         "params": int(model.count_params()),
+        "backend": keras.backend.backend(),
+        "pipeline": pipeline,
+        "replicas": placement.replicas,
+        "distribution": placement.engine,
         "best_epoch": checkpoint.state.best_epoch,
         f"best_{config.run.monitor}": checkpoint.state.best,
         "epochs_done": checkpoint.state.epochs_done,
@@ -278,22 +262,21 @@ def train(
         else None,
     }
     if config.run.evaluate:
-        summary["test"] = _evaluate(config, splits, run_dir)
+        summary["test"] = _evaluate(config, splits, run_dir, pipeline)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
     return RunResult(run_dir, summary)
 
 
-def _evaluate(config: Config, splits: Splits, run_dir: Path) -> dict:
+def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> dict:
+    """The evaluation report of `best.keras` on the test split, calibrated on validation.
+
+    Runs outside the distribution scope: one device predicts, so no batch has to split evenly.
+    """
     from tfmelanoma.evaluation import evaluate_predictions
 
     model = keras.models.load_model(run_dir / "best.keras")
-    kwargs = dict(
-        image_size=config.data.image_size,
-        batch_size=config.run.batch_size,
-        label_key=config.data.label,
-    )
-    y_val, p_val, _ = pipeline.predict_split(model, splits.validation, **kwargs)
-    y_test, p_test, ids = pipeline.predict_split(model, splits.test, **kwargs)
+    y_val, p_val, _ = inputs.predict_view(model, splits.validation, config, pipeline)
+    y_test, p_test, ids = inputs.predict_view(model, splits.test, config, pipeline)
     result = evaluate_predictions(
         y_test,
         p_test,

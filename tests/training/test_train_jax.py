@@ -1,0 +1,177 @@
+"""`python -m tfmelanoma.train` on Keras-on-JAX with TensorFlow hidden: the GPU host's path.
+
+The GPU host has no TensorFlow (`../shared/GPU.md`), so these runs hide it (`tests/tf_hidden.py`):
+datasets are prepared here beforehand as ArrayRecord, and the run must read them through
+`tfds.data_source`, train, checkpoint, resume, use two JAX devices through
+`keras.distribution.DataParallel`, and evaluate, all without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tf_hidden import HIDE_TENSORFLOW
+
+pytestmark = pytest.mark.slow
+
+SMOKE = ["--config", "smoke", "-q", "--set", "run.epochs=3"]
+CLI = (
+    HIDE_TENSORFLOW
+    + """
+import sys
+from tfmelanoma.train import main
+rc = main(sys.argv[1:])
+print("TF_LOADED", "tensorflow" in sys.modules)
+sys.exit(rc)
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The embedded sample prepared as ArrayRecord (here, with TensorFlow; the run has none)."""
+    from tfmelanoma.data.prepare import ensure_prepared
+
+    path = tmp_path_factory.mktemp("tfds_array_record")
+    ensure_prepared("sample", str(path), file_format="array_record")
+    return path
+
+
+def _env(data_dir: Path, devices: int = 1) -> dict:
+    env = dict(os.environ, KERAS_BACKEND="jax", TFDS_DATA_DIR=str(data_dir))
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _cmd(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-c", CLI, *SMOKE, "--run-dir", str(run_dir), *extra]
+
+
+def _train(data_dir: Path, run_dir: Path, *extra: str, devices: int = 1):
+    return subprocess.run(
+        _cmd(run_dir, *extra),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_env(data_dir, devices),
+    )
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("jax_reference") / "run"
+    out = _train(data_dir, run_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "TF_LOADED False" in out.stdout
+    return run_dir
+
+
+def test_trains_and_evaluates_without_tensorflow(reference_run):
+    metrics = _metrics(reference_run)
+    assert metrics["backend"] == "jax" and metrics["pipeline"] == "numpy"
+    assert metrics["replicas"] == 1 and metrics["epochs_done"] == 3
+    assert 0.0 <= metrics["test"]["auc_roc"] <= 1.0
+    for name in ("best.keras", "checkpoints/last.keras", "history.csv", "evaluation/report.md"):
+        assert (reference_run / name).exists(), name
+    versions = json.loads((reference_run / "versions.json").read_text())
+    assert versions["keras_backend"] == "jax" and "jax" in versions
+    assert "tensorflow" not in versions
+    # The test split's predictions are the whole split, in the index's order, once each.
+    with open(reference_run / "evaluation" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    data = json.loads((reference_run / "data.json").read_text())
+    assert len(rows) == data["sizes"]["test"]
+    assert len({r["image_id"] for r in rows}) == len(rows)
+
+
+def test_same_seed_same_metrics(reference_run, data_dir, tmp_path):
+    out = _train(data_dir, tmp_path / "again")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert _metrics(tmp_path / "again")["test"] == _metrics(reference_run)["test"]
+
+
+def test_killed_run_resumes_to_the_same_result(reference_run, data_dir, tmp_path):
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cmd(run_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(data_dir),
+        start_new_session=True,
+    )
+    state = run_dir / "checkpoints" / "state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text() or "{}").get("epochs_done") == 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["epochs_done"] == 1
+
+    resumed = _train(data_dir, run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = (run_dir / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+    expected, got = _metrics(reference_run)["test"], _metrics(run_dir)["test"]
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_data_parallel_on_two_devices(data_dir, tmp_path):
+    run_dir = tmp_path / "dp"
+    out = _train(data_dir, run_dir, "--set", "run.distribute=mirrored", devices=2)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "TF_LOADED False" in out.stdout
+    metrics = _metrics(run_dir)
+    assert metrics["replicas"] == 2
+    assert metrics["distribution"] == "keras.distribution.DataParallel"
+    # Validation (89 images, last batch padded to split across 2 devices) counts real images
+    # only: accuracy is a whole number of correct images out of the split's size.
+    n_val = json.loads((run_dir / "data.json").read_text())["sizes"]["validation"]
+    assert n_val % 2 == 1  # so the last batch really was padded
+    with open(run_dir / "history.csv") as f:
+        for row in csv.DictReader(f):
+            correct = float(row["val_accuracy"]) * n_val
+            assert abs(correct - round(correct)) < 1e-3, row["val_accuracy"]
+
+
+def test_batch_that_does_not_split_between_devices_fails_first(data_dir, tmp_path):
+    out = _train(
+        data_dir, tmp_path / "odd", "--set", "run.distribute=mirrored",
+        "--set", "run.batch_size=15", devices=2,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "run.batch_size=15 does not split evenly between 2 replicas" in out.stderr
+    assert not (tmp_path / "odd").exists()
+
+
+def test_tfrecord_dataset_is_refused_with_what_to_do(tmp_path):
+    from tfmelanoma.data.prepare import ensure_prepared
+
+    tfrecord_dir = tmp_path / "tfds_tfrecord"
+    ensure_prepared("sample", str(tfrecord_dir), file_format="tfrecord")
+    out = _train(tfrecord_dir, tmp_path / "run")
+    assert out.returncode == 2
+    assert "is prepared as tfrecord" in out.stderr and "--file_format array_record" in out.stderr
+
+
+def test_unprepared_dataset_without_tensorflow_says_where_to_prepare(tmp_path):
+    out = _train(tmp_path / "empty_tfds", tmp_path / "run")
+    assert out.returncode == 2
+    assert "is not prepared" in out.stderr and "needs TensorFlow" in out.stderr
