@@ -5,11 +5,11 @@ For each EfficientNet (B0, B1 by default; 224 px, bf16, batch 128), in one proce
 - ours, loader: the registry model (`create_model("efficientnet_b0", weights=None)`), compiled as
   the training runner does (SGD, cross-entropy, accuracy + AUC, `mixed_bfloat16`, XLA), trained
   with `model.fit` on batches from our TF-free loader (`NumpyBatches`: resize + augmentation in
-  NumPy, `workers` processes) over a random-access source of uint8 images (random images in
+  NumPy, `--workers` threads or processes) over a random-access source of uint8 images (random images in
   memory, or `tfds.data_source` over an ArrayRecord dataset with `--data-dir`);
 - ours, step only: the same compiled model fit on preloaded float32 NumPy batches (no loader work),
   GPU.md's reference setting; its first step minus a steady step is the compile time;
-- the loader alone: batches/s of the same `NumpyBatches` through Keras's own worker pool;
+- the loader alone: img/s of the same `NumpyBatches` through Keras's own data adapter;
 - PyTorch: torchvision `efficientnet_b*` (weights=None), channels_last, bf16 autocast, SGD step,
   eager, random data on the device, timed with `torch.cuda.synchronize()`.
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import os
 import platform
@@ -56,8 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("gpu_throughput.json"))
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--skip-keras", action="store_true")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
-    p.add_argument("--loader", choices=("processes", "threads"), default="processes")
+    p.add_argument(
+        "--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="loader workers"
+    )
     p.add_argument("--source-images", type=int, default=1024, help="distinct in-memory images")
     p.add_argument("--source-size", type=int, default=0, help="stored side (0 = --image-size)")
     p.add_argument("--data-dir", default="", help="TFDS data dir holding an ArrayRecord dataset")
@@ -93,7 +95,7 @@ def import_torchvision():
     try:
         import torchvision
 
-        return torchvision, False
+        return torchvision, hasattr(torchvision, "_tfmelanoma_schema_lib")
     except RuntimeError as e:
         if "torchvision::" not in str(e):
             raise
@@ -279,6 +281,15 @@ def _timed_fit(model, data, steps: int, warmup: int) -> dict:
     }
 
 
+def loader_workers(batches_class, workers: int) -> dict:
+    """Worker options of `NumpyBatches`: its own prefetching threads where it has them (the
+    current API), else Keras's `PyDataset` worker processes (the first API)."""
+    params = inspect.signature(batches_class.__init__).parameters
+    if "prefetch" in params:
+        return {"workers": workers, "prefetch": 2 * workers}
+    return {"workers": workers, "use_multiprocessing": True, "max_queue_size": 2 * workers}
+
+
 def keras_throughput(arch: str, args: argparse.Namespace, record) -> None:
     """Our model, compile, step-only fit, loader-only and loader fit; results via `record`."""
     import keras
@@ -331,13 +342,12 @@ def keras_throughput(arch: str, args: argparse.Namespace, record) -> None:
         num_classes=config.model.num_classes,
         augment_config=AugmentConfig(),
         seed=0,
-        workers=args.workers,
-        use_multiprocessing=args.loader == "processes",
-        max_queue_size=2 * args.workers,
+        **loader_workers(NumpyBatches, args.workers),
     )
+    record("loader_workers", "processes" if "use_multiprocessing" in loader_kwargs else "threads")
 
     def loader_only():
-        # Keras's own adapter and worker pool, as `fit` uses them, with no model behind.
+        # Keras's own adapter (and worker pool, if any), as `fit` uses them, no model behind.
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
         adapter = PyDatasetAdapter(NumpyBatches(source, **loader_kwargs), shuffle=False)

@@ -127,3 +127,18 @@ def test_cpu_smoke_run_without_tensorflow(tmp_path, sample_array_record):
     assert b0["keras"]["params"] == 4_052_133
     last = run.stdout.strip().splitlines()[-1]
     assert last == result["summary"] and last.startswith("SUMMARY ") and "b0: ours " in last
+
+
+def test_loader_workers_follow_the_numpy_batches_api():
+    bench = load_script()
+
+    class KerasWorkers:  # the first API: **kwargs to keras.utils.PyDataset
+        def __init__(self, source, *, image_size, **kwargs): ...
+
+    class OwnThreads:  # the current API: its own prefetching threads
+        def __init__(self, source, *, image_size, workers=1, prefetch=8): ...
+
+    assert bench.loader_workers(KerasWorkers, 6) == {
+        "workers": 6, "use_multiprocessing": True, "max_queue_size": 12,
+    }  # fmt: skip
+    assert bench.loader_workers(OwnThreads, 6) == {"workers": 6, "prefetch": 12}
