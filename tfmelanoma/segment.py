@@ -5,6 +5,8 @@
     evaluate  per-image CSV, mean Jaccard / Dice, ISIC 2018 thresholded Jaccard, PNG grid
     predict   masks (and optional lesion crops) for a folder of images
 
+Runs on every Keras backend: on JAX (or for ArrayRecord TFDS data) the input comes from the
+TF-free NumPy pipeline (`models.segmentation.numpy_data`), on TensorFlow from tf.data.
 See docs/segmentation.md for examples. The pieces live in `tfmelanoma.models.segmentation`.
 """
 
@@ -210,7 +212,12 @@ def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **
         )
         return batches, None
 
-    from tfmelanoma.models.segmentation import data  # noqa: PLC0415  (imports TensorFlow)
+    try:
+        from tfmelanoma.models.segmentation import data  # noqa: PLC0415  (imports TensorFlow)
+    except ImportError as e:
+        raise SystemExit(
+            f"--pipeline tf.data needs TensorFlow ({e}); use --pipeline numpy (auto does)"
+        ) from None
 
     if args.data.startswith("tfds:"):
         ds = data.tfds_dataset(
@@ -371,13 +378,14 @@ def cmd_train(args) -> int:
         _check_backend(name, _model_kwargs(name, cfg, args))
     if "ablation" in args.preset:
         rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
-        _write_ablation(rows, args.out)
+        write_ablation(rows, args.out)
     else:
         train_one(args.model, cfg, args, args.out)
     return 0
 
 
-def _write_ablation(rows: list, out: Path) -> None:
+def write_ablation(rows: list, out: Path) -> None:
+    """Writes (and prints) `ablation.md`: one table row per model summary."""
     lines = [
         "| model | params | train s | Jaccard | Dice | thresholded Jaccard |",
         "|---|---|---|---|---|---|",

@@ -112,8 +112,8 @@ class FileSource(Sequence):
     """Random access to image/mask files (`files.find_pairs` / `folder_pairs`) with Pillow.
 
     Items are dicts like a TFDS segmentation example: `image` uint8 (H, W, 3), `segmentation_mask`
-    uint8 (H, W, 1), `image_id`. PNG/BMP decode bit-identically to `tf.io.decode_image`; JPEG
-    through the same libjpeg IDCT (see tests).
+    uint8 (H, W, 1), `image_id`. PNG decodes bit-identically to `tf.io.decode_image`; JPEG within
+    a few levels of 255 (Pillow and TensorFlow ship different libjpeg builds; see tests).
     """
 
     def __init__(self, pairs: Pairs):
