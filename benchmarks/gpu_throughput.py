@@ -2,11 +2,12 @@
 
 For each EfficientNet (B0, B1 by default; 224 px, bf16, batch 128), in one process:
 
-- ours, loader: the registry model (`create_model("efficientnet_b0", weights=None)`), compiled as
-  the training runner does (SGD, cross-entropy, accuracy + AUC, `mixed_bfloat16`, XLA), trained
-  with `model.fit` on batches from our TF-free loader (`NumpyBatches`: resize + augmentation in
-  NumPy, `--workers` threads or processes) over a random-access source of uint8 images (random images in
-  memory, or `tfds.data_source` over an ArrayRecord dataset with `--data-dir`);
+- ours, loader: the registry model built and compiled by the training runner's own
+  `build_model` / `compile_model` (SGD, cross-entropy, accuracy + AUC; `devices.configure` sets
+  `mixed_bfloat16`; XLA on JAX), trained with `model.fit` on batches from our TF-free loader
+  (`NumpyBatches`: resize + augmentation in NumPy, `--workers` prefetching threads) over a
+  random-access source of uint8 images (random ones in memory, or `tfds.data_source` over an
+  ArrayRecord dataset with `--data-dir`);
 - ours, step only: the same compiled model fit on preloaded float32 NumPy batches (no loader work),
   GPU.md's reference setting; its first step minus a steady step is the compile time;
 - the loader alone: img/s of the same `NumpyBatches` through Keras's own data adapter;
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import json
 import os
 import platform
@@ -211,38 +211,13 @@ def runner_config(arch: str, args: argparse.Namespace):
             f"data.image_size={args.image_size}",
             f"run.batch_size={args.batch}",
             "run.mixed_precision=true",
-            "run.jit_compile=true",  # Keras on JAX runs the step un-jitted without it
+            "run.jit_compile=true",  # TensorFlow only; on JAX the runner always compiles the step
+            f"data.workers={args.workers}",
             "optimizer.name=sgd",
             "optimizer.learning_rate=0.001",
             "optimizer.momentum=0.9",
             "optimizer.schedule=constant",
         ],
-    )
-
-
-def compile_like_runner(model, config, steps_per_epoch: int) -> None:
-    """`tfmelanoma.training.runner.compile_model`, repeated here because that module imports
-    TensorFlow at load time (absent on the GPU host). The test compares the two compilations."""
-    import keras
-
-    from tfmelanoma.training.optim import make_optimizer
-
-    k = config.model.num_classes
-    if k == 1:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.optimizer.label_smoothing)
-        auc = keras.metrics.AUC(name="auc")
-        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-    else:
-        loss = keras.losses.CategoricalCrossentropy(
-            label_smoothing=config.optimizer.label_smoothing
-        )
-        auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=k)
-        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
-    model.compile(
-        optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
-        loss=loss,
-        metrics=[accuracy, auc],
-        jit_compile=config.run.jit_compile,
     )
 
 
@@ -281,36 +256,23 @@ def _timed_fit(model, data, steps: int, warmup: int) -> dict:
     }
 
 
-def loader_workers(batches_class, workers: int) -> dict:
-    """Worker options of `NumpyBatches`: its own prefetching threads where it has them (the
-    current API), else Keras's `PyDataset` worker processes (the first API)."""
-    params = inspect.signature(batches_class.__init__).parameters
-    if "prefetch" in params:
-        return {"workers": workers, "prefetch": 2 * workers}
-    return {"workers": workers, "use_multiprocessing": True, "max_queue_size": 2 * workers}
-
-
 def keras_throughput(arch: str, args: argparse.Namespace, record) -> None:
     """Our model, compile, step-only fit, loader-only and loader fit; results via `record`."""
     import keras
     import numpy as np
 
-    from tfmelanoma.config import AugmentConfig
     from tfmelanoma.data.numpy_pipeline import NumpyBatches
-    from tfmelanoma.models import create_model
+    from tfmelanoma.training import devices
+    from tfmelanoma.training.runner import build_model, compile_model
 
     config = runner_config(arch, args)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as the runner's switch does
-    keras.utils.set_random_seed(0)
+    devices.configure(config)  # the mixed_bfloat16 policy
+    keras.utils.set_random_seed(config.run.seed)
     size, batch, total = args.image_size, args.batch, args.warmup + args.steps
-    model = create_model(
-        config.model.name,
-        num_classes=config.model.num_classes,
-        input_shape=(size, size, 3),
-        weights=None,
-    )
-    compile_like_runner(model, config, steps_per_epoch=total)
+    model = build_model(config)  # create_model("efficientnet_b*", weights=None), 2 classes
+    compile_model(model, config, steps_per_epoch=total)
     record("params", int(model.count_params()))
+    record("jit_compile", bool(model.jit_compile))
 
     class Preloaded(keras.utils.PyDataset):
         """A few float32 batches already in memory, served in turn: no loader work."""
@@ -340,14 +302,14 @@ def keras_throughput(arch: str, args: argparse.Namespace, record) -> None:
         image_size=size,
         batch_size=batch,
         num_classes=config.model.num_classes,
-        augment_config=AugmentConfig(),
-        seed=0,
-        **loader_workers(NumpyBatches, args.workers),
+        augment_config=config.augment,
+        seed=config.run.seed,
+        workers=config.data.workers,
+        prefetch=2 * config.data.workers,  # every worker busy (the runner keeps the default 8)
     )
-    record("loader_workers", "processes" if "use_multiprocessing" in loader_kwargs else "threads")
 
     def loader_only():
-        # Keras's own adapter (and worker pool, if any), as `fit` uses them, no model behind.
+        # Keras's own adapter, as `fit` uses it, with no model behind.
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
         adapter = PyDatasetAdapter(NumpyBatches(source, **loader_kwargs), shuffle=False)

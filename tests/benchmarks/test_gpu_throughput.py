@@ -26,26 +26,20 @@ def load_script():
     return module
 
 
-def test_compile_matches_the_training_runner():
-    """The benchmark's copy of `runner.compile_model` compiles exactly like the runner."""
-    from tfmelanoma.models import create_model
-    from tfmelanoma.training.runner import compile_model
-
+def test_runner_config_is_the_issue_setting():
     bench = load_script()
-    args = bench.parse_args(["--image-size", "32", "--batch", "4"])
-    for k in (2, 1):
-        config = bench.runner_config("b0", args)
-        config = type(config)(**{**config.__dict__, "model": type(config.model)(
-            name="meshnet", num_classes=k)})  # fmt: skip
-        compiled = []
-        for fn in (compile_model, bench.compile_like_runner):
-            model = create_model("meshnet", num_classes=k, input_shape=(32, 32, 3))
-            fn(model, config, 7)
-            compiled.append(model.get_compile_config())
-            compiled[-1]["optimizer"]["config"].pop("name")  # sgd, sgd_1: unique per instance
-        assert compiled[0] == compiled[1]
-        assert compiled[0]["jit_compile"] is True
-        assert compiled[0]["optimizer"]["class_name"] == "SGD"
+    args = bench.parse_args(["--models", "b1", "--workers", "3"])
+    config = bench.runner_config("b1", args)
+    assert config.model.name == "efficientnet_b1" and config.model.num_classes == 2
+    assert config.model.weights == "" and config.data.image_size == 224
+    assert config.run.batch_size == 128 and config.run.mixed_precision and config.data.workers == 3
+    opt = config.optimizer
+    assert (opt.name, opt.learning_rate, opt.momentum, opt.schedule) == (
+        "sgd",
+        1e-3,
+        0.9,
+        "constant",
+    )
 
 
 def test_parse_args_source_and_summary():
@@ -124,21 +118,6 @@ def test_cpu_smoke_run_without_tensorflow(tmp_path, sample_array_record):
     compile_s = b0["keras"]["step_only"]["compile_s"]
     assert compile_s > 0 and b0["keras"]["with_loader"]["first_step_s"] < compile_s
     assert "tfds.data_source('isic_archive/sample'" in b0["keras"]["source"]
-    assert b0["keras"]["params"] == 4_052_133
+    assert b0["keras"]["params"] == 4_052_133 and b0["keras"]["jit_compile"] is True
     last = run.stdout.strip().splitlines()[-1]
     assert last == result["summary"] and last.startswith("SUMMARY ") and "b0: ours " in last
-
-
-def test_loader_workers_follow_the_numpy_batches_api():
-    bench = load_script()
-
-    class KerasWorkers:  # the first API: **kwargs to keras.utils.PyDataset
-        def __init__(self, source, *, image_size, **kwargs): ...
-
-    class OwnThreads:  # the current API: its own prefetching threads
-        def __init__(self, source, *, image_size, workers=1, prefetch=8): ...
-
-    assert bench.loader_workers(KerasWorkers, 6) == {
-        "workers": 6, "use_multiprocessing": True, "max_queue_size": 12,
-    }  # fmt: skip
-    assert bench.loader_workers(OwnThreads, 6) == {"workers": 6, "prefetch": 12}
