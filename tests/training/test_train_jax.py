@@ -1,4 +1,4 @@
-"""`python -m tfmelanoma.train` on Keras-on-JAX with TensorFlow hidden: the GPU host's path.
+"""`python -m tfmelanoma.train` on Keras-on-JAX (and torch) with TensorFlow hidden: the GPU host's path.
 
 The GPU host has no TensorFlow (`../shared/GPU.md`), so these runs hide it (`tests/tf_hidden.py`):
 datasets are prepared here beforehand as ArrayRecord, and the run must read them through
@@ -162,10 +162,15 @@ def test_batch_that_does_not_split_between_devices_fails_first(data_dir, tmp_pat
 
 
 def test_tfrecord_dataset_is_refused_with_what_to_do(tmp_path):
-    from tfmelanoma.data.prepare import ensure_prepared
+    import tensorflow_datasets as tfds
+
+    import tfds_builders  # noqa: F401
 
     tfrecord_dir = tmp_path / "tfds_tfrecord"
-    ensure_prepared("sample", str(tfrecord_dir), file_format="tfrecord")
+    builder = tfds.builder(
+        "isic_archive/sample", data_dir=str(tfrecord_dir), file_format="tfrecord"
+    )
+    builder.download_and_prepare(file_format="tfrecord")
     out = _train(tfrecord_dir, tmp_path / "run")
     assert out.returncode == 2
     assert "is prepared as tfrecord" in out.stderr and "--file_format array_record" in out.stderr
@@ -175,3 +180,16 @@ def test_unprepared_dataset_without_tensorflow_says_where_to_prepare(tmp_path):
     out = _train(tmp_path / "empty_tfds", tmp_path / "run")
     assert out.returncode == 2
     assert "is not prepared" in out.stderr and "needs TensorFlow" in out.stderr
+
+
+def test_torch_backend_trains_too(data_dir, tmp_path):
+    env = dict(_env(data_dir), KERAS_BACKEND="torch")
+    out = subprocess.run(
+        _cmd(tmp_path / "torch", "--set", "run.epochs=1"),
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "TF_LOADED False" in out.stdout
+    metrics = _metrics(tmp_path / "torch")
+    assert metrics["backend"] == "torch" and metrics["pipeline"] == "numpy"
+    assert 0.0 <= metrics["test"]["auc_roc"] <= 1.0

@@ -77,6 +77,10 @@ def ensure_prepared(
             f"TensorFlow, which is not installed here; prepare it on a machine with TensorFlow "
             f"(`tfds build ... --file_format {file_format}`) and copy the data_dir"
         )
+    if full == BUILDER_NAME:
+        # The embedded sample is prepared as ArrayRecord, which both pipelines read, so the
+        # default run and a `KERAS_BACKEND=jax` run share one prepared copy.
+        file_format = "array_record"
     if full == BUILDER_NAME or manual_dir:
         builder = tfds.builder(full, data_dir=data_dir, file_format=file_format)
         download_config = None

@@ -117,6 +117,14 @@ def jit_compile(config: Config) -> bool:
     return config.run.jit_compile
 
 
+def _devices() -> list[str]:
+    if keras.backend.backend() == "torch":  # keras.distribution has no torch implementation
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    return keras.distribution.list_devices()
+
+
 def versions() -> dict:
     """Library versions, platform and devices, for `versions.json`."""
     import sklearn
@@ -131,7 +139,7 @@ def versions() -> dict:
         "tensorflow_datasets": tfds.__version__,
         "numpy": np.__version__,
         "scikit_learn": sklearn.__version__,
-        "devices": keras.distribution.list_devices(),
+        "devices": _devices(),
     }
     for name in ("tensorflow", "jax", "torch"):
         module = sys.modules.get(name)  # only what this process loaded, never imported here
