@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from tfmelanoma import segment
+from tfmelanoma.models.segmentation import report
 
 CPU_SMALL = [
     "--image-size",
@@ -131,7 +132,7 @@ def main() -> None:
         segment.main(["train", "--model", name, *recipe, "--out", str(args.out / name)])
         rows.append(json.loads((args.out / name / "summary.json").read_text()))
     total = time.perf_counter() - start
-    segment.write_ablation(rows, args.out)
+    report.write_ablation(rows, args.out)
     import keras  # noqa: PLC0415
 
     env = {

@@ -280,7 +280,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
     import keras  # noqa: PLC0415
 
     from tfmelanoma.models import create_model  # noqa: PLC0415
-    from tfmelanoma.models.segmentation import losses, metrics  # noqa: PLC0415
+    from tfmelanoma.models.segmentation import losses, metrics, report  # noqa: PLC0415
 
     model_path = out / "model.keras"
     if model_path.exists() and not args.overwrite:
@@ -340,34 +340,9 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
     tmp.replace(model_path)
     summary = {"model": name, "params": model.count_params(), "train_seconds": round(seconds, 1)}
     if val is not None:
-        summary.update(evaluate_model(model, val, val_ids, out / "validation"))
+        summary.update(report.evaluate_model(model, val, val_ids, out / "validation"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("%s: %s", name, summary)
-    return summary
-
-
-def evaluate_model(model, ds, image_ids, out: Path, threshold: float = 0.5) -> dict:
-    """Predicts a dataset, writes per_image.csv, metrics.json and grid.png; returns the summary."""
-    import numpy as np  # noqa: PLC0415
-
-    from tfmelanoma.models.segmentation import report  # noqa: PLC0415
-
-    images, masks, probs = [], [], []
-    batches = (ds[i] for i in range(len(ds))) if hasattr(ds, "image_ids") else ds
-    for x, y in batches:  # tf.data tensors or NumPy arrays (PyDataset)
-        images.append(np.asarray(x))
-        masks.append(np.asarray(y))
-        probs.append(np.asarray(model.predict_on_batch(x)))
-    images, masks, probs = (np.concatenate(a) for a in (images, masks, probs))
-    if image_ids is None:
-        image_ids = ds.image_ids() if hasattr(ds, "image_ids") else None
-    if image_ids is None:
-        image_ids = [f"#{i}" for i in range(len(masks))]
-    rows, summary = report.score_predictions(masks, probs, list(image_ids), threshold)
-    report.write_scores(rows, summary, out)
-    report.save_grid(
-        images, masks, probs, image_ids, [r["jaccard"] for r in rows], out / "grid.png"
-    )
     return summary
 
 
@@ -378,37 +353,24 @@ def cmd_train(args) -> int:
         _check_backend(name, _model_kwargs(name, cfg, args))
     if "ablation" in args.preset:
         rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
-        write_ablation(rows, args.out)
+        from tfmelanoma.models.segmentation import report  # noqa: PLC0415
+
+        report.write_ablation(rows, args.out)
     else:
         train_one(args.model, cfg, args, args.out)
     return 0
-
-
-def write_ablation(rows: list, out: Path) -> None:
-    """Writes (and prints) `ablation.md`: one table row per model summary."""
-    lines = [
-        "| model | params | train s | Jaccard | Dice | thresholded Jaccard |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['params']:,} | {r['train_seconds']} | "
-            f"{r.get('jaccard', float('nan')):.4f} | {r.get('dice', float('nan')):.4f} | "
-            f"{r.get('thresholded_jaccard', float('nan')):.4f} |"
-        )
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 def cmd_evaluate(args) -> int:
     import keras  # noqa: PLC0415
 
     import tfmelanoma.models  # noqa: F401, PLC0415  (registers the custom layers)
+    from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
     model = keras.models.load_model(args.model, safe_mode=True)
     height = model.input_shape[1]
     ds, ids = load_data(args, args.split, height, 8, args.limit)
-    summary = evaluate_model(model, ds, ids, args.out, args.threshold)
+    summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -122,3 +122,47 @@ def save_grid(images, masks, probs, image_ids, scores, path: Path, per_group: in
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def evaluate_model(model, ds, image_ids, out: Path, threshold: float = 0.5) -> dict:
+    """Predicts a dataset, writes per_image.csv, metrics.json and grid.png; returns the summary.
+
+    Args:
+        model: segmentation model.
+        ds: tf.data batches or a `numpy_data.SegmentationBatches` (any backend; its ids are used
+            when `image_ids` is None).
+        image_ids: ids in dataset order, or None (`#i` when the dataset has none).
+        out: output folder.
+        threshold: binarisation threshold.
+    """
+    images, masks, probs = [], [], []
+    batches = (ds[i] for i in range(len(ds))) if hasattr(ds, "image_ids") else ds
+    for x, y in batches:  # tf.data tensors or NumPy arrays (PyDataset)
+        images.append(np.asarray(x))
+        masks.append(np.asarray(y))
+        probs.append(np.asarray(model.predict_on_batch(x)))
+    images, masks, probs = (np.concatenate(a) for a in (images, masks, probs))
+    if image_ids is None:
+        image_ids = ds.image_ids() if hasattr(ds, "image_ids") else None
+    if image_ids is None:
+        image_ids = [f"#{i}" for i in range(len(masks))]
+    rows, summary = score_predictions(masks, probs, list(image_ids), threshold)
+    write_scores(rows, summary, out)
+    save_grid(images, masks, probs, image_ids, [r["jaccard"] for r in rows], out / "grid.png")
+    return summary
+
+
+def write_ablation(rows: list, out: Path) -> None:
+    """Writes (and prints) `ablation.md`: one table row per model summary."""
+    lines = [
+        "| model | params | train s | Jaccard | Dice | thresholded Jaccard |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['train_seconds']} | "
+            f"{r.get('jaccard', float('nan')):.4f} | {r.get('dice', float('nan')):.4f} | "
+            f"{r.get('thresholded_jaccard', float('nan')):.4f} |"
+        )
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
