@@ -176,6 +176,15 @@ JAX_CLI = HIDE_TENSORFLOW + textwrap.dedent(
     ])
     scores = json.loads((out / "eval" / "metrics.json").read_text())
     assert all(math.isfinite(scores[k]) for k in ("jaccard", "dice", "thresholded_jaccard"))
+    segment.main([
+        "predict", "--model", str(out / "run" / "model.keras"), "--images", sys.argv[3],
+        "--out", str(out / "masks"), "--crop-dir", str(out / "crops"),
+    ])
+    try:
+        segment.main(["train", "--pipeline", "tf.data", "--out", str(out / "tf"), *data])
+        raise AssertionError("tf.data ran without TensorFlow")
+    except SystemExit as e:
+        assert "--pipeline tf.data needs TensorFlow" in str(e), e
     print("BACKEND", keras.backend.backend(), "TF_LOADED", "tensorflow" in sys.modules)
     """
 )
@@ -183,10 +192,16 @@ JAX_CLI = HIDE_TENSORFLOW + textwrap.dedent(
 
 @pytest.mark.slow
 def test_cli_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
+    from PIL import Image
+
     _prepare(tmp_path / "tfds", "array_record")
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = DUMMY_ISIC2017 / "ISIC-2017_Validation_Data" / "ISIC_0001769.jpg"
+    (images / photo.name).write_bytes(photo.read_bytes())
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2")
     out = subprocess.run(
-        [sys.executable, "-c", JAX_CLI, str(tmp_path / "tfds"), str(tmp_path)],
+        [sys.executable, "-c", JAX_CLI, str(tmp_path / "tfds"), str(tmp_path), str(images)],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -203,6 +218,10 @@ def test_cli_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
     rows = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
     assert len(rows) == 3 and all(r.startswith("ISIC_") for r in rows[1:])
     assert (tmp_path / "eval" / "grid.png").stat().st_size > 5_000
+    # predict ran TF-free too: a 0/255 mask at the photo's own size, and a crop.
+    mask = np.asarray(Image.open(tmp_path / "masks" / "ISIC_0001769_segmentation.png"))
+    assert mask.shape == Image.open(photo).size[::-1] and set(np.unique(mask)) <= {0, 255}
+    assert (tmp_path / "crops" / "ISIC_0001769.png").is_file()
 
 
 @pytest.mark.slow
