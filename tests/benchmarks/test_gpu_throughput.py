@@ -108,6 +108,7 @@ def test_cpu_smoke_run_without_tensorflow(tmp_path, sample_array_record):
         "ours": b0["keras"]["with_loader"]["images_per_second"],
         "step only": b0["keras"]["step_only"]["images_per_second"],
         "loader only": b0["keras"]["loader_only"]["images_per_second"],
+        "ours, whole fit": b0["keras"]["with_loader"]["whole_fit_images_per_second"],
     }
     for name, rate in rates.items():
         assert math.isfinite(rate) and rate > 0, (name, rate)
@@ -118,6 +119,7 @@ def test_cpu_smoke_run_without_tensorflow(tmp_path, sample_array_record):
     compile_s = b0["keras"]["step_only"]["compile_s"]
     assert compile_s > 0 and b0["keras"]["with_loader"]["first_step_s"] < compile_s
     assert "tfds.data_source('isic_archive/sample'" in b0["keras"]["source"]
+    assert b0["keras"]["loader_only"]["batches"] == 16  # 2 workers x 8 rounds
     assert b0["keras"]["params"] == 4_052_133 and b0["keras"]["jit_compile"] is True
     last = run.stdout.strip().splitlines()[-1]
     assert last == result["summary"] and last.startswith("SUMMARY ") and "b0: ours " in last
