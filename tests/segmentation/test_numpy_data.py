@@ -158,6 +158,16 @@ JAX_CLI = HIDE_TENSORFLOW + textwrap.dedent(
     from tfmelanoma import segment
 
     tfds_dir, out = sys.argv[1], Path(sys.argv[2])
+    # The models' CIELAB layer is keras.ops only: on JAX it must match scikit-image too.
+    import numpy as np
+    from skimage.color import rgb2lab
+    from tfmelanoma.models.segmentation import ColourSpace
+
+    rgb = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype("float32")
+    lab = keras.ops.convert_to_numpy(ColourSpace("lab")(rgb))
+    ref = rgb2lab(rgb / 255.0)
+    ref = np.stack([ref[..., 0] / 100, (ref[..., 1] + 128) / 255, (ref[..., 2] + 128) / 255], -1)
+    np.testing.assert_allclose(lab, ref, atol=2e-3)
     data = ["--data", "tfds:isic2017/segmentation_512", "--tfds-data-dir", tfds_dir]
     try:
         segment.main(["train", "--model", "sm_unet", "--out", str(out / "sm"), *data])
