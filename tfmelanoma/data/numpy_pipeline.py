@@ -92,35 +92,26 @@ def encode_target(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
-class NumpyBatches(keras.utils.PyDataset):
-    """Batches of (images, targets) from a random-access source of example dicts.
+class SeededBatches(keras.utils.PyDataset):
+    """Base of the NumPy pipelines: batch `i` of epoch `e` is a pure function of (seed, e, i).
 
-    Batch `i` of epoch `e` is a pure function of (seed, e, i): the epoch's order and each
-    example's augmentation are seeded by them. Batches are prepared ahead by a thread pool of our
-    own rather than by Keras's `workers` enqueuer, because that enqueuer carries batches it has
-    prefetched over into the next epoch (it drains them into a queue served first), so which
-    batch an epoch trains on would depend on timing and a resumed run would differ from an
-    uninterrupted one. Here Keras asks for batches in order on one thread and gets exactly those;
-    prefetching can only save time, never change a batch.
+    Subclasses turn a batch's rows into arrays (`make_batch`); this class owns the epoch's order
+    (a seeded permutation in training, the source order in evaluation), the epoch number, and
+    prefetching. Batches are prepared ahead by a thread pool of our own rather than by Keras's
+    `workers` enqueuer, because that enqueuer carries batches it has prefetched over into the
+    next epoch (it drains them into a queue served first), so which batch an epoch trains on would
+    depend on timing and a resumed run would differ from an uninterrupted one. Here Keras asks for
+    batches in order on one thread and gets exactly those; prefetching can only save time.
 
     Args:
-        source: e.g. `Combination.as_data_source("train")` (dicts with `image`, `label`).
-        image_size: square side.
+        n: examples in the source.
         batch_size: examples per batch.
-        num_classes: model outputs (1 = sigmoid).
-        augment_config: augmentations for training; None = evaluation (fixed order, no
-            augmentation, last partial batch kept).
-        seed: run seed; the epoch's order and each example's augmentation derive from it.
-        label_key: `label` or `harmonised_diagnosis`.
-        class_weight: class -> weight; batches then carry per-example sample weights (training).
+        training: shuffle every epoch and keep full batches only; else the source order with the
+            last partial batch kept.
+        seed: run seed.
         start_epoch: epochs already trained (resume).
-        steps_per_epoch: batches per epoch (training); 0 = one pass over `source` (partial batch
-            dropped). More batches than one pass wrap around the epoch's order.
-        pad_to_multiple: evaluation only: pad the last batch to a multiple of this many
-            examples with zero-weight copies (and give every batch sample weights), so a batch
-            always splits evenly between data-parallel replicas. Weighted metrics (accuracy,
-            AUC) ignore the padding; a `sum_over_batch_size` loss counts it in that one batch's
-            divisor (at most `pad_to_multiple - 1` examples).
+        steps_per_epoch: batches per epoch in training; 0 = one pass (partial batch dropped).
+            More batches than one pass wrap around the epoch's order.
         workers: threads preparing batches ahead (1 = prepare each batch when asked).
         prefetch: batches prepared ahead of the one asked for, when `workers > 1`.
 
@@ -129,36 +120,26 @@ class NumpyBatches(keras.utils.PyDataset):
 
     def __init__(
         self,
-        source: Sequence[dict],
+        n: int,
         *,
-        image_size: int,
         batch_size: int,
-        num_classes: int,
-        augment_config: AugmentConfig | None = None,
+        training: bool,
         seed: int = 0,
-        label_key: str = "label",
-        class_weight: dict[int, float] | None = None,
         start_epoch: int = 0,
         steps_per_epoch: int = 0,
-        pad_to_multiple: int = 1,
         workers: int = 1,
         prefetch: int = 8,
     ):
         super().__init__()  # Keras reads in order on one thread; see the class docstring
-        if len(source) == 0:
+        if n == 0:
             raise ValueError("the split is empty")
-        if augment_config is not None and batch_size > len(source):
-            raise ValueError(f"batch size {batch_size} is larger than the split ({len(source)})")
-        self.source = source
-        self.image_size = image_size
+        if training and batch_size > n:
+            raise ValueError(f"batch size {batch_size} is larger than the split ({n})")
+        self.n = n
         self.batch_size = batch_size
-        self.num_classes = num_classes
-        self.augment_config = augment_config
+        self.training = training
         self.seed = seed
-        self.label_key = label_key
-        self.class_weight = class_weight
         self.steps_per_epoch = steps_per_epoch
-        self.pad_to_multiple = 1 if augment_config is not None else pad_to_multiple
         self.prefetch = prefetch
         self._pool = ThreadPoolExecutor(workers, "numpy-batches") if workers > 1 else None
         self._ahead: dict[tuple[int, int], Future] = {}
@@ -167,21 +148,19 @@ class NumpyBatches(keras.utils.PyDataset):
         self._driven = False  # epochs set by `epoch_callback`
         self._order = self._epoch_order(start_epoch)
 
-    @property
-    def training(self) -> bool:
-        return self.augment_config is not None
+    def make_batch(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, ...]:
+        """The arrays of one batch from its source rows (seed augmentations by `epoch`, row)."""
+        raise NotImplementedError
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
-        n = len(self.source)
         if not self.training:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, epoch]).permutation(n)
+            return np.arange(self.n)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
 
     def __len__(self) -> int:
-        n = len(self.source)
         if not self.training:
-            return -(-n // self.batch_size)
-        return self.steps_per_epoch or n // self.batch_size
+            return -(-self.n // self.batch_size)
+        return self.steps_per_epoch or self.n // self.batch_size
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if self._pool is None:
@@ -199,27 +178,10 @@ class NumpyBatches(keras.utils.PyDataset):
 
     def _batch(self, order: np.ndarray, epoch: int, index: int) -> tuple[np.ndarray, ...]:
         if self.training:
-            index %= len(self.source) // self.batch_size  # wrap when steps_per_epoch asks more
-        rows = order[index * self.batch_size : (index + 1) * self.batch_size]
-        images, labels = [], []
-        for row in rows:
-            example = self.source[int(row)]
-            image = resize_bilinear(example["image"], self.image_size)
-            if self.training:
-                rng = np.random.default_rng([self.seed, epoch, int(row)])
-                image = augment(image, rng, self.augment_config)
-            images.append(image)
-            labels.append(int(example[self.label_key]))
-        labels = np.asarray(labels)
-        batch = (np.stack(images), encode_target(labels, self.num_classes))
-        if self.training and self.class_weight is not None:
-            weights = np.array([self.class_weight[c] for c in sorted(self.class_weight)])
-            return (*batch, weights[labels].astype(np.float32))
-        if self.pad_to_multiple > 1:
-            pad = -len(rows) % self.pad_to_multiple
-            weights = np.concatenate([np.ones(len(rows)), np.zeros(pad)]).astype(np.float32)
-            return (*(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in batch), weights)
-        return batch
+            index %= self.n // self.batch_size  # wrap when steps_per_epoch asks for more
+        return self.make_batch(
+            order[index * self.batch_size : (index + 1) * self.batch_size], epoch
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Serves `epoch`'s order and augmentations from now on."""
@@ -254,8 +216,80 @@ class NumpyBatches(keras.utils.PyDataset):
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class NumpyBatches(SeededBatches):
+    """Classification batches of (images, targets[, sample weights]) from a random-access source.
+
+    Args:
+        source: e.g. `Combination.as_data_source("train")` (dicts with `image`, `label`).
+        image_size: square side.
+        batch_size: examples per batch.
+        num_classes: model outputs (1 = sigmoid).
+        augment_config: augmentations for training; None = evaluation (fixed order, no
+            augmentation, last partial batch kept).
+        seed: run seed; the epoch's order and each example's augmentation derive from it.
+        label_key: `label` or `harmonised_diagnosis`.
+        class_weight: class -> weight; batches then carry per-example sample weights (training).
+        pad_to_multiple: evaluation only: pad the last batch to a multiple of this many
+            examples with zero-weight copies (and give every batch sample weights), so a batch
+            always splits evenly between data-parallel replicas. Weighted metrics (accuracy,
+            AUC) ignore the padding; a `sum_over_batch_size` loss counts it in that one batch's
+            divisor (at most `pad_to_multiple - 1` examples).
+        **kwargs: `start_epoch`, `steps_per_epoch`, `workers`, `prefetch` of `SeededBatches`.
+    """
+
+    def __init__(
+        self,
+        source: Sequence[dict],
+        *,
+        image_size: int,
+        batch_size: int,
+        num_classes: int,
+        augment_config: AugmentConfig | None = None,
+        seed: int = 0,
+        label_key: str = "label",
+        class_weight: dict[int, float] | None = None,
+        pad_to_multiple: int = 1,
+        **kwargs,
+    ):
+        super().__init__(
+            len(source),
+            batch_size=batch_size,
+            training=augment_config is not None,
+            seed=seed,
+            **kwargs,
+        )
+        self.source = source
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.augment_config = augment_config
+        self.label_key = label_key
+        self.class_weight = class_weight
+        self.pad_to_multiple = 1 if self.training else pad_to_multiple
+
+    def make_batch(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, ...]:
+        images, labels = [], []
+        for row in rows:
+            example = self.source[int(row)]
+            image = resize_bilinear(example["image"], self.image_size)
+            if self.training:
+                rng = np.random.default_rng([self.seed, epoch, int(row)])
+                image = augment(image, rng, self.augment_config)
+            images.append(image)
+            labels.append(int(example[self.label_key]))
+        labels = np.asarray(labels)
+        batch = (np.stack(images), encode_target(labels, self.num_classes))
+        if self.training and self.class_weight is not None:
+            weights = np.array([self.class_weight[c] for c in sorted(self.class_weight)])
+            return (*batch, weights[labels].astype(np.float32))
+        if self.pad_to_multiple > 1:
+            pad = -len(rows) % self.pad_to_multiple
+            weights = np.concatenate([np.ones(len(rows)), np.zeros(pad)]).astype(np.float32)
+            return (*(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in batch), weights)
+        return batch
+
+
 class _SetEpoch(keras.callbacks.Callback):
-    def __init__(self, batches: NumpyBatches):
+    def __init__(self, batches: SeededBatches):
         super().__init__()
         self.batches = batches
 
