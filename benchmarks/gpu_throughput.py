@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         results["tensorflow_imported"] = "tensorflow" in sys.modules
         args.out.write_text(json.dumps(results, indent=2, default=str))
 
-    def guarded(where: dict, key: str, fn) -> None:
+    def guarded(where: dict, key: str, fn, label: str = "") -> None:
         """Stores fn() (or a constant) under where[key]; an error is recorded, not raised."""
         if not callable(fn):
             where[key] = fn
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key}: {json.dumps(value, default=str)}", flush=True)
         except Exception as e:  # noqa: BLE001 - one failure (e.g. OOM) must not stop the rest
             where[key] = {"error": f"{type(e).__name__}: {e}"[:2000]}
-            results["errors"].append(f"{key}: {type(e).__name__}: {e}"[:500])
+            results["errors"].append(f"{label}{key}: {type(e).__name__}: {e}"[:500])
             traceback.print_exc()
         where[key + "_wall_s"] = round(time.perf_counter() - start, 2)
         save()
@@ -427,7 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_torch:  # first: JAX then gets the memory PyTorch gave back
         for arch in args.models:
             results["models"].setdefault(arch, {})
-            guarded(results["models"][arch], "torch", lambda a=arch: torch_throughput(a, args))
+            guarded(
+                results["models"][arch],
+                "torch",
+                lambda a=arch: torch_throughput(a, args),
+                arch + " ",
+            )
             gc.collect()
             if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
                 sys.modules["torch"].cuda.empty_cache()
@@ -443,10 +448,13 @@ def main(argv: list[str] | None = None) -> int:
             return {"backend": keras.backend.backend(), "jax_device": str(dev.device_kind)}
 
         guarded(results, "keras_info", keras_info)
-        for arch in args.models:
+        # On the wrong device the 224 px runs would only use up the call's time.
+        models = [] if "error" in results["keras_info"] else args.models
+        for arch in models:
             mine = results["models"].setdefault(arch, {}).setdefault("keras", {})
-            record = lambda key, fn, m=mine: guarded(m, key, fn)  # noqa: E731
-            guarded(mine, "setup", lambda a=arch, r=record: keras_throughput(a, args, r))
+            record = lambda key, fn, m=mine, a=arch: guarded(m, key, fn, f"{a} keras ")  # noqa: E731
+            run = lambda a=arch, r=record: keras_throughput(a, args, r)  # noqa: E731
+            guarded(mine, "setup", run, f"{arch} keras ")
     line = summary(results)
     results["summary"] = line
     save()

@@ -123,3 +123,24 @@ def test_cpu_smoke_run_without_tensorflow(tmp_path, sample_array_record):
     assert b0["keras"]["params"] == 4_052_133 and b0["keras"]["jit_compile"] is True
     last = run.stdout.strip().splitlines()[-1]
     assert last == result["summary"] and last.startswith("SUMMARY ") and "b0: ours " in last
+
+
+@pytest.mark.slow
+def test_failures_are_recorded_and_the_rest_still_runs(tmp_path):
+    """`--device gpu` on a machine without one: each half fails, is recorded, and the run ends
+    with the summary and a non-zero exit instead of a traceback."""
+    out = tmp_path / "result.json"
+    command = [
+        sys.executable, "-c", RUN_HIDDEN, str(SCRIPT), "--models", "b0", "--device", "gpu",
+        "--out", str(out),
+    ]  # fmt: skip
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert run.returncode == 1, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [e.split(":")[0] for e in result["errors"]] == ["b0 torch", "keras_info"]
+    assert "torch.cuda.is_available() is False" in result["models"]["b0"]["torch"]["error"]
+    assert "JAX runs on cpu" in result["keras_info"]["error"]
+    assert "keras" not in result["models"]["b0"]  # no 224 px run on the wrong device
+    last = run.stdout.strip().splitlines()[-1]
+    assert last == "SUMMARY FAIL (ours >= PyTorch): b0: incomplete (ours None, torch None)"
