@@ -29,7 +29,26 @@ def test_uncertainty_preset_matches_the_paper():
         7,
         0.1,
     )
-    assert cfg.model.options == {"freeze_base": True} and cfg.model.weights == "imagenet"
+    assert cfg.model.options == {"trainable_from": None} and cfg.model.weights == "imagenet"
+
+
+@pytest.mark.parametrize("name", c.presets())
+def test_every_preset_builds_and_compiles_its_model(name):
+    """Each preset's model, options, loss and optimizer are valid (ImageNet weights aside:
+    they need a download, so the model is built from random init)."""
+    import keras
+
+    from tfmelanoma.training import runner
+
+    cfg = c.load_config(name, ["model.weights="])
+    runner.check_config(cfg)
+    model = runner.build_model(cfg)
+    runner.compile_model(model, cfg, steps_per_epoch=10)
+    assert model.output_shape[-1] == cfg.model.num_classes
+    assert model.input_shape[1:3] == (cfg.data.image_size, cfg.data.image_size)
+    if name == "uncertainty":  # frozen base: only the new head trains
+        trainable = sum(keras.ops.size(w) for w in model.trainable_weights)
+        assert 0 < int(trainable) < 0.01 * model.count_params()
 
 
 def test_overrides_parse_yaml_scalars_and_lists():
