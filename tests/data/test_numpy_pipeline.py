@@ -186,3 +186,18 @@ def test_fit_reads_each_epoch_by_its_number_so_resume_sees_the_same_batches(work
     expected = [(e, i) for e in range(3) for i in range(3)]
     assert batches_read(0)[-9:] == expected
     assert batches_read(1)[-6:] == expected[3:]
+
+
+@pytest.mark.parametrize("shape,size", [((10, 13, 3), 32), ((37, 224, 3), 224), ((1, 5, 3), 16)])
+def test_pillow_upsampling_equals_the_numpy_bilinear(shape, size):
+    image = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+    np.testing.assert_allclose(
+        npp.upsample_bilinear(image, size), npp.resize_bilinear(image, size), atol=1e-3
+    )
+
+
+def test_resize_to_the_same_size_is_the_identity():
+    image = np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    out = npp.resize_bilinear(image, 24)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, image)

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 import numpy as np
+from PIL import Image
 
 from tfmelanoma.config import AugmentConfig
 
@@ -31,6 +32,8 @@ def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
     """
     image = np.asarray(image, dtype=np.float32)
     h, w = image.shape[:2]
+    if h == w == size:  # half-pixel centres at scale 1 sample every pixel exactly: identity
+        return image.copy() if image.base is None else np.array(image)
 
     def coords(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         src = (np.arange(size, dtype=np.float64) + 0.5) * (n_in / size) - 0.5
@@ -47,6 +50,24 @@ def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, 0.0, 255.0)
 
 
+def upsample_bilinear(image: np.ndarray, size: int) -> np.ndarray:
+    """`resize_bilinear` for an image no larger than `size`, through Pillow: 3-4x faster, GIL-free.
+
+    Pillow's float ("F") mode filters each channel with a triangle kernel whose support only
+    widens when shrinking, so when enlarging it is plain half-pixel-centre bilinear interpolation,
+    equal to `resize_bilinear` up to float rounding (tested).
+    """
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32), "F").resize(
+                (size, size), Image.Resampling.BILINEAR
+            )
+        )
+        for c in range(image.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 255.0)
+
+
 def augment(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
     """NumPy augmentation of a float32 [0, 255] (S, S, 3) image; returns the same shape."""
     if not config.enabled:
@@ -58,7 +79,7 @@ def augment(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) 
         ch = int(np.clip(round(size * np.sqrt(area / ratio)), 1, size))
         cw = int(np.clip(round(size * np.sqrt(area * ratio)), 1, size))
         y, x = rng.integers(0, size - ch + 1), rng.integers(0, size - cw + 1)
-        image = resize_bilinear(image[y : y + ch, x : x + cw], size)
+        image = upsample_bilinear(image[y : y + ch, x : x + cw], size)
     if config.rotation > 0:
         image = np.rot90(image, k=int(rng.integers(0, 4)))
     if config.hflip and rng.random() < 0.5:
