@@ -193,6 +193,7 @@ def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **
     None where the pipeline does not know them (tf.data over TFDS; the PyDataset serves its own
     through `image_ids()`).
     """
+    steps_per_epoch = kw.pop("steps_per_epoch", None)  # the NumPy pipeline wraps around itself
     if use_numpy_pipeline(args):
         from tfmelanoma.models.segmentation import numpy_data  # noqa: PLC0415  (no TensorFlow)
 
@@ -208,6 +209,7 @@ def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **
             augment=kw.get("augment", False),
             shuffle=kw.get("shuffle", False),
             seed=kw.get("seed", 0),
+            steps_per_epoch=steps_per_epoch or 0,
             workers=getattr(args, "workers", 1),
         )
         return batches, None
@@ -298,6 +300,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         shuffle=True,
         repeat=cfg["steps_per_epoch"] is not None,
         seed=args.seed,
+        steps_per_epoch=cfg["steps_per_epoch"],
     )
     kwargs = _model_kwargs(name, cfg, args)
     model = create_model(name, **kwargs)
@@ -331,7 +334,11 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         steps_per_epoch=cfg["steps_per_epoch"],
         validation_data=val,
         shuffle=False,  # the dataset shuffles itself
-        callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"))],
+        callbacks=[
+            keras.callbacks.CSVLogger(str(out / "history.csv")),
+            # NumPy pipeline: each epoch's order and augmentations by the epoch's own number
+            *([train_ds.epoch_callback()] if hasattr(train_ds, "epoch_callback") else []),
+        ],
         verbose=2 if args.verbose >= 0 else 0,
     )
     seconds = time.perf_counter() - start

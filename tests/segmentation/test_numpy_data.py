@@ -83,10 +83,16 @@ def test_batches_are_seeded_per_epoch_and_resumable():
     x, y = train[0]
     assert x.shape == (4, 16, 16, 3) and y.shape == (4, 16, 16, 1) and x.dtype == np.float32
     np.testing.assert_array_equal(numpy_data.SegmentationBatches(source, **kw)[0][0], x)
-    train.on_epoch_end()
+    train.set_epoch(1)
     assert not np.array_equal(train[0][0], x)
     resumed = numpy_data.SegmentationBatches(source, start_epoch=1, **kw)
     np.testing.assert_array_equal(resumed[1][1], train[1][1])
+    # Prefetching threads serve exactly the same batches.
+    threaded = numpy_data.SegmentationBatches(source, start_epoch=1, workers=3, **kw)
+    np.testing.assert_array_equal(threaded[1][0], train[1][0])
+    wrapped = numpy_data.SegmentationBatches(source, steps_per_epoch=5, **kw)
+    assert len(wrapped) == 5
+    np.testing.assert_array_equal(wrapped[2][1], wrapped[0][1])  # wraps after 2 full batches
     evaluation = numpy_data.SegmentationBatches(source, image_size=16, batch_size=4, limit=9)
     assert len(evaluation) == 3 and evaluation[2][0].shape == (1, 16, 16, 3)
     assert evaluation.image_ids()[:2] == ["#0", "#1"]

@@ -3,7 +3,7 @@
 For Keras 3 on JAX (the GPU host has no TensorFlow) and for ArrayRecord datasets on any backend
 (`tf.data` cannot read them). Yields the same batches as the tf.data pipeline (`data`):
 `(image float32 RGB [0, 255] (B, S, S, 3), mask float32 {0, 1} (B, S, S, 1))`, served as a
-`keras.utils.PyDataset`, which `model.fit` accepts on every backend. Nothing here imports
+`keras.utils.PyDataset` (`numpy_pipeline.SeededBatches`), which `model.fit` accepts on every backend. Nothing here imports
 TensorFlow.
 
 Resizing matches `data.resize_pair` exactly: images with Pillow's bilinear filter on float32
@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from tfmelanoma.data.numpy_pipeline import SeededBatches
 from tfmelanoma.models.segmentation.files import Pairs
 
 MASK_KEY = "segmentation_mask"
@@ -198,8 +199,12 @@ def import_builder(module: str) -> None:
         pass  # not a project builder, or a dependency (imagehash) missing on a bare host
 
 
-class SegmentationBatches(keras.utils.PyDataset):
+class SegmentationBatches(SeededBatches):
     """Batches of (images, masks) from a random-access source of segmentation examples.
+
+    Built on the classification pipeline's `SeededBatches`: batch `i` of epoch `e` is a pure
+    function of (seed, e, i), prefetched by its own threads (`workers`), so runs reproduce and
+    resume exactly; pass `callbacks=[batches.epoch_callback()]` to `model.fit`.
 
     Args:
         source: a `tfds.data_source` split or a `FileSource` (dicts with `image`,
@@ -213,8 +218,7 @@ class SegmentationBatches(keras.utils.PyDataset):
         colour_space: None keeps RGB [0, 255] (what registry models expect); "rgb" / "lab" /
             "hsv" convert to [0, 1] with the models' own `convert_colour`.
         cache: keep decoded, resized pairs in memory (1 MB per example at 256 px).
-        start_epoch: epochs already trained (resume).
-        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of `keras.utils.PyDataset`.
+        **kwargs: `start_epoch`, `steps_per_epoch`, `workers`, `prefetch` of `SeededBatches`.
     """
 
     def __init__(
@@ -229,33 +233,15 @@ class SegmentationBatches(keras.utils.PyDataset):
         limit: int | None = None,
         colour_space: str | None = None,
         cache: bool = True,
-        start_epoch: int = 0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        n = min(len(source), limit) if limit else len(source)
+        super().__init__(n, batch_size=batch_size, training=shuffle, seed=seed, **kwargs)
         self.source = source
-        self.n = min(len(source), limit) if limit else len(source)
-        if self.n == 0:
-            raise ValueError("the split is empty")
-        if shuffle and batch_size > self.n:
-            raise ValueError(f"batch size {batch_size} is larger than the split ({self.n})")
         self.image_size = image_size
-        self.batch_size = batch_size
         self.augment = augment
-        self.shuffle = shuffle
-        self.seed = seed
         self.colour_space = colour_space
-        self.epoch = start_epoch
         self._cache = {} if cache else None
-        self._order = self._epoch_order()
-
-    def _epoch_order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
 
     def example(self, row: int) -> tuple[np.ndarray, np.ndarray, str]:
         """(image, mask, image_id) of one example, resized, not augmented."""
@@ -275,13 +261,12 @@ class SegmentationBatches(keras.utils.PyDataset):
         """Ids of the examples in evaluation order (TFDS `image_id`, file stem, or `#row`)."""
         return [self.example(int(r))[2] for r in np.arange(self.n)]
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+    def make_batch(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         images, masks = [], []
         for row in rows:
             image, mask, _ = self.example(int(row))
             if self.augment:
-                rng = np.random.default_rng([self.seed, self.epoch, int(row)])
+                rng = np.random.default_rng([self.seed, epoch, int(row)])
                 image, mask = augment_pair(image, mask, rng)
             images.append(image)
             masks.append(mask)
@@ -289,11 +274,5 @@ class SegmentationBatches(keras.utils.PyDataset):
         if self.colour_space is not None:
             from tfmelanoma.models.segmentation.colour_space import convert_colour  # noqa: PLC0415
 
-            images = np.asarray(
-                keras.ops.convert_to_numpy(convert_colour(images, self.colour_space))
-            )
+            images = keras.ops.convert_to_numpy(convert_colour(images, self.colour_space))
         return images, np.stack(masks)
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._epoch_order()
