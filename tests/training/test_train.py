@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.training.interrupt import kill_after_first_epoch
 
 pytestmark = pytest.mark.slow
 
@@ -90,24 +90,11 @@ def test_same_seed_same_metrics(reference_run, tmp_path):
 
 def test_killed_run_resumes_to_the_same_result(reference_run, tmp_path):
     run_dir = tmp_path / "killed"
-    # Slow epochs down (more steps) so the kill lands inside epoch 2, after epoch 1's checkpoint.
-    proc = subprocess.Popen(
+    kill_after_first_epoch(
         [sys.executable, "-m", "tfmelanoma.train", *SMOKE, "--run-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(tmp_path),
-        start_new_session=True,
+        _env(tmp_path),
+        run_dir,
     )
-    state = run_dir / "checkpoints" / "state.json"
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text() or "{}").get("epochs_done") == 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads(state.read_text())["epochs_done"] == 1
     assert not (run_dir / "metrics.json").exists()
 
     # Rerunning without --resume refuses to clobber the interrupted run.

@@ -11,15 +11,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.tf_hidden import HIDE_TENSORFLOW
+from tests.training.interrupt import kill_after_first_epoch
 
 pytestmark = pytest.mark.slow
 
@@ -105,23 +104,7 @@ def test_same_seed_same_metrics(reference_run, data_dir, tmp_path):
 
 def test_killed_run_resumes_to_the_same_result(reference_run, data_dir, tmp_path):
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _cmd(run_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(data_dir),
-        start_new_session=True,
-    )
-    state = run_dir / "checkpoints" / "state.json"
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text() or "{}").get("epochs_done") == 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads(state.read_text())["epochs_done"] == 1
+    kill_after_first_epoch(_cmd(run_dir), _env(data_dir), run_dir)
 
     resumed = _train(data_dir, run_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
