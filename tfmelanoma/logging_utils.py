@@ -2,22 +2,79 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import os
+import sys
+import tempfile
 import warnings
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+# TensorFlow's C++ start-up notices, printed while `import tensorflow` loads its shared libraries
+# (before absl logging is initialised, so TF_CPP_MIN_LOG_LEVEL does not reach them).
+_TF_NOTICES = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+)
+
+
 def quiet_tensorflow() -> None:
-    """Silences TensorFlow's C++ and Python log noise; call before TensorFlow is imported."""
-    # Level 2 also hides the "oneDNN custom operations are on" notice. oneDNN itself stays on:
-    # turning it off (TF_ENABLE_ONEDNN_OPTS=0) made CPU training 2.8-3.6x slower, and with it on
-    # a seeded run still repeats to the last digit (docs/results.md).
+    """Silences TensorFlow's C++ and Python log noise; call before TensorFlow is imported.
+
+    oneDNN stays on: turning it off (TF_ENABLE_ONEDNN_OPTS=0) would hide one notice but made CPU
+    training 2.8-3.6x slower here, and with it on a seeded run still repeats to the last digit
+    (docs/results.md). Its notice and the other start-up notices are filtered out of stderr
+    instead, when TensorFlow is the Keras backend (see `_import_tensorflow_quietly`).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*np.find_common_type.*")
     logging.getLogger("absl").setLevel(logging.ERROR)
+    if _keras_backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
+        _import_tensorflow_quietly()
+
+
+def _keras_backend() -> str:
+    """The backend Keras will pick (`KERAS_BACKEND`, else keras.json), without importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its known start-up notices dropped from stderr.
+
+    The notices are written by C++ straight to file descriptor 2, so Python's `sys.stderr` cannot
+    filter them; fd 2 is pointed at a temporary file during the import, and every other line
+    (warnings, errors) is written back to stderr afterwards, so nothing else is hidden.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not any(notice in line for notice in _TF_NOTICES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def setup_logging(verbosity: int = 0) -> None:
