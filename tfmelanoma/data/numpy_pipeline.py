@@ -30,10 +30,10 @@ def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
     half-pixel-centre bilinear resize (PIL antialiases when shrinking), and the two pipelines must
     feed a model the same pixels.
     """
-    image = np.asarray(image, dtype=np.float32)
     h, w = image.shape[:2]
     if h == w == size:  # half-pixel centres at scale 1 sample every pixel exactly: identity
-        return image.copy() if image.base is None else np.array(image)
+        return np.array(image, dtype=np.float32)
+    image = np.asarray(image, dtype=np.float32)
 
     def coords(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         src = (np.arange(size, dtype=np.float64) + 0.5) * (n_in / size) - 0.5
@@ -50,17 +50,25 @@ def resize_bilinear(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(out, 0.0, 255.0)
 
 
-def upsample_bilinear(image: np.ndarray, size: int) -> np.ndarray:
-    """`resize_bilinear` for an image no larger than `size`, through Pillow: 3-4x faster, GIL-free.
+def resize_antialiased(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """(H, W, C) -> float32 (h, w, C) in [0, 255], as `tf.image.resize(bilinear, antialias=True)`.
 
-    Pillow's float ("F") mode filters each channel with a triangle kernel whose support only
-    widens when shrinking, so when enlarging it is plain half-pixel-centre bilinear interpolation,
-    equal to `resize_bilinear` up to float rounding (tested).
+    Pillow's float ("F") mode filters each channel with TensorFlow's antialiasing triangle kernel,
+    whose support only widens when shrinking: when enlarging it is plain half-pixel-centre
+    bilinear interpolation, equal to `resize_bilinear` up to float rounding (tested), 3-4x faster
+    and without holding the GIL.
+
+    Args:
+        image: uint8 or float array (H, W, C).
+        size: side of the square output, or (height, width).
     """
+    height, width = (size, size) if isinstance(size, int) else size
+    if image.shape[:2] == (height, width):
+        return np.array(image, dtype=np.float32)
     channels = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32), "F").resize(
-                (size, size), Image.Resampling.BILINEAR
+                (width, height), Image.Resampling.BILINEAR
             )
         )
         for c in range(image.shape[-1])
@@ -79,7 +87,8 @@ def augment(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) 
         ch = int(np.clip(round(size * np.sqrt(area / ratio)), 1, size))
         cw = int(np.clip(round(size * np.sqrt(area * ratio)), 1, size))
         y, x = rng.integers(0, size - ch + 1), rng.integers(0, size - cw + 1)
-        image = upsample_bilinear(image[y : y + ch, x : x + cw], size)
+        # Upsampling (the crop is never larger): equal to `resize_bilinear`, faster.
+        image = resize_antialiased(image[y : y + ch, x : x + cw], size)
     if config.rotation > 0:
         image = np.rot90(image, k=int(rng.integers(0, 4)))
     if config.hflip and rng.random() < 0.5:
@@ -155,7 +164,9 @@ class SeededBatches(keras.utils.PyDataset):
         if n == 0:
             raise ValueError("the split is empty")
         if training and batch_size > n:
-            raise ValueError(f"batch size {batch_size} is larger than the split ({n})")
+            raise ValueError(
+                f"batch size {batch_size} is larger than the training split ({n} examples)"
+            )
         self.n = n
         self.batch_size = batch_size
         self.training = training

@@ -46,9 +46,9 @@ def seed_state_variables(model: keras.Model) -> list:
 
 def restore_seed_states(model: keras.Model, state: RunState) -> None:
     """Puts the saved random-generator states back into a model loaded from `last.keras`."""
-    variables = seed_state_variables(model)
     if state.seed_states is None:
         return
+    variables = seed_state_variables(model)
     if len(variables) != len(state.seed_states):
         raise ValueError(
             f"the checkpoint's run state has {len(state.seed_states)} random-generator states but "

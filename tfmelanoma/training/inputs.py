@@ -20,8 +20,6 @@ import numpy as np
 from tfmelanoma.config import Config
 from tfmelanoma.datasets.materialise import SplitView
 
-PIPELINES = ("tf", "numpy")
-
 
 def resolve_pipeline(config: Config) -> str:
     """ "tf" or "numpy" for `data.pipeline` on the current Keras backend."""
@@ -107,10 +105,6 @@ def make_inputs(
 
     # Threads, not processes: decoding and NumPy release the GIL, and threads share the sources.
     loader = dict(workers=_workers(config))
-    if r.batch_size > len(train):
-        raise ValueError(
-            f"batch size {r.batch_size} is larger than the training split ({len(train)} images)"
-        )
     train_batches = NumpyBatches(
         train.as_data_source(oversample=oversample, seed=r.seed),
         augment_config=config.augment,
@@ -153,8 +147,6 @@ def predict_view(
 
     from tfmelanoma.data.numpy_pipeline import NumpyBatches
 
-    if len(view) == 0:
-        raise ValueError("the split to predict is empty")
     batches = NumpyBatches(
         view.as_data_source(),
         num_classes=config.model.num_classes,
