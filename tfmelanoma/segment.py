@@ -190,8 +190,7 @@ def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **
     """(dataset, image_ids) for the CLI's data arguments.
 
     The dataset is a tf.data pipeline, or on the NumPy path a `keras.utils.PyDataset`; ids are
-    None where the pipeline does not know them (tf.data over TFDS; the PyDataset serves its own
-    through `image_ids()`).
+    None on the NumPy path (the PyDataset serves its own through `image_ids()`).
     """
     steps_per_epoch = kw.pop("steps_per_epoch", None)  # the NumPy pipeline wraps around itself
     if use_numpy_pipeline(args):
@@ -231,7 +230,7 @@ def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **
             limit=limit,
             **kw,
         )
-        return ds, None
+        return ds, data.tfds_image_ids(args.data[5:], split, args.tfds_data_dir, limit)
     pairs = _pairs(args, split, limit)
     log.info("%s/%s: %d image/mask pairs", args.data, split, len(pairs))
     return data.make_dataset(pairs, image_size, batch_size, **kw), pairs.image_ids

@@ -148,6 +148,10 @@ def test_tfds_array_record_batches_match_tf_data_tfrecord(tmp_path):
     np.testing.assert_array_equal(pairwise.argmin(axis=1), np.arange(len(x)))
     np.testing.assert_array_equal(y, ey)
     assert all(i.startswith("ISIC_") for i in batches.image_ids())
+    # The tf.data path names its images too (per_image.csv, grid.png), in the same order.
+    tf_ids = data.tfds_image_ids(CONFIG, "train", str(tmp_path / "tfrecord"))
+    assert tf_ids == list(batches.image_ids())
+    assert data.tfds_image_ids(CONFIG, "train", str(tmp_path / "tfrecord"), limit=2) == tf_ids[:2]
     with pytest.raises(SystemExit, match="is tfrecord; .*file_format=array_record"):
         numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "tfrecord"))
     with pytest.raises(ValueError, match="ArrayRecord, which tf.data cannot read"):

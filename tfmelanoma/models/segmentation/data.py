@@ -152,6 +152,24 @@ def tfds_dataset(
     return _finish(ds, n, batch_size, **kwargs)
 
 
+def tfds_image_ids(name: str, split: str, data_dir: str | None = None, limit: int | None = None):
+    """The `image_id`s of a TFDS split in `tfds_dataset`'s order (its files, unshuffled).
+
+    Only the id is decoded (images and masks are skipped), so this is a quick pass. Returns None
+    when the dataset has no `image_id` feature.
+    """
+    import tensorflow_datasets as tfds  # noqa: PLC0415  (heavy; only needed on this path)
+
+    _import_builder(name.split("/")[0])
+    builder = tfds.builder(name, data_dir=data_dir)
+    if "image_id" not in builder.info.features:
+        return None
+    split = f"{split}[:{limit}]" if limit else split
+    skip = {k: tfds.decode.SkipDecoding() for k in builder.info.features if k != "image_id"}
+    ds = builder.as_dataset(split=split, decoders=skip).map(lambda ex: ex["image_id"])
+    return [i.decode() for i in ds.as_numpy_iterator()]
+
+
 def _import_builder(module: str) -> None:
     try:
         __import__(f"tfds_builders.{module}")
