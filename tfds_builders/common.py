@@ -8,6 +8,7 @@ TensorFlow: builders stay loadable from projects that read through `tfds.data_so
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -82,6 +83,22 @@ def classification_features(*, with_mask: bool = False) -> tfds.features.Feature
             shape=(None, None, 1), encoding_format="png"
         )
     return tfds.features.FeaturesDict(features)
+
+
+def lesion_info(builder, homepage: str, *, features=None) -> tfds.core.DatasetInfo:
+    """The `_info` of every builder here.
+
+    Features are `classification_features()` (with `segmentation_mask` in a segmentation config)
+    unless given; the supervised keys are (image, mask) or (image, label) to match; the metadata
+    dict is where the bad-file policy records what it skipped (`BadFilePolicyMixin`).
+    """
+    segmentation = getattr(builder.builder_config, "segmentation", False)
+    return builder.dataset_info_from_configs(
+        features=features or classification_features(with_mask=segmentation),
+        supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
+        homepage=homepage,
+        metadata=tfds.core.MetadataDict(),
+    )
 
 
 def image_hashes(rgb: Image.Image) -> tuple[str, str]:
@@ -401,6 +418,76 @@ def beam_examples(rows: list, make, *, dataset: str, skip: bool):
             counter.inc()
 
     return beam.Create(rows) | beam.FlatMap(_one)
+
+
+def pair_rows_with_images(
+    builder: BadFilePolicyMixin,
+    split: str,
+    rows: list,
+    errors: dict[str, Exception],
+    image_dir: Path,
+    label_file: Path,
+    *,
+    drop: frozenset[str] | set[str] = frozenset(),
+) -> list:
+    """Label-file rows whose `<image_dir>/<image_id>.jpg` exists, with `path` filled in.
+
+    Checks everything before any example is written: each of `errors` (rows the label file got
+    wrong), images the label file does not list (`report_unlabeled`) and listed images that are
+    missing all go through the builder's bad-file policy. Rows in `drop` (listed, so not
+    unlabeled) are left out silently.
+
+    Args:
+        builder: the builder (bad-file policy).
+        split: split name, for messages.
+        rows: namedtuples with `image_id` and `path` (the expected path, for the message).
+        errors: {image id: error} for rows the label file itself got wrong.
+        image_dir: folder of `<image_id>.jpg` files.
+        label_file: the file `rows` came from, named in messages.
+        drop: image ids to leave out (e.g. ISIC 2020's published duplicates).
+    """
+    for error in errors.values():
+        builder.handle_bad_file(split, error)
+    images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
+    listed = {r.image_id for r in rows} | errors.keys()
+    report_unlabeled(builder, split, [images[i] for i in images.keys() - listed], label_file)
+    present = []
+    for row in rows:
+        if row.image_id in drop:
+            continue
+        if row.image_id in images:
+            present.append(row._replace(path=str(images[row.image_id])))
+        else:
+            builder.handle_bad_file(
+                split, ImageReadError(f"{row.path}: image listed in {label_file} is missing")
+            )
+    return present
+
+
+def row_examples(builder: BadFilePolicyMixin, split: str, rows: list, example_from_row, dataset):
+    """`_generate_examples` for rows from `pair_rows_with_images`: (image id, example) pairs.
+
+    `example_from_row(row, max_side)` reads one image (raising `ImageReadError`). With the
+    builder's `use_beam` the rows are decoded on Beam workers (`beam_examples`; the function must
+    be module-level so it pickles), otherwise here, through the builder's bad-file policy.
+    """
+    max_side = builder.builder_config.max_side
+    make = functools.partial(_keyed_example, example_from_row, max_side=max_side)
+    if getattr(builder, "use_beam", False):
+        return beam_examples(rows, make, dataset=dataset, skip=builder.skip_bad_files)
+    return _python_row_examples(builder, split, rows, make)
+
+
+def _keyed_example(example_from_row, row, max_side: int | None) -> tuple[str, dict]:
+    return row.image_id, example_from_row(row, max_side)
+
+
+def _python_row_examples(builder: BadFilePolicyMixin, split: str, rows: list, make):
+    for row in rows:
+        keyed = example_or_skip(builder, split, lambda r=row: make(r))
+        if keyed is not None:
+            yield keyed
+    builder.log_skipped(split)
 
 
 def class_folder_examples(

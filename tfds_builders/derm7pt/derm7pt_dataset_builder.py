@@ -60,12 +60,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_BUILDER_CONFIG_NAME = "dermoscopic_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://derm.cs.sfu.ca",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://derm.cs.sfu.ca")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = common.locate_manual_files(

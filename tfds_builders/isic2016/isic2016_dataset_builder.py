@@ -91,13 +91,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        segmentation = self.builder_config.segmentation
-        return self.dataset_info_from_configs(
-            features=common.classification_features(with_mask=segmentation),
-            supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
-            homepage="https://challenge.isic-archive.com/data/#2016",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://challenge.isic-archive.com/data/#2016")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         segmentation = self.builder_config.segmentation

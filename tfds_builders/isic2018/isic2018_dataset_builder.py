@@ -114,11 +114,9 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         segmentation = self.builder_config.segmentation
-        return self.dataset_info_from_configs(
-            features=_segmentation_features() if segmentation else common.classification_features(),
-            supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
-            homepage="https://challenge.isic-archive.com/data/#2018",
-            metadata=tfds.core.MetadataDict(),
+        features = _segmentation_features() if segmentation else None
+        return common.lesion_info(
+            self, "https://challenge.isic-archive.com/data/#2018", features=features
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):

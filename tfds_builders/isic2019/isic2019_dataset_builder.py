@@ -10,7 +10,6 @@ label, and the common schema has no "unlabelled" value).
 from __future__ import annotations
 
 import csv
-import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -87,12 +86,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         self._original_state["use_beam"] = use_beam  # kept when pickled (Beam)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://challenge.isic-archive.com/data/#2019",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://challenge.isic-archive.com/data/#2019")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         files = common.locate_manual_files(
@@ -129,42 +123,10 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         policy: an error naming the file, or skipped and counted with `skip_bad_files=True`.
         """
         rows, errors = read_rows(image_dir, ground_truth, metadata)
-        for error in errors.values():
-            self.handle_bad_file(split, error)
-        images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
-        listed = {r.image_id for r in rows} | errors.keys()
-        unlabeled = [images[i] for i in images.keys() - listed]
-        common.report_unlabeled(self, split, unlabeled, ground_truth)
-        present = []
-        for row in rows:
-            if row.image_id in images:
-                present.append(row._replace(path=str(images[row.image_id])))  # real case
-            else:
-                self.handle_bad_file(
-                    split,
-                    common.ImageReadError(f"{row.path}: image listed in {ground_truth} is missing"),
-                )
-        return present
+        return common.pair_rows_with_images(self, split, rows, errors, image_dir, ground_truth)
 
     def _generate_examples(self, split: str, rows: list[Row]):
-        max_side = self.builder_config.max_side
-        if self.use_beam:
-            return common.beam_examples(
-                rows,
-                functools.partial(keyed_example, max_side=max_side),
-                dataset=_NAME,
-                skip=self.skip_bad_files,
-            )
-        return self._python_examples(split, rows, max_side)
-
-    def _python_examples(self, split: str, rows: list[Row], max_side: int | None):
-        for row in rows:
-            example = common.example_or_skip(
-                self, split, lambda r=row: example_from_row(r, max_side)
-            )
-            if example is not None:
-                yield row.image_id, example
-        self.log_skipped(split)
+        return common.row_examples(self, split, rows, example_from_row, _NAME)
 
 
 def read_rows(
@@ -229,11 +191,6 @@ def _as_float(value: str) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def keyed_example(row: Row, max_side: int | None) -> tuple[str, dict]:
-    """(key, example) of one row, for the Beam path."""
-    return row.image_id, example_from_row(row, max_side)
 
 
 def example_from_row(row: Row, max_side: int | None) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -101,12 +100,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         self._original_state["use_beam"] = use_beam  # kept when pickled (Beam)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://challenge.isic-archive.com/data/#2020",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://challenge.isic-archive.com/data/#2020")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         image_dir, gt, duplicates = self._locate(dl_manager)
@@ -140,44 +134,13 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         """Reads the CSVs, drops duplicates, pairs rows with images, before anything is written."""
         rows, errors = read_rows(image_dir, gt)
         dropped = read_duplicates(duplicates) if duplicates else set()
-        for error in errors.values():
-            self.handle_bad_file(split, error)
-        images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
-        listed = {r.image_id for r in rows} | errors.keys()
         # A dropped duplicate is listed in the ground truth, so it is not "without a label".
-        common.report_unlabeled(self, split, [images[i] for i in images.keys() - listed], gt)
-        kept = []
-        for row in rows:
-            if row.image_id in dropped:
-                continue
-            if row.image_id in images:
-                kept.append(row._replace(path=str(images[row.image_id])))  # real case
-            else:
-                self.handle_bad_file(
-                    split, common.ImageReadError(f"{row.path}: image listed in {gt} is missing")
-                )
+        kept = common.pair_rows_with_images(self, split, rows, errors, image_dir, gt, drop=dropped)
         self.info.metadata["duplicates_dropped"] = sum(r.image_id in dropped for r in rows)
         return kept
 
     def _generate_examples(self, split: str, rows: list[Row]):
-        max_side = self.builder_config.max_side
-        if self.use_beam:
-            return common.beam_examples(
-                rows,
-                functools.partial(keyed_example, max_side=max_side),
-                dataset=_NAME,
-                skip=self.skip_bad_files,
-            )
-        return self._python_examples(split, rows, max_side)
-
-    def _python_examples(self, split: str, rows: list[Row], max_side: int | None):
-        for row in rows:
-            example = common.example_or_skip(
-                self, split, lambda r=row: example_from_row(r, max_side)
-            )
-            if example is not None:
-                yield row.image_id, example
-        self.log_skipped(split)
+        return common.row_examples(self, split, rows, example_from_row, _NAME)
 
 
 def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTruthError]]:
@@ -231,11 +194,6 @@ def read_duplicates(path: Path) -> set[str]:
                 f"{path}: expected columns image_name_1,image_name_2; got {reader.fieldnames}"
             )
         return {r["image_name_2"] for r in reader}
-
-
-def keyed_example(row: Row, max_side: int | None) -> tuple[str, dict]:
-    """(key, example) of one row, for the Beam path."""
-    return row.image_id, example_from_row(row, max_side)
 
 
 def example_from_row(row: Row, max_side: int | None) -> dict:

@@ -54,12 +54,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://www.isic-archive.com",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://www.isic-archive.com")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         if self.builder_config.name == "sample":

@@ -57,11 +57,8 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_BUILDER_CONFIG_NAME = "original"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://www.kaggle.com/datasets/fanconic/skin-cancer-malignant-vs-benign",
-            metadata=tfds.core.MetadataDict(),
+        return common.lesion_info(
+            self, "https://www.kaggle.com/datasets/fanconic/skin-cancer-malignant-vs-benign"
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):

@@ -56,11 +56,9 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "original"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://www.kaggle.com/datasets/hasnainjaved/melanoma-skin-cancer-dataset-of-10000-images",
-            metadata=tfds.core.MetadataDict(),
+        return common.lesion_info(
+            self,
+            "https://www.kaggle.com/datasets/hasnainjaved/melanoma-skin-cancer-dataset-of-10000-images",
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):

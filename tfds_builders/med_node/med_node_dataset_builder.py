@@ -38,12 +38,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_BUILDER_CONFIG_NAME = "resized_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://www.cs.rug.nl/~imaging/databases/melanoma_naevi/",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://www.cs.rug.nl/~imaging/databases/melanoma_naevi/")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = common.locate_manual_files(

@@ -55,12 +55,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_CONFIG_NAME = "resized_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=common.classification_features(),
-            supervised_keys=("image", "label"),
-            homepage="https://data.mendeley.com/datasets/zr7vgbcyr2/1",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://data.mendeley.com/datasets/zr7vgbcyr2/1")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = Path(dl_manager.manual_dir)

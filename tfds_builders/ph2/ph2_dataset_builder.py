@@ -74,13 +74,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
-        segmentation = self.builder_config.segmentation
-        return self.dataset_info_from_configs(
-            features=common.classification_features(with_mask=segmentation),
-            supervised_keys=("image", "segmentation_mask" if segmentation else "label"),
-            homepage="https://www.fc.up.pt/addi/ph2%20database.html",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return common.lesion_info(self, "https://www.fc.up.pt/addi/ph2%20database.html")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = common.locate_manual_files(
