@@ -46,7 +46,8 @@ import time
 import traceback
 from pathlib import Path
 
-import torch_reference  # benchmarks/ (the script's folder) is on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script, via runpy or imported
+import torch_reference  # noqa: E402  (benchmarks/torch_reference.py, beside this file)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
