@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from tfmelanoma.logging_utils import get_logger
+from tfmelanoma.logging_utils import get_logger, quiet_tensorflow
 
 log = get_logger(__name__)
 
@@ -219,6 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns 0 on success, 1 when the parity check fails."""
     args = parse_args(argv)
+    quiet_tensorflow()
     from export import convert, parity
 
     try:

@@ -31,8 +31,14 @@ def quiet_tensorflow() -> None:
     training 2.8-3.6x slower here, and with it on a seeded run still repeats to the last digit
     (docs/results.md). Its notice and the other start-up notices are filtered out of stderr
     instead, when TensorFlow is the Keras backend (see `_import_tensorflow_quietly`).
+
+    TensorFlow's C++ log is off (`TF_CPP_MIN_LOG_LEVEL=3`) unless the caller set the variable:
+    on a machine without a GPU its ERROR lines are notices, not errors (`failed call to cuInit`
+    from the CUDA build, `NodeDef mentions attribute use_unbounded_threadpool` from tf.data,
+    `oneDNN supports DT_BOOL only on platforms with AVX-512`), and a real failure reaches Python
+    as an exception anyway. `TF_CPP_MIN_LOG_LEVEL=0` shows everything again.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*np.find_common_type.*")
     logging.getLogger("absl").setLevel(logging.ERROR)

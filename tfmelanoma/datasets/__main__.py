@@ -12,10 +12,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from tfmelanoma.datasets import dedup
+from tfmelanoma.logging_utils import quiet_tensorflow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,7 +108,7 @@ def _label_table(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tfmelanoma-datasets`` / ``python -m tfmelanoma.datasets``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the terminal table readable
+    quiet_tensorflow()  # keep the terminal table readable
     args = _parser().parse_args(argv)
     handlers = {"report": _report, "presets": _presets, "label-table": _label_table}
     try:
