@@ -168,3 +168,12 @@ def test_index_cache_is_reused_and_invalidated(tiny_data_dir, monkeypatch):
         with pytest.raises(AssertionError, match="records read"):
             index_lib.read_index(BETA, str(tiny_data_dir))
     pd.testing.assert_frame_equal(index_lib.read_index(BETA, str(tiny_data_dir)), fresh)
+
+
+def test_random_access_refuses_a_tfrecord_dataset_with_what_to_do(tiny_tfrecord_dir):
+    from tfmelanoma.data.prepare import ensure_prepared
+
+    with pytest.raises(ValueError, match=r"is prepared as tfrecord.*--file_format array_record"):
+        ensure_prepared(ALPHA, str(tiny_tfrecord_dir), file_format="array_record")
+    # tf.data reads TFRecord: the same call for it returns the prepared builder.
+    assert ensure_prepared(ALPHA, str(tiny_tfrecord_dir)).is_prepared()

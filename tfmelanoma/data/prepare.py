@@ -64,6 +64,13 @@ def ensure_prepared(
     if builder.is_prepared():
         # tf.data reads both formats; random access (`tfds.data_source`) needs ArrayRecord.
         if file_format == "array_record" and not is_array_record(builder):
+            if full == BUILDER_NAME:  # an older tfmelanoma prepared the sample as TFRecord
+                raise ValueError(
+                    f"the embedded sample in {builder.data_dir} was prepared as tfrecord by an "
+                    "older tfmelanoma, but the NumPy pipeline reads array_record; delete that "
+                    "folder (it is re-prepared from the package in seconds, as array_record, "
+                    "which tf.data reads too) or use data.pipeline=tf"
+                )
             raise ValueError(
                 f"dataset {name!r} in {builder.data_dir} is prepared as "
                 f"{getattr(builder.info.file_format, 'value', builder.info.file_format)}, "
