@@ -30,7 +30,7 @@ def quiet_tensorflow() -> None:
     oneDNN stays on: turning it off (TF_ENABLE_ONEDNN_OPTS=0) would hide one notice but made CPU
     training 2.8-3.6x slower here, and with it on a seeded run still repeats to the last digit
     (docs/results.md). Its notice and the other start-up notices are filtered out of stderr
-    instead, when TensorFlow is the Keras backend (see `_import_tensorflow_quietly`).
+    instead, when TensorFlow is the Keras backend (see `import_tensorflow_quietly`).
 
     TensorFlow's C++ log is off (`TF_CPP_MIN_LOG_LEVEL=3`) unless the caller set the variable:
     on a machine without a GPU its ERROR lines are notices, not errors (`failed call to cuInit`
@@ -41,9 +41,20 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*np.find_common_type.*")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    if _keras_backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is not None:
-        _import_tensorflow_quietly()
+    # absl resets its logger's level whenever its --verbosity flag is set (at import, when flags
+    # are parsed), so the level alone did not hold: TFDS's absl warnings (e.g. "Variant folder
+    # ... has no dataset_info.json" while it prepares a dataset) reached the terminal. A filter
+    # stays.
+    absl_logger = logging.getLogger("absl")
+    absl_logger.setLevel(logging.ERROR)
+    if _errors_only not in absl_logger.filters:
+        absl_logger.addFilter(_errors_only)
+    if _keras_backend() == "tensorflow":
+        import_tensorflow_quietly()
+
+
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
 
 
 def _keras_backend() -> str:
@@ -58,14 +69,14 @@ def _keras_backend() -> str:
         return "tensorflow"
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with its known start-up notices dropped from stderr.
 
     The notices are written by C++ straight to file descriptor 2, so Python's `sys.stderr` cannot
     filter them; fd 2 is pointed at a temporary file during the import, and every other line
     (warnings, errors) is written back to stderr afterwards, so nothing else is hidden.
     """
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     sys.stderr.flush()
     saved = os.dup(2)

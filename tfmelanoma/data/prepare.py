@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from tfmelanoma.data.sample import BUILDER_NAME, SAMPLE_NAME
 from tfmelanoma.datasets.index import DatasetNotPreparedError, is_array_record
-from tfmelanoma.logging_utils import get_logger
+from tfmelanoma.logging_utils import get_logger, import_tensorflow_quietly
 
 logger = get_logger(__name__)
 
@@ -98,5 +98,6 @@ def ensure_prepared(
                 manual_dir=str(sub if sub.is_dir() else root)
             )
         logger.info("preparing %s in %s (%s)", full, builder.data_dir, file_format)
+        import_tensorflow_quietly()  # TFDS prepares with TensorFlow, also under JAX or torch
         builder.download_and_prepare(download_config=download_config, file_format=file_format)
     return builder
