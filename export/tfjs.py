@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from tfmelanoma.logging_utils import get_logger, quiet_tensorflow
+from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
 log = get_logger(__name__)
 
@@ -78,6 +78,19 @@ def _get(obj, *keys):
     return float(obj) if isinstance(obj, (int, float)) and not isinstance(obj, bool) else None
 
 
+def training_data(run_dir: Path | None) -> dict | None:
+    """What a training run folder says it was trained on (its `data.json`), or None."""
+    path = run_dir / "data.json" if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from None
+    keys = ("train", "test", "label", "sizes", "class_counts")
+    return {key: data[key] for key in keys if key in data} or None
+
+
 def find_metrics(run_dir: Path | None, explicit: Path | None) -> Path | None:
     """`--metrics`; else the run's `evaluation/metrics.json` (the full report that
     `python -m tfmelanoma.train` writes); else its shallowest `metrics.json`; else None."""
@@ -130,7 +143,7 @@ def build_meta(
     quantization: str,
     model_dir: Path,
     metrics_path: Path | None,
-    training: str | None,
+    training: str | dict | None,
 ) -> dict:
     """The meta.json dict (everything the page needs besides the graph and weights)."""
     import tfmelanoma
@@ -200,7 +213,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--metrics", type=Path, help="evaluation metrics.json (default: the run folder's)"
     )
     ap.add_argument("--name", help="model name shown on the page (default: the Keras model name)")
-    ap.add_argument("--training-data", help="describes the training data in meta.json")
+    ap.add_argument(
+        "--training-data",
+        help="describes the training data in meta.json (default: the run folder's data.json)",
+    )
     ap.add_argument(
         "--parity-images",
         type=Path,
@@ -220,11 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns 0 on success, 1 when the parity check fails."""
     args = parse_args(argv)
     quiet_tensorflow()
+    setup_logging()
     from export import convert, parity
 
     try:
         model, run_dir = convert.load_model(args.model)
         metrics_path = find_metrics(run_dir, args.metrics)
+        training = args.training_data or training_data(run_dir)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -243,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or model.name
     log.info("converting %s (%s weights) into %s", args.model, args.quantization, args.out)
     convert.convert_keras(model, args.out, args.quantization)
-    meta = build_meta(model, name, args.quantization, args.out, metrics_path, args.training_data)
+    meta = build_meta(model, name, args.quantization, args.out, metrics_path, training)
     status = 0
     if not args.skip_parity:
         webdemo = args.webdemo or parity.WEBDEMO_DIR
@@ -252,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             images = sorted((webdemo / "gallery").glob("*.jpg"))
         result = parity.check_parity(model, args.out, args.quantization, images, webdemo)
         meta["parity"] = result.as_dict()
-        log.info("parity: %s", result.as_dict())
+        log.debug("parity: %s", result.as_dict())
         if not result.passed:
             print(
                 f"error: Keras/TF.js parity failed: max |dP| = {result.max_abs_diff:.3g} "
@@ -262,7 +280,16 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     convert.write_model_js(args.out, meta)
-    log.info("wrote %s (meta.json, model.js)", args.out)
+    parity_line = (
+        f"parity with Keras on {result.n_images} images: max |dP| {result.max_abs_diff:.2g} "
+        f"(bound {result.bound}), decisions equal: {result.decisions_equal}"
+        if not args.skip_parity
+        else "parity not checked (--skip-parity)"
+    )
+    print(
+        f"wrote {args.out}: model.json + weights ({meta['weights_bytes'] / 1e6:.2f} MB, "
+        f"{args.quantization}), meta.json, model.js\n{parity_line}"
+    )
     return status
 
 

@@ -170,9 +170,13 @@ def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_pat
     (run / "metrics.json").write_text(
         json.dumps({"best_epoch": 3, "test": result["summary"]}, default=float)
     )
+    data = {"train": ["isic2017"], "test": "isic2017", "sizes": {"train": 10}, "seed": 0}
+    (run / "data.json").write_text(json.dumps(data))
     out = tmp_path / "out"
     assert tfjs.main(["--model", str(run), "--out", str(out), "--skip-parity"]) == 0
     meta = json.loads((out / "meta.json").read_text())
+    # What the run trained on, from its data.json (provenance in the page's meta).
+    assert meta["training"]["data"] == {k: data[k] for k in ("train", "test", "sizes")}
     u = meta["uncertainty"]
     assert u["entropy_threshold"] == pytest.approx(result["rejection"]["threshold"])
     assert u["temperature"] == pytest.approx(
