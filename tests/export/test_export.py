@@ -140,7 +140,7 @@ def test_metrics_json_sets_threshold_and_temperature(tiny_keras, tmp_path):
 
 
 @pytest.mark.slow
-def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_path):
+def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_path, capsys):
     """The layout `python -m tfmelanoma.train` writes: best.keras, checkpoints/last.keras,
     a summary metrics.json and the full evaluation/metrics.json of `evaluate_predictions`."""
     from tfmelanoma.evaluation import evaluate_predictions
@@ -175,6 +175,8 @@ def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_pat
     out = tmp_path / "out"
     assert tfjs.main(["--model", str(run), "--out", str(out), "--skip-parity"]) == 0
     meta = json.loads((out / "meta.json").read_text())
+    printed = capsys.readouterr().out
+    assert f"wrote {out}: model.json + weights" in printed and "parity not checked" in printed
     # What the run trained on, from its data.json (provenance in the page's meta).
     assert meta["training"]["data"] == {k: data[k] for k in ("train", "test", "sizes")}
     u = meta["uncertainty"]
