@@ -73,6 +73,7 @@ def test_run_folder_is_complete(reference_run):
         "versions.json",
         "data.json",
         "history.csv",
+        "history.png",
         "best.keras",
         "checkpoints/last.keras",
         "checkpoints/state.json",

@@ -83,7 +83,13 @@ def test_trains_and_evaluates_without_tensorflow(reference_run):
     assert metrics["backend"] == "jax" and metrics["pipeline"] == "numpy"
     assert metrics["replicas"] == 1 and metrics["epochs_done"] == 3
     assert 0.0 <= metrics["test"]["auc_roc"] <= 1.0
-    for name in ("best.keras", "checkpoints/last.keras", "history.csv", "evaluation/report.md"):
+    for name in (
+        "best.keras",
+        "checkpoints/last.keras",
+        "history.csv",
+        "history.png",
+        "evaluation/report.md",
+    ):
         assert (reference_run / name).exists(), name
     versions = json.loads((reference_run / "versions.json").read_text())
     assert versions["keras_backend"] == "jax" and "jax" in versions

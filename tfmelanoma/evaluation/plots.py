@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: CI, servers, the training CLI; must precede pyplot.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from tfmelanoma.evaluation import calibration  # noqa: E402
@@ -172,4 +173,36 @@ def roc_plot(y_true_positive, p_positive, retained, path: Path, positive_name: s
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def training_curves(history_csv: Path, path: Path, best_epoch: int | None = None) -> Path | None:
+    """Per-epoch curves of a training run (`history.csv` of Keras's CSVLogger), train vs validation.
+
+    One panel per metric (loss first), training solid and validation dashed, the best epoch
+    (1-based, as in metrics.json) marked. Returns None when the history has no epoch yet.
+    """
+    import pandas as pd  # noqa: PLC0415  (only this plot reads a CSV)
+
+    history = pd.read_csv(history_csv)
+    if history.empty or "epoch" not in history:
+        return None
+    epochs = history["epoch"].to_numpy() + 1  # CSVLogger counts from 0
+    names = [c for c in history.columns if c != "epoch" and not c.startswith("val_")]
+    names = sorted(names, key=lambda n: (n != "loss", n))  # loss first
+    names = [n for n in names if n != "learning_rate"] + (
+        ["learning_rate"] if "learning_rate" in names else []
+    )
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.plot(epochs, history[name], marker=".", label="training")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], marker=".", ls="--", label="validation")
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"best (epoch {best_epoch})")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
     return _save(fig, path)

@@ -5,6 +5,7 @@ Run folder layout:
     versions.json      library versions, platform, devices
     data.json          split sizes, class counts and what de-duplication removed
     history.csv        per-epoch metrics (CSVLogger); tensorboard/ for TensorBoard
+    history.png        the same as curves, training vs validation, best epoch marked
     checkpoints/       last.keras + state.json, replaced atomically every epoch (resume)
     best.keras         best model by `run.monitor` on validation
     evaluation/        the evaluation report of best.keras on the test split
@@ -261,10 +262,22 @@ def train(
         if epochs_run and train_seconds > 0
         else None,
     }
+    _plot_history(run_dir, checkpoint.state.best_epoch)
     if config.run.evaluate:
         summary["test"] = _evaluate(config, splits, run_dir, pipeline)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
     return RunResult(run_dir, summary)
+
+
+def _plot_history(run_dir: Path, best_epoch: int) -> None:
+    """history.png: the curves of history.csv (a plot failure is logged, never ends the run)."""
+    from tfmelanoma.evaluation import plots
+
+    try:
+        if plots.training_curves(run_dir / "history.csv", run_dir / "history.png", best_epoch):
+            logger.info("training curves: %s", run_dir / "history.png")
+    except (OSError, ValueError) as e:  # e.g. a history.csv edited by hand
+        logger.warning("no training curves: %s: %s", run_dir / "history.csv", e)
 
 
 def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> dict:
