@@ -1,7 +1,7 @@
 """Lesion segmentation CLI: `python -m tfmelanoma.segment train|evaluate|predict`.
 
     train     fit a registry model (AER-Net and its ablation baselines) on image/mask pairs;
-              writes model.keras, history.csv, config.json (+ validation scores)
+              writes model.keras, history.csv/.png, config.json (+ validation scores)
     evaluate  per-image CSV, mean Jaccard / Dice, ISIC 2018 thresholded Jaccard, PNG grid
     predict   masks (and optional lesion crops) for a folder of images
 
@@ -341,6 +341,9 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         verbose=2 if args.verbose >= 0 else 0,
     )
     seconds = time.perf_counter() - start
+    from tfmelanoma.evaluation.plots import training_curves  # noqa: PLC0415  (matplotlib)
+
+    training_curves(out / "history.csv", out / "history.png")
     tmp = out / "model.tmp.keras"  # write then rename: a crash never leaves a half-written model
     model.save(tmp)
     tmp.replace(model_path)

@@ -86,7 +86,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(run),
         ]
     )
-    for name in ("model.keras", "history.csv", "config.json", "summary.json"):
+    for name in ("model.keras", "history.csv", "history.png", "config.json", "summary.json"):
         assert (run / name).is_file()
     assert len((run / "history.csv").read_text().splitlines()) == 6  # header + 5 epochs
 
