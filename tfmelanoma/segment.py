@@ -341,12 +341,12 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         verbose=2 if args.verbose >= 0 else 0,
     )
     seconds = time.perf_counter() - start
-    from tfmelanoma.evaluation.plots import training_curves  # noqa: PLC0415  (matplotlib)
-
-    training_curves(out / "history.csv", out / "history.png")
     tmp = out / "model.tmp.keras"  # write then rename: a crash never leaves a half-written model
     model.save(tmp)
     tmp.replace(model_path)
+    from tfmelanoma.evaluation.plots import training_curves  # noqa: PLC0415  (matplotlib)
+
+    training_curves(out / "history.csv", out / "history.png")  # after the save: nothing to lose
     summary = {"model": name, "params": model.count_params(), "train_seconds": round(seconds, 1)}
     if val is not None:
         summary.update(report.evaluate_model(model, val, val_ids, out / "validation"))
