@@ -1,9 +1,16 @@
-"""Shared CLI plumbing: one-line errors, the config-key listing for --help."""
+"""Shared CLI plumbing: one-line usage errors, whole-message failures, the error types CLIs catch."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from tfmelanoma.errors import TfmelanomaError
+
+# What a CLI turns into `prog: error: ...` + exit 2 instead of a traceback: the toolkit's own
+# errors, bad values, missing or existing files, and the operating system's refusals (disk full,
+# read-only folder, permission denied), which name the path in their message.
+USER_ERRORS = (TfmelanomaError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -13,8 +20,27 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def fail(prog: str, message: str, code: int = 2) -> int:
-    """Prints `prog: error: message` on stderr and returns the exit code."""
-    first = str(message).strip().splitlines()[0] if str(message).strip() else type(message).__name__
+def message_of(error: BaseException | str) -> str:
+    """The text of an error as a person should read it (KeyError's quotes dropped)."""
+    if isinstance(error, KeyError) and error.args:
+        text = str(error.args[0])
+    elif isinstance(error, OSError) and not isinstance(error, TfmelanomaError) and error.strerror:
+        # "[Errno 28] No space left on device: 'runs/x/best.keras'" -> readable, path first
+        where = f"{error.filename}: " if error.filename else ""
+        text = f"{where}{error.strerror}"
+    else:
+        text = str(error)
+    return text.strip() or type(error).__name__
+
+
+def fail(prog: str, message: BaseException | str, code: int = 2) -> int:
+    """Prints `prog: error: <message>` on stderr, every line of it, and returns the exit code.
+
+    The whole message is kept: its later lines are what a person acts on (the list of missing
+    files, the command that resumes a run).
+    """
+    first, *rest = message_of(message).splitlines()
     print(f"{prog}: error: {first}", file=sys.stderr)
+    for line in rest:
+        print(f"  {line}" if line and not line.startswith(" ") else line, file=sys.stderr)
     return code
