@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -184,7 +185,12 @@ def _keys(cls: type, prefix: str = "") -> dict[str, Any]:
 
 def flat_defaults() -> dict[str, Any]:
     """`section.key -> default value` of every config key (for `--help`)."""
-    return _flatten(Config().to_dict())
+    return flat(Config())
+
+
+def flat(config: Config) -> dict[str, Any]:
+    """`section.key -> value` of every key of `config`."""
+    return _flatten(config.to_dict())
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -237,6 +243,10 @@ def _unknown_key(key: str, where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown config key {key!r}{hint}")
 
 
+# Path keys: `~` and `$VARS` are expanded (a shell leaves `--set data.manual_dir=~/x` as is).
+PATH_KEYS = ("data.data_dir", "data.manual_dir", "run.out_dir")
+
+
 def _apply(config: Config, flat: dict[str, Any], where: str) -> Config:
     types_ = _keys(Config)
     sections: dict[str, dict[str, Any]] = {}
@@ -244,7 +254,12 @@ def _apply(config: Config, flat: dict[str, Any], where: str) -> Config:
         if key not in types_:
             raise _unknown_key(key, where)
         section, name = key.split(".", 1)
-        sections.setdefault(section, {})[name] = _coerce(key, value, types_[key])
+        value = _coerce(key, value, types_[key])
+        if key in PATH_KEYS and value:
+            from tfmelanoma.fsio import expand
+
+            value = str(expand(value))
+        sections.setdefault(section, {})[name] = value
     return dataclasses.replace(
         config,
         **{s: dataclasses.replace(getattr(config, s), **kv) for s, kv in sections.items()},
@@ -301,9 +316,76 @@ def load_config(preset_or_path: str = "default", overrides: list[str] | None = N
         except yaml.YAMLError:
             value = raw
         config = _apply(config, {key.strip(): value}, f"--set {item}")
+    _check_ranges(config)
     return config
+
+
+def resume_config(run_dir: Path, given: Config | None = None, overrides: list[str] = ()) -> Config:
+    """The config a resumed run continues with: its own `config.yaml`, unchanged.
+
+    Args:
+        run_dir: the run folder.
+        given: a config the user gave besides (`--config`), which must agree with the run's.
+        overrides: `--set key=value` items, which must agree with the run's config too.
+
+    Raises:
+        RunFolderError: the folder holds no run.
+        ConfigError: `given` or `overrides` would change the run's hyperparameters (each key
+            listed with both values).
+    """
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.is_file():
+        from tfmelanoma.errors import RunFolderError
+
+        raise RunFolderError(
+            f"{run_dir}: no run to resume (no config.yaml there); drop --resume to start a new run"
+        )
+    saved = load_config(str(saved_path))
+    wanted = load_config(str(saved_path), list(overrides))
+    conflicts = _differences(saved, wanted)
+    if given is not None:
+        conflicts += [c for c in _differences(saved, given) if c not in conflicts]
+    if conflicts:
+        raise ConfigError(
+            f"--resume continues {run_dir} with its own config.yaml; these would change it:\n"
+            + "\n".join(conflicts)
+            + "\nDrop them to resume, or start a new run (another --run-dir) with them."
+        )
+    return saved
+
+
+def _differences(a: Config, b: Config) -> list[str]:
+    fa, fb = flat(a), flat(b)
+    return [f"{k}: the run has {fa[k]!r}, given {fb[k]!r}" for k in fa if fa[k] != fb[k]]
+
+
+def _check_ranges(config: Config) -> None:
+    """Values of the right type but outside their range (a negative or NaN learning rate...)."""
+    opt = config.optimizer
+    if not (math.isfinite(opt.learning_rate) and opt.learning_rate > 0):
+        raise ConfigError(
+            f"optimizer.learning_rate={opt.learning_rate}: expected a finite number > 0"
+        )
+    for key, value, low, high in (
+        ("optimizer.momentum", opt.momentum, 0.0, 1.0),
+        ("optimizer.beta_1", opt.beta_1, 0.0, 1.0),
+        ("optimizer.beta_2", opt.beta_2, 0.0, 1.0),
+        ("optimizer.label_smoothing", opt.label_smoothing, 0.0, 1.0),
+    ):
+        if not (math.isfinite(value) and low <= value < high):
+            raise ConfigError(f"{key}={value}: expected a number in [{low:g}, {high:g})")
+    if not (math.isfinite(opt.step_factor) and 0 < opt.step_factor <= 1):
+        raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
+    if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
+        raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
+    for key in ("data.image_size", "run.epochs", "run.batch_size", "optimizer.step_epochs"):
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < 1:
+            raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 1")
 
 
 def save_config(config: Config, path: Path) -> None:
     """Writes the resolved config as YAML (readable back with `load_config(path)`)."""
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    from tfmelanoma.fsio import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from tfmelanoma import config as config_lib
-from tfmelanoma.cli import OneLineErrorParser, fail
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, message_of
+from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import quiet_tensorflow, setup_logging
 
 PROG = "python -m tfmelanoma.train"
@@ -47,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", default="default", help="preset name or YAML file (default: %(default)s)"
+        "--config",
+        default=None,
+        help="preset name or YAML file (default: 'default'; with --resume: the run's own "
+        "config.yaml)",
     )
     parser.add_argument(
         "--set",
@@ -59,12 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--run-dir",
-        type=Path,
+        type=expand,
         default=None,
         help="run folder (default: <run.out_dir>/<run.name or model-timestamp>)",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue the run in the run folder (default: off)"
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir with its own config.yaml; --config/--set may only "
+        "repeat its values (default: off)",
     )
     parser.add_argument(
         "--overwrite",
@@ -81,7 +88,64 @@ def resolve_run_dir(cfg: config_lib.Config, run_dir: Path | None) -> Path:
     if run_dir is not None:
         return run_dir
     name = cfg.run.name or f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(cfg.run.out_dir) / name
+    return expand(cfg.run.out_dir) / name
+
+
+def _resume_command(run_dir: Path) -> str:
+    return f"{PROG} --run-dir {run_dir} --resume"
+
+
+def _interrupted(run_dir: Path) -> int:
+    """Ctrl-C: where the checkpoint is and the exact command that continues the run."""
+    from tfmelanoma.training import checkpoints
+
+    try:
+        state = checkpoints.load_state(run_dir / "checkpoints")
+    except USER_ERRORS:
+        state = None
+    if state is None:
+        print(
+            f"\n{PROG}: interrupted before the first checkpoint; nothing to resume", file=sys.stderr
+        )
+    else:
+        print(
+            f"\n{PROG}: interrupted; the checkpoint after epoch {state.epochs_done} is in "
+            f"{run_dir / 'checkpoints'}\ncontinue with: {_resume_command(run_dir)}",
+            file=sys.stderr,
+        )
+    return 130
+
+
+def _kept(run_dir: Path) -> str:
+    """What survives a failed write, and the command that goes on from it."""
+    from tfmelanoma.training import checkpoints
+
+    try:
+        state = checkpoints.load_state(run_dir / "checkpoints")
+    except USER_ERRORS:
+        return ""
+    if state is None:
+        return ""
+    return (
+        f"\nthe checkpoint after epoch {state.epochs_done} is kept; once the folder is writable, "
+        f"continue with: {_resume_command(run_dir)}"
+    )
+
+
+def _load(args) -> tuple[config_lib.Config, Path]:
+    """The config and run folder; with --resume, the run's own config (see runner.resume_config)."""
+    if not args.resume:
+        cfg = config_lib.load_config(args.config or "default", args.overrides)
+        return cfg, resolve_run_dir(cfg, args.run_dir)
+    given = config_lib.load_config(args.config, args.overrides) if args.config else None
+    if args.run_dir is None:
+        named = given or config_lib.load_config("default", args.overrides)
+        if not named.run.name:
+            raise config_lib.ConfigError(
+                "--resume needs the run folder: --run-dir <folder> (or --set run.name=<name>)"
+            )
+        args.run_dir = resolve_run_dir(named, None)
+    return config_lib.resume_config(args.run_dir, given, args.overrides), args.run_dir
 
 
 def _print_summary(run_dir: Path, metrics: dict) -> None:
@@ -112,15 +176,16 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        return fail(PROG, "--resume and --overwrite exclude each other")
     try:
-        cfg = config_lib.load_config(args.config, args.overrides)
-    except config_lib.ConfigError as e:
+        cfg, run_dir = _load(args)  # before TensorFlow is imported: a bad value fails at once
+    except USER_ERRORS as e:
         return fail(PROG, e)
     quiet_tensorflow()
     setup_logging(-1 if args.quiet else 0)
     from tfmelanoma.training import runner
 
-    run_dir = resolve_run_dir(cfg, args.run_dir)
     try:
         result = runner.train(
             cfg,
@@ -129,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             verbose=2 if args.quiet or not sys.stdout.isatty() else 1,
         )
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
+    except KeyboardInterrupt:
+        return _interrupted(run_dir)
+    except OSError as e:  # disk full, read-only, permissions: say where and how to go on
+        return fail(PROG, f"{message_of(e)} (writing the run folder {run_dir}){_kept(run_dir)}")
+    except USER_ERRORS as e:
         return fail(PROG, e)
     # Print what was written, so the terminal shows exactly the numbers in metrics.json.
     _print_summary(result.run_dir, json.loads((result.run_dir / "metrics.json").read_text()))

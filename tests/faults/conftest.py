@@ -55,9 +55,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-def kill_when(
-    proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 600
-) -> None:
+def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 600) -> None:
     """SIGKILLs `proc` as soon as `condition()` holds (polled every 50 ms)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

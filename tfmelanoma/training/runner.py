@@ -6,7 +6,9 @@ Run folder layout:
     data.json          split sizes, class counts and what de-duplication removed
     history.csv        per-epoch metrics (CSVLogger); tensorboard/ for TensorBoard
     history.png        the same as curves, training vs validation, best epoch marked
-    checkpoints/       last.keras + state.json, replaced atomically every epoch (resume)
+    checkpoints/       epoch-NNNN.keras + state.json naming it; state.json is replaced last,
+                       atomically, every epoch: one commit point (resume)
+    .lock              held by the process writing the folder (a second writer is refused)
     best.keras         best model by `run.monitor` on validation
     evaluation/        the evaluation report of best.keras on the test split
     metrics.json       summary: test metrics, best epoch, wall time, throughput
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,8 @@ import keras
 
 from tfmelanoma import labels
 from tfmelanoma.config import Config, save_config
+from tfmelanoma.errors import RunFolderError
+from tfmelanoma.fsio import atomic_write_text, folder_lock
 from tfmelanoma.logging_utils import get_logger
 from tfmelanoma.training import checkpoints, devices, inputs
 from tfmelanoma.training.data import Splits, load_splits
@@ -36,8 +41,7 @@ from tfmelanoma.training.optim import make_optimizer
 logger = get_logger(__name__)
 
 
-class RunFolderError(FileExistsError):
-    """The run folder already holds a run and neither resume nor overwrite was asked for."""
+__all__ = ["RunFolderError", "RunResult", "train"]
 
 
 @dataclass
@@ -129,6 +133,7 @@ def compile_model(
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> checkpoints.RunState | None:
+    """Checks what the run folder holds against resume/overwrite; call holding its lock."""
     state = checkpoints.load_state(run_dir / "checkpoints")
     if state is not None and not (resume or overwrite):
         raise RunFolderError(
@@ -137,15 +142,12 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> checkpoint
         )
     if overwrite and not resume:
         state = None
-        for stale in (
-            "checkpoints/last.keras",
-            "checkpoints/state.json",
-            "best.keras",
-            "history.csv",
-            "metrics.json",
-        ):
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        for stale in ("best.keras", "history.csv", "history.png", "metrics.json", "data.json"):
             (run_dir / stale).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(run_dir / "evaluation", ignore_errors=True)
+    for leftover in run_dir.glob(".*.tmp*"):  # a killed writer's temporary files
+        leftover.unlink(missing_ok=True)
     return state if resume else None
 
 
@@ -170,15 +172,42 @@ def train(
         The run folder and the summary metrics.
     """
     check_config(config)
+    run_dir = Path(run_dir)
+    if resume and not (run_dir / "config.yaml").is_file():
+        raise RunFolderError(
+            f"{run_dir}: no run to resume (no config.yaml there); drop --resume to start a new run"
+        )
     devices.configure(config)
     placement = devices.placement(config)  # before any data is read: fails fast
     pipeline = inputs.resolve_pipeline(config)
+    created = not run_dir.exists()
+    with folder_lock(run_dir, "run folder"):
+        try:
+            return _train_locked(config, run_dir, resume, overwrite, verbose, placement, pipeline)
+        except BaseException:
+            # A run that failed before its first checkpoint leaves no stub folder behind.
+            if created and not (run_dir / "checkpoints" / "state.json").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
+def _train_locked(
+    config: Config,
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    verbose: int,
+    placement: devices.Placement,
+    pipeline: str,
+) -> RunResult:
     state = _prepare_run_dir(run_dir, resume, overwrite)
-    save_config(config, run_dir / "config.yaml")
-    (run_dir / "versions.json").write_text(json.dumps(devices.versions(), indent=2))
+    if not resume or not (run_dir / "config.yaml").exists():
+        save_config(config, run_dir / "config.yaml")
+    if not resume or not (run_dir / "versions.json").exists():
+        atomic_write_text(run_dir / "versions.json", json.dumps(devices.versions(), indent=2))
 
     splits: Splits = load_splits(config, file_format=inputs.file_format(pipeline))
-    (run_dir / "data.json").write_text(json.dumps(splits.summary, indent=2, default=str))
+    atomic_write_text(run_dir / "data.json", json.dumps(splits.summary, indent=2, default=str))
     start_epoch = state.epochs_done if state else 0
     data = inputs.make_inputs(
         config,
@@ -222,7 +251,7 @@ def train(
     with placement.scope:
         if state is not None:
             logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)
-            model = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
+            model = keras.models.load_model(run_dir / "checkpoints" / state.model_file)
             checkpoints.restore_seed_states(model, state)
         else:
             model = build_model(config)
@@ -265,7 +294,7 @@ def train(
     _plot_history(run_dir, checkpoint.state.best_epoch)
     if config.run.evaluate:
         summary["test"] = _evaluate(config, splits, run_dir, pipeline)
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, default=float))
     return RunResult(run_dir, summary)
 
 
