@@ -24,6 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfmelanoma import labels
 from tfmelanoma.data import masks
+from tfmelanoma.errors import LabelError
+from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
 UNKNOWN_AGE = -1
@@ -287,6 +289,76 @@ def read_csv(
         for row in reader:
             rows.append((reader.line_num, row))
         return rows
+
+
+def one_hot_ground_truth(
+    path: Path, id_column: str, classes: Sequence[str], *, error: type[Exception]
+) -> tuple[list[tuple[int, dict[str, str], str]], dict[str, Exception]]:
+    """Reads a one-hot ground-truth CSV (ISIC 2018 Task 3, ISIC 2019) through one validation.
+
+    Args:
+        path: the CSV, with `id_column` and one 0/1 column per class.
+        id_column: the image id column.
+        classes: the class columns; exactly one must be 1 in each row.
+        error: the builder's error type (raised, and used for the bad rows).
+
+    Returns:
+        (line, row, class) for every good row, first occurrence of each id only, and
+        {image id: error} for rows that are not one-hot (the bad-file policy decides).
+
+    Raises:
+        `error`: a column is missing, or an id is listed twice with different classes.
+    """
+    good, errors, entries = [], {}, []
+    for line, row in read_csv(path, [id_column, *classes], error=error):
+        image_id = row[id_column]
+        try:
+            hot = labels.one_hot_label(row, classes, where=f"{path}:{line}", image_id=image_id)
+        except LabelError as e:
+            errors[image_id] = error(str(e))
+            continue
+        entries.append((image_id, hot, f"line {line}"))
+        good.append((line, row, hot))
+    try:
+        labels.unique_labels(entries, path=path)  # an id twice: the same class, or an error
+    except LabelError as e:
+        raise error(str(e)) from None
+    first = {}
+    for line, row, hot in good:
+        first.setdefault(row[id_column], (line, row, hot))
+    return list(first.values()), errors
+
+
+def id_paths(
+    label_file: Path,
+    lines: dict[str, int],
+    image: tuple[Path, str],
+    mask: tuple[Path, str] | None = None,
+) -> dict[str, tuple[Path, Path | None]]:
+    """The image (and mask) file of every id of a label file, each checked to stay in its folder.
+
+    Ids become file names; one such as `../../other_split/ISIC_x` or an absolute path would
+    pull a file from elsewhere, so `tfmelanoma.fsio.path_under` refuses it, before any image
+    is read.
+
+    Args:
+        label_file: where the ids come from, for the message.
+        lines: id -> its line in `label_file`.
+        image: (folder, file name pattern with `{id}`), e.g. (data_dir, "{id}.jpg").
+        mask: the same for masks, or None.
+
+    Raises:
+        tfmelanoma.errors.UnsafePathError: naming the label file, line and value.
+    """
+    paths = {}
+    for image_id, line in lines.items():
+        where = f"{label_file}:{line}"
+        image_path = path_under(image[0], image[1].format(id=image_id), source=where)
+        mask_path = None
+        if mask is not None:
+            mask_path = path_under(mask[0], mask[1].format(id=image_id), source=where)
+        paths[image_id] = (image_path, mask_path)
+    return paths
 
 
 def check_manual_files(

@@ -9,7 +9,6 @@ import tensorflow_datasets as tfds
 
 from tfds_builders import common
 from tfmelanoma import labels as label_values
-from tfmelanoma.fsio import path_under
 
 _NAME = "isic2016"
 _SPLITS = {"train": "Training", "test": "Test"}
@@ -114,14 +113,9 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split, labels, images, masks=None):
         label_csv = labels
         diagnoses, lines = _read_labels(label_csv)
-        # Ids become file names: one that leads out of its folder is refused before any image.
-        paths = {}
-        for image_id in diagnoses:
-            where = f"{label_csv}:{lines[image_id]}: image id"
-            paths[image_id] = (
-                path_under(images, f"{image_id}.jpg", source=where),
-                masks and path_under(masks, f"{image_id}_Segmentation.png", source=where),
-            )
+        paths = common.id_paths(
+            label_csv, lines, (images, "{id}.jpg"), masks and (masks, "{id}_Segmentation.png")
+        )
         on_disk = {p.stem: p for p in images.iterdir() if _IMAGE_RE.match(p.name)}
         common.report_unlabeled(
             self, split, (p for i, p in on_disk.items() if i not in diagnoses), label_csv

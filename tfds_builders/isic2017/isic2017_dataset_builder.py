@@ -9,7 +9,6 @@ import tensorflow_datasets as tfds
 
 from tfds_builders import common
 from tfmelanoma import labels
-from tfmelanoma.fsio import path_under
 
 _NAME = "isic2017"
 # Split -> the official file-name stem of its archives.
@@ -156,14 +155,12 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split, data_dir, labels_csv, metadata_csv, masks_dir):
         diagnoses, lines = _read_labels(labels_csv)
         metadata = _read_metadata(metadata_csv)
-        # Ids become file names: one that leads out of its folder is refused before any image.
-        paths = {}
-        for image_id in diagnoses:
-            where = f"{labels_csv}:{lines[image_id]}: image_id"
-            paths[image_id] = (
-                path_under(data_dir, f"{image_id}.jpg", source=where),
-                masks_dir and path_under(masks_dir, f"{image_id}_segmentation.png", source=where),
-            )
+        paths = common.id_paths(
+            labels_csv,
+            lines,
+            (data_dir, "{id}.jpg"),
+            masks_dir and (masks_dir, "{id}_segmentation.png"),
+        )
         images = {p.stem: p for p in data_dir.iterdir() if _IMAGE_RE.match(p.name)}
         common.report_unlabeled(
             self, split, (p for i, p in images.items() if i not in diagnoses), labels_csv

@@ -16,7 +16,6 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
-from tfmelanoma import labels
 from tfmelanoma.errors import LabelError
 from tfmelanoma.logging_utils import get_logger
 
@@ -246,20 +245,10 @@ def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
         GroundTruthError: a column is missing, or an image is listed twice with different
             labels (naming the file, the id and both lines).
     """
-    rows, errors = [], {}
-    for line, r in common.read_csv(gt, ["image", *TASK3_CLASSES], error=GroundTruthError):
-        try:
-            hot = labels.one_hot_label(
-                r, list(TASK3_CLASSES), where=f"{gt}:{line}", image_id=r["image"]
-            )
-        except LabelError as e:
-            errors[r["image"]] = GroundTruthError(str(e))
-            continue
-        rows.append((r["image"], TASK3_CLASSES[hot], f"line {line}"))
-    try:
-        return labels.unique_labels(rows, path=gt), errors
-    except LabelError as e:
-        raise GroundTruthError(str(e)) from None
+    rows, errors = common.one_hot_ground_truth(
+        gt, "image", list(TASK3_CLASSES), error=GroundTruthError
+    )
+    return {row["image"]: TASK3_CLASSES[hot] for _, row, hot in rows}, errors
 
 
 def read_ham_metadata(path: Path) -> dict[str, dict[str, str]]:

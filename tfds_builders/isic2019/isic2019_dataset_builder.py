@@ -154,19 +154,13 @@ def read_rows(
             metadata, ["image", "age_approx", "sex"], error=GroundTruthError
         )
     }
-    rows, errors, entries = {}, {}, []
-    for line, r in common.read_csv(ground_truth, ["image", *CLASSES], error=GroundTruthError):
-        try:
-            hot = labels.one_hot_label(
-                r, list(CLASSES), where=f"{ground_truth}:{line}", image_id=r["image"]
-            )
-        except LabelError as e:
-            errors[r["image"]] = GroundTruthError(str(e))
-            continue
-        entries.append((r["image"], hot, f"line {line}"))
+    good, errors = common.one_hot_ground_truth(
+        ground_truth, "image", list(CLASSES), error=GroundTruthError
+    )
+    rows = []
+    for _, r, hot in good:
         m = meta.get(r["image"], {})
-        rows.setdefault(
-            r["image"],
+        rows.append(
             Row(
                 image_id=r["image"],
                 path=str(image_dir / f"{r['image']}.jpg"),
@@ -175,13 +169,9 @@ def read_rows(
                 sex=m.get("sex") or "",
                 site=m.get("anatom_site_general") or "",
                 lesion_id=m.get("lesion_id") or "",
-            ),
+            )
         )
-    try:
-        labels.unique_labels(entries, path=ground_truth)  # an id twice: same label or an error
-    except LabelError as e:
-        raise GroundTruthError(str(e)) from None
-    return list(rows.values()), errors
+    return rows, errors
 
 
 def example_from_row(row: Row, max_side: int | None) -> dict:

@@ -9,7 +9,6 @@ import tensorflow_datasets as tfds
 from tfds_builders import common
 from tfmelanoma import labels
 from tfmelanoma.errors import LabelError
-from tfmelanoma.fsio import path_under
 
 _NAME = "ph2"
 _ROOT = "PH2Dataset/"
@@ -98,14 +97,12 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         table = root / _TABLE
         cases, lines = _read_table(table)
         images_dir = root / _IMAGES
-        # Case names become paths: one that leads out of the images folder is refused first.
-        paths = {}
-        for case in cases:
-            where = f"{table}:{lines[case]}: case name"
-            paths[case] = (
-                path_under(images_dir, f"{case}/{case}_Dermoscopic_Image/{case}.bmp", source=where),
-                path_under(images_dir, f"{case}/{case}_lesion/{case}_lesion.bmp", source=where),
-            )
+        paths = common.id_paths(
+            table,
+            lines,
+            (images_dir, "{id}/{id}_Dermoscopic_Image/{id}.bmp"),
+            (images_dir, "{id}/{id}_lesion/{id}_lesion.bmp"),
+        )
         case_dirs = {p.name: p for p in images_dir.iterdir() if p.is_dir()}
         common.report_unlabeled(
             self, split, (p for name, p in case_dirs.items() if name not in cases), table
