@@ -26,6 +26,7 @@ from PIL import Image
 from tfds_builders import common
 from tfds_builders.isic2017 import isic2017_dataset_builder as isic2017
 from tfds_builders.isic2019 import isic2019_dataset_builder as isic2019
+from tfds_builders.isic2020 import isic2020_dataset_builder as isic2020
 from tfmelanoma.data import masks
 from tfmelanoma.errors import LabelError, UnsafePathError
 from tfmelanoma.models.segmentation import data as seg_data
@@ -226,6 +227,29 @@ def test_other_builders_refuse_ids_that_leave_their_folder(
     assert repr(value)[:-1] in message  # the value as read (ph2: the paths made of the case name)
     assert "outside" in message and "expected a file name" in message
     assert _nothing_prepared(tmp_path / "data")
+
+
+def test_isic2019_and_isic2020_rows_refuse_ids_that_leave_the_image_folder(tmp_path):
+    """Their rows are later matched to the folder's listing; the row's own path is checked too."""
+    images = tmp_path / "ISIC_2019_Training_Input"
+    images.mkdir()
+    gt = tmp_path / "ISIC_2019_Training_GroundTruth.csv"
+    gt.write_text(
+        "image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\n"
+        "../ISIC_2020_Training_JPEG/train/ISIC_0149568,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0\n"
+    )
+    meta = tmp_path / "ISIC_2019_Training_Metadata.csv"
+    meta.write_text("image,age_approx,anatom_site_general,lesion_id,sex\n")
+    with pytest.raises(UnsafePathError, match=re.escape(f"{gt}:2: '../ISIC_2020")):
+        isic2019.read_rows(images, gt, meta)
+    gt = tmp_path / "ISIC_2020_Training_GroundTruth_v2.csv"
+    gt.write_text(
+        "image_name,patient_id,lesion_id,sex,age_approx,anatom_site_general_challenge,"
+        "diagnosis,benign_malignant,target\n"
+        "/etc/ISIC_0149568,IP_0,IL_0,male,45.0,torso,melanoma,malignant,1\n"
+    )
+    with pytest.raises(UnsafePathError, match=re.escape(f"{gt}:2: '/etc/ISIC_0149568.jpg'")):
+        isic2020.read_rows(images, gt)
 
 
 # --- 3. A byte-order mark is not part of the first column's name ---

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 from tfds_builders import common
 from tfmelanoma import labels
 from tfmelanoma.errors import LabelError
+from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -147,6 +148,7 @@ def read_rows(
     Raises:
         GroundTruthError: a CSV lacks a required column (naming the file and the column), or an
             image is listed twice with different labels (an identical repeat is kept once).
+        tfmelanoma.errors.UnsafePathError: an image id that leads out of `image_dir`.
     """
     meta = {
         r["image"]: r
@@ -158,12 +160,14 @@ def read_rows(
         ground_truth, "image", list(CLASSES), error=GroundTruthError
     )
     rows = []
-    for _, r, hot in good:
+    for line, r, hot in good:
         m = meta.get(r["image"], {})
         rows.append(
             Row(
                 image_id=r["image"],
-                path=str(image_dir / f"{r['image']}.jpg"),
+                path=str(
+                    path_under(image_dir, f"{r['image']}.jpg", source=f"{ground_truth}:{line}")
+                ),
                 diagnosis=hot,
                 age=m.get("age_approx") or "",
                 sex=m.get("sex") or "",

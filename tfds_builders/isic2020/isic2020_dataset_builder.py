@@ -19,6 +19,7 @@ import tensorflow_datasets as tfds
 from tfds_builders import common
 from tfmelanoma import labels
 from tfmelanoma.errors import LabelError
+from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -150,7 +151,9 @@ def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTru
         Rows in CSV order and {image name: error} for rows whose target contradicts the diagnosis.
 
     Raises:
-        GroundTruthError: a required column is missing (naming the file and the columns).
+        GroundTruthError: a required column is missing (naming the file and the columns), or an
+            image is listed twice with different diagnoses.
+        tfmelanoma.errors.UnsafePathError: an image name that leads out of `image_dir`.
     """
     required = ["image_name", "patient_id", "lesion_id", "diagnosis", "target"]
     hint = f"the v2 file {GROUND_TRUTH} is needed: it has lesion_id"
@@ -176,7 +179,7 @@ def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTru
             r["image_name"],
             Row(
                 image_id=r["image_name"],
-                path=str(image_dir / f"{r['image_name']}.jpg"),
+                path=str(path_under(image_dir, f"{r['image_name']}.jpg", source=where)),
                 diagnosis=r["diagnosis"],
                 patient_id=r["patient_id"],
                 lesion_id=r["lesion_id"],
