@@ -205,11 +205,13 @@ def _load_zip(path: Path) -> dict:
         dtypes = {}
         _collect_dtypes(refs, dtypes)
         members = set(names)
-        buffers = {
-            k: np.frombuffer(zf.read(f"{prefix}data/{k}"), dtype=d)
-            for k, d in dtypes.items()
-            if f"{prefix}data/{k}" in members
-        }
+        buffers = {}
+        for k, d in dtypes.items():
+            if f"{prefix}data/{k}" in members:
+                raw = zf.read(f"{prefix}data/{k}")
+                if len(raw) % np.dtype(d).itemsize:
+                    raise ValueError(f"{path}: storage {k} is truncated ({len(raw)} bytes)")
+                buffers[k] = np.frombuffer(raw, dtype=d)
     _check_storages(path, dtypes, buffers)
     return _materialise(refs, buffers, path)
 
