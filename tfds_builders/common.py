@@ -7,6 +7,7 @@ TensorFlow: builders stay loadable from projects that read through `tfds.data_so
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import hashlib
@@ -22,6 +23,9 @@ import tensorflow_datasets as tfds
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfmelanoma import labels
+from tfmelanoma.data import masks
+from tfmelanoma.errors import LabelError
+from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
 UNKNOWN_AGE = -1
@@ -151,24 +155,32 @@ def read_image(path: os.PathLike | str, *, max_side: int | None = None) -> Decod
     return DecodedImage(np.asarray(img, dtype=np.uint8), sha, phash, original_size)
 
 
-def read_mask(path: os.PathLike | str, *, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Reads a lesion mask as uint8 (H, W, 1) with values 0/255, nearest-resized to `size` (h, w).
+def read_mask(
+    path: os.PathLike | str, image_path: os.PathLike | str, image: DecodedImage
+) -> np.ndarray:
+    """A lesion mask as uint8 (H, W, 1) 0/255, at the size `image` was resized to.
+
+    Decoding, binarising (0/255, 0/1 and grey masks) and the size check are
+    `tfmelanoma.data.masks.read_mask`'s; the mask must have the original image's size and is
+    then nearest-resized along with the image.
+
+    Args:
+        path: the mask file.
+        image_path: its image, named in the size-mismatch message.
+        image: the decoded image (`original_size` is checked, `array`'s size is the target).
 
     Raises:
-        ImageReadError: naming the file.
+        ImageReadError: the mask is missing or unreadable, naming the file.
+        tfmelanoma.errors.LabelError: the mask's size differs from the image's (both named).
     """
-    path = Path(path)
     try:
-        with Image.open(path) as img:
-            img = img.convert("L")
-            if size is not None and (img.height, img.width) != tuple(size):
-                img = img.resize((size[1], size[0]), Image.Resampling.NEAREST)
-            mask = np.asarray(img)
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: mask file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: not a readable mask ({type(e).__name__}: {e})") from None
-    return np.where(mask > 127, 255, 0).astype(np.uint8)[..., None]
+        mask = masks.read_mask(path, image_path=image_path, size=image.original_size)
+    except masks.MaskReadError as e:
+        raise ImageReadError(str(e)) from None
+    height, width = image.array.shape[:2]
+    if mask.shape != (height, width):
+        mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
+    return (mask * 255).astype(np.uint8)[..., None]
 
 
 def make_example(
@@ -232,6 +244,121 @@ def normalise_text(value: object) -> str:
         return ""
     text = str(value).strip().lower()
     return "" if text in {"nan", "unknown", "none", "null"} else text
+
+
+class MissingColumnError(ValueError):
+    """A CSV lacks a column the builder needs; the message names the file and the columns."""
+
+
+def read_csv(
+    path: os.PathLike | str,
+    required: Sequence[str] = (),
+    *,
+    fieldnames: Sequence[str] | None = None,
+    error: type[Exception] = MissingColumnError,
+    hint: str = "",
+) -> list[tuple[int, dict[str, str]]]:
+    """Every builder's CSV reader: rows with their line numbers, a byte-order mark tolerated.
+
+    Spreadsheet programs save CSVs with a UTF-8 BOM, which plain `utf-8` keeps in the first
+    column's name (`\ufeffimage_id`); `utf-8-sig` drops it.
+
+    Args:
+        path: the CSV file.
+        required: columns that must be in the header.
+        fieldnames: column names of a file without a header line (its first line is a row).
+        error: the exception type for a missing column (a builder's own, e.g. GroundTruthError).
+        hint: appended to the missing-column message (e.g. which version of the file has it).
+
+    Returns:
+        (line number, row) pairs in file order; a row maps column -> cell (None when short).
+
+    Raises:
+        `error`: a required column is missing, naming the file, the missing and the found columns.
+    """
+    with Path(path).open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, fieldnames=fieldnames)
+        found = list(reader.fieldnames or [])
+        missing = [c for c in required if c not in found]
+        if missing:
+            raise error(
+                f"{path}: missing column(s) {missing}; expected {list(required)}, found columns "
+                f"{found}{f' ({hint})' if hint else ''}"
+            )
+        rows = []
+        for row in reader:
+            rows.append((reader.line_num, row))
+        return rows
+
+
+def one_hot_ground_truth(
+    path: Path, id_column: str, classes: Sequence[str], *, error: type[Exception]
+) -> tuple[list[tuple[int, dict[str, str], str]], dict[str, Exception]]:
+    """Reads a one-hot ground-truth CSV (ISIC 2018 Task 3, ISIC 2019) through one validation.
+
+    Args:
+        path: the CSV, with `id_column` and one 0/1 column per class.
+        id_column: the image id column.
+        classes: the class columns; exactly one must be 1 in each row.
+        error: the builder's error type (raised, and used for the bad rows).
+
+    Returns:
+        (line, row, class) for every good row, first occurrence of each id only, and
+        {image id: error} for rows that are not one-hot (the bad-file policy decides).
+
+    Raises:
+        `error`: a column is missing, or an id is listed twice with different classes.
+    """
+    good, errors, entries = [], {}, []
+    for line, row in read_csv(path, [id_column, *classes], error=error):
+        image_id = row[id_column]
+        try:
+            hot = labels.one_hot_label(row, classes, where=f"{path}:{line}", image_id=image_id)
+        except LabelError as e:
+            errors[image_id] = error(str(e))
+            continue
+        entries.append((image_id, hot, f"line {line}"))
+        good.append((line, row, hot))
+    try:
+        labels.unique_labels(entries, path=path)  # an id twice: the same class, or an error
+    except LabelError as e:
+        raise error(str(e)) from None
+    first = {}
+    for line, row, hot in good:
+        first.setdefault(row[id_column], (line, row, hot))
+    return list(first.values()), errors
+
+
+def id_paths(
+    label_file: Path,
+    lines: dict[str, int],
+    image: tuple[Path, str],
+    mask: tuple[Path, str] | None = None,
+) -> dict[str, tuple[Path, Path | None]]:
+    """The image (and mask) file of every id of a label file, each checked to stay in its folder.
+
+    Ids become file names; one such as `../../other_split/ISIC_x` or an absolute path would
+    pull a file from elsewhere, so `tfmelanoma.fsio.path_under` refuses it, before any image
+    is read.
+
+    Args:
+        label_file: where the ids come from, for the message.
+        lines: id -> its line in `label_file`.
+        image: (folder, file name pattern with `{id}`), e.g. (data_dir, "{id}.jpg").
+        mask: the same for masks, or None.
+
+    Raises:
+        tfmelanoma.errors.UnsafePathError: naming the label file, line and value.
+    """
+    paths = {}
+    for image_id, line in lines.items():
+        where = f"{label_file}:{line}"
+        image_path = path_under(image[0], image[1].format(id=image_id), source=where)
+        mask_path = None
+        if mask is not None:
+            mask_path = path_under(mask[0], mask[1].format(id=image_id), source=where)
+        paths[image_id] = (image_path, mask_path)
+    return paths
 
 
 def check_manual_files(

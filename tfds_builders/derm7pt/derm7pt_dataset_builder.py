@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
+from tfmelanoma.fsio import path_under
 
 _NAME = "derm7pt"
 _ROOT = "release_v0/"
@@ -17,16 +17,30 @@ _IMAGE_COLUMN = {"dermoscopic": "derm", "clinical": "clinic"}
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+_META_COLUMNS = ("case_num", "diagnosis", "clinic", "derm")
+
+
+def _read_meta(path: Path, images: Path) -> list[dict[str, str]]:
+    """`meta/meta.csv` rows; each image path (`derm`, `clinic`) checked to stay in `images/`.
+
+    Raises:
+        tfmelanoma.errors.UnsafePathError: a path that leads out of `images/` (`..`, absolute),
+            naming the file, line, column and value.
+    """
+    rows = []
+    for line, row in common.read_csv(path, _META_COLUMNS):
+        for column in _IMAGE_COLUMN.values():
+            if row[column]:
+                path_under(images, row[column], source=f"{path}:{line}: {column}")
+        rows.append(row)
+    return rows
 
 
 def _read_indexes(path: Path, n_rows: int) -> list[int]:
     """`meta/<split>_indexes.csv`: 0-based row numbers of meta.csv in column `indexes`."""
     indexes = []
-    for line_no, row in enumerate(_read_csv(path), start=2):
-        value = row.get("indexes", "")
+    for line_no, row in common.read_csv(path, ("indexes",)):
+        value = row.get("indexes") or ""
         if not value.strip().isdigit() or int(value) >= n_rows:
             raise ValueError(
                 f"{path}:{line_no}: index {value!r} is not a row number of meta.csv (0..{n_rows - 1})"
@@ -71,7 +85,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         common.check_manual_files(
             root, names, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
-        meta = _read_csv(root / "meta" / "meta.csv")
+        meta = _read_meta(root / "meta" / "meta.csv", root / "images")
         self._report_unreferenced_images(root, meta)
         return {
             split: self._generate_examples(

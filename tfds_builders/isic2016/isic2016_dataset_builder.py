@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
+from tfmelanoma import labels as label_values
 
 _NAME = "isic2016"
 _SPLITS = {"train": "Training", "test": "Test"}
 _IMAGE_RE = re.compile(r"^ISIC_\d+\.jpg$")
 # Training ground truth says benign/malignant, the test ground truth 0.0/1.0.
-_LABEL_VALUES = {
-    "benign": "benign",
-    "malignant": "malignant",
-    "0": "benign",
-    "1": "malignant",
-    "0.0": "benign",
-    "1.0": "malignant",
-}
+_CLASSES = ("benign", "malignant")
 
 
 def _expected_files(part: str, *, segmentation: bool) -> dict[str, str]:
@@ -34,21 +27,25 @@ def _expected_files(part: str, *, segmentation: bool) -> dict[str, str]:
     return files
 
 
-def _read_labels(path: Path) -> dict[str, str]:
-    """Part 3 ground truth (no header): image_id -> benign / malignant."""
-    labels = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row or not row[0].startswith("ISIC_"):
-                continue  # blank line or a header added by a re-pack
-            value = row[1].strip().lower() if len(row) > 1 else ""
-            if value not in _LABEL_VALUES:
-                raise ValueError(
-                    f"{path}:{line_no}: label {value!r} for {row[0]} is not one of "
-                    f"{sorted(_LABEL_VALUES)}"
-                )
-            labels[row[0]] = _LABEL_VALUES[value]
-    return labels
+def _read_labels(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """Part 3 ground truth (no header): image_id -> benign / malignant, and each id's line.
+
+    Raises:
+        tfmelanoma.errors.LabelError: a label that is not benign/malignant/0/1, or an image
+            listed twice with different labels (naming file, line, id and value).
+    """
+    entries, lines = [], {}
+    for line, row in common.read_csv(path, fieldnames=("image_id", "label")):
+        image_id = (row["image_id"] or "").strip()
+        if not image_id.startswith("ISIC_"):
+            continue  # blank line or a header added by a re-pack
+        where = f"{path}:{line}"
+        flag = label_values.binary_value(
+            row["label"], where=where, what="label", image_id=image_id, names=_CLASSES
+        )
+        entries.append((image_id, _CLASSES[flag], f"line {line}"))
+        lines.setdefault(image_id, line)
+    return label_values.unique_labels(entries, path=path), lines
 
 
 class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
@@ -115,21 +112,23 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split, labels, images, masks=None):
         label_csv = labels
-        labels = _read_labels(label_csv)
+        diagnoses, lines = _read_labels(label_csv)
+        paths = common.id_paths(
+            label_csv, lines, (images, "{id}.jpg"), masks and (masks, "{id}_Segmentation.png")
+        )
         on_disk = {p.stem: p for p in images.iterdir() if _IMAGE_RE.match(p.name)}
         common.report_unlabeled(
-            self, split, (p for i, p in on_disk.items() if i not in labels), label_csv
+            self, split, (p for i, p in on_disk.items() if i not in diagnoses), label_csv
         )
         max_side = self.builder_config.max_side
-        for image_id, diagnosis in labels.items():
+        for image_id, diagnosis in diagnoses.items():
 
             def make(image_id=image_id, diagnosis=diagnosis):
-                image = common.read_image(images / f"{image_id}.jpg", max_side=max_side)
+                image_path, mask_path = paths[image_id]
+                image = common.read_image(image_path, max_side=max_side)
                 mask = None
-                if masks is not None:
-                    mask = common.read_mask(
-                        masks / f"{image_id}_Segmentation.png", size=image.array.shape[:2]
-                    )
+                if mask_path is not None:
+                    mask = common.read_mask(mask_path, image_path, image)
                 return common.make_example(
                     dataset=_NAME,
                     image=image,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
+from tfmelanoma import labels
 
 _NAME = "isic2017"
 # Split -> the official file-name stem of its archives.
@@ -29,33 +29,40 @@ def _expected_files(stem: str, *, segmentation: bool) -> list[str]:
     return names
 
 
-def _read_labels(path: Path) -> dict[str, str]:
-    """Part 3 ground truth: image_id -> melanoma / seborrheic_keratosis / nevus (neither)."""
-    labels = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        for line_no, row in enumerate(csv.DictReader(f), start=2):
-            try:
-                melanoma = float(row["melanoma"]) >= 0.5
-                keratosis = float(row["seborrheic_keratosis"]) >= 0.5
-                image_id = row["image_id"]
-            except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(
-                    f"{path}:{line_no}: expected columns image_id, melanoma, "
-                    f"seborrheic_keratosis with 0/1 values; got {row} ({type(e).__name__}: {e})"
-                ) from None
-            if melanoma:
-                labels[image_id] = "melanoma"
-            elif keratosis:
-                labels[image_id] = "seborrheic_keratosis"
-            else:
-                labels[image_id] = "nevus"
-    return labels
+def _read_labels(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """Part 3 ground truth: image_id -> melanoma / seborrheic_keratosis / nevus (neither).
+
+    Returns:
+        The labels and the line of each id (for messages).
+
+    Raises:
+        tfmelanoma.errors.LabelError: a flag that is not 0/1, a row marked as both classes, or an
+            image listed twice with different labels (naming file, line, id and value).
+    """
+    columns = ("melanoma", "seborrheic_keratosis")
+    rows = common.read_csv(path, ("image_id", *columns))
+    diagnoses = labels.unique_labels(
+        (
+            (
+                row["image_id"],
+                labels.one_hot_label(
+                    row, columns, where=f"{path}:{line}", image_id=row["image_id"], none="nevus"
+                ),
+                f"line {line}",
+            )
+            for line, row in rows
+        ),
+        path=path,
+    )
+    lines = {}
+    for line, row in rows:
+        lines.setdefault(row["image_id"], line)
+    return diagnoses, lines
 
 
 def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
     """`*_Data_metadata.csv`: image_id -> {age_approximate, sex} ("unknown" where absent)."""
-    with path.open(newline="", encoding="utf-8") as f:
-        return {row["image_id"]: row for row in csv.DictReader(f)}
+    return {row["image_id"]: row for _, row in common.read_csv(path, ("image_id",))}
 
 
 class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
@@ -146,22 +153,27 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         return generators
 
     def _generate_examples(self, split, data_dir, labels_csv, metadata_csv, masks_dir):
-        labels = _read_labels(labels_csv)
+        diagnoses, lines = _read_labels(labels_csv)
         metadata = _read_metadata(metadata_csv)
+        paths = common.id_paths(
+            labels_csv,
+            lines,
+            (data_dir, "{id}.jpg"),
+            masks_dir and (masks_dir, "{id}_segmentation.png"),
+        )
         images = {p.stem: p for p in data_dir.iterdir() if _IMAGE_RE.match(p.name)}
         common.report_unlabeled(
-            self, split, (p for i, p in images.items() if i not in labels), labels_csv
+            self, split, (p for i, p in images.items() if i not in diagnoses), labels_csv
         )
         max_side = self.builder_config.max_side
-        for image_id, diagnosis in labels.items():
+        for image_id, diagnosis in diagnoses.items():
 
             def make(image_id=image_id, diagnosis=diagnosis):
-                image = common.read_image(data_dir / f"{image_id}.jpg", max_side=max_side)
+                image_path, mask_path = paths[image_id]
+                image = common.read_image(image_path, max_side=max_side)
                 mask = None
-                if masks_dir is not None:
-                    mask = common.read_mask(
-                        masks_dir / f"{image_id}_segmentation.png", size=image.array.shape[:2]
-                    )
+                if mask_path is not None:
+                    mask = common.read_mask(mask_path, image_path, image)
                 meta = metadata.get(image_id, {})
                 return common.make_example(
                     dataset=_NAME,

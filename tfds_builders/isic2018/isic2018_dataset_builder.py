@@ -11,12 +11,12 @@ Two tasks with different images, so two families of configs:
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
+from tfmelanoma.errors import LabelError
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -64,7 +64,7 @@ segmentation_* configs (Task 1):
 """
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(LabelError):
     """A Task 3 ground-truth row that is not one-hot, or disagrees with HAM10000's dx."""
 
 
@@ -224,9 +224,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                 image = common.read_image(images[image_id], max_side=max_side)
                 return {
                     "image": image.array,
-                    "segmentation_mask": common.read_mask(
-                        masks[image_id], size=image.array.shape[:2]
-                    ),
+                    "segmentation_mask": common.read_mask(masks[image_id], images[image_id], image),
                     "image_id": image_id,
                     "source": _NAME,
                     "image_type": "dermoscopic",
@@ -241,34 +239,19 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
 
 def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
-    """Task 3 one-hot ground truth -> ({image: dx code}, {image: error for non-one-hot rows})."""
-    rows, errors = {}, {}
-    with gt.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        missing = [c for c in ["image", *TASK3_CLASSES] if c not in (reader.fieldnames or [])]
-        if missing:
-            raise GroundTruthError(f"{gt}: missing column(s) {missing}; header {reader.fieldnames}")
-        for line, r in enumerate(reader, start=2):
-            values = {c: r[c].strip() for c in TASK3_CLASSES}
-            hot = [c for c, v in values.items() if v in ("1", "1.0")]
-            if len(hot) != 1 or any(v not in ("0", "0.0", "1", "1.0") for v in values.values()):
-                errors[r["image"]] = GroundTruthError(
-                    f"{gt}:{line}: row for {r['image']} is not one-hot over "
-                    f"{list(TASK3_CLASSES)} (got {list(values.values())})"
-                )
-                continue
-            rows[r["image"]] = TASK3_CLASSES[hot[0]]
-    return rows, errors
+    """Task 3 one-hot ground truth -> ({image: dx code}, {image: error for non-one-hot rows}).
+
+    Raises:
+        GroundTruthError: a column is missing, or an image is listed twice with different
+            labels (naming the file, the id and both lines).
+    """
+    rows, errors = common.one_hot_ground_truth(
+        gt, "image", list(TASK3_CLASSES), error=GroundTruthError
+    )
+    return {row["image"]: TASK3_CLASSES[hot] for _, row, hot in rows}, errors
 
 
 def read_ham_metadata(path: Path) -> dict[str, dict[str, str]]:
     """HAM10000_metadata.csv -> {image_id: row} (lesion_id, dx, dx_type, age, sex, localization)."""
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        required = ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise GroundTruthError(
-                f"{path}: missing column(s) {missing}; header {reader.fieldnames}"
-            )
-        return {r["image_id"]: r for r in reader}
+    required = ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
+    return {r["image_id"]: r for _, r in common.read_csv(path, required, error=GroundTruthError)}

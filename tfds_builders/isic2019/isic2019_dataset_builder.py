@@ -9,7 +9,6 @@ label, and the common schema has no "unlabelled" value).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +16,8 @@ import tensorflow_datasets as tfds
 
 from tfds_builders import common
 from tfmelanoma import labels
+from tfmelanoma.errors import LabelError
+from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -55,7 +56,7 @@ class Row(NamedTuple):
     lesion_id: str
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(LabelError):
     """A ground-truth row that is not exactly one-hot over the nine classes."""
 
 
@@ -132,7 +133,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 def read_rows(
     image_dir: Path, ground_truth: Path, metadata: Path
 ) -> tuple[list[Row], dict[str, GroundTruthError]]:
-    """Joins the one-hot ground truth with the metadata CSV, streaming the ground truth.
+    """Joins the one-hot ground truth with the metadata CSV; one row per image id.
 
     Args:
         image_dir: folder of `<image>.jpg` files (not read here; paths are built).
@@ -141,56 +142,40 @@ def read_rows(
         metadata: `image,age_approx,anatom_site_general,[lesion_id,]sex`.
 
     Returns:
-        The rows, in ground-truth order, and {image id: error} for rows that are not one-hot.
+        The rows, in ground-truth order, and {image id: error} for rows that are not one-hot
+        (a cell other than 0/1, two classes or none marked).
 
     Raises:
-        GroundTruthError: a CSV lacks a required column (naming the file and the column).
+        GroundTruthError: a CSV lacks a required column (naming the file and the column), or an
+            image is listed twice with different labels (an identical repeat is kept once).
+        tfmelanoma.errors.UnsafePathError: an image id that leads out of `image_dir`.
     """
-    meta = {}
-    with metadata.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        _require_columns(metadata, reader.fieldnames, ["image", "age_approx", "sex"])
-        for r in reader:
-            meta[r["image"]] = r
-    rows, errors = [], {}
-    with ground_truth.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        _require_columns(ground_truth, reader.fieldnames, ["image", *CLASSES])
-        for line, r in enumerate(reader, start=2):
-            hot = [c for c in CLASSES if _as_float(r[c]) == 1.0]
-            others = [c for c in CLASSES if _as_float(r[c]) not in (0.0, 1.0)]
-            if len(hot) != 1 or others:
-                errors[r["image"]] = GroundTruthError(
-                    f"{ground_truth}:{line}: row for {r['image']} is not one-hot over "
-                    f"{list(CLASSES)} (got {[r[c] for c in CLASSES]})"
-                )
-                continue
-            m = meta.get(r["image"], {})
-            rows.append(
-                Row(
-                    image_id=r["image"],
-                    path=str(image_dir / f"{r['image']}.jpg"),
-                    diagnosis=hot[0],
-                    age=m.get("age_approx") or "",
-                    sex=m.get("sex") or "",
-                    site=m.get("anatom_site_general") or "",
-                    lesion_id=m.get("lesion_id") or "",
-                )
+    meta = {
+        r["image"]: r
+        for _, r in common.read_csv(
+            metadata, ["image", "age_approx", "sex"], error=GroundTruthError
+        )
+    }
+    good, errors = common.one_hot_ground_truth(
+        ground_truth, "image", list(CLASSES), error=GroundTruthError
+    )
+    rows = []
+    for line, r, hot in good:
+        m = meta.get(r["image"], {})
+        rows.append(
+            Row(
+                image_id=r["image"],
+                path=str(
+                    path_under(image_dir, f"{r['image']}.jpg", source=f"{ground_truth}:{line}")
+                ),
+                diagnosis=hot,
+                age=m.get("age_approx") or "",
+                sex=m.get("sex") or "",
+                site=m.get("anatom_site_general") or "",
+                lesion_id=m.get("lesion_id") or "",
             )
+        )
     return rows, errors
-
-
-def _require_columns(path: Path, fieldnames, required) -> None:
-    missing = [c for c in required if c not in (fieldnames or [])]
-    if missing:
-        raise GroundTruthError(f"{path}: missing column(s) {missing}; header is {fieldnames}")
-
-
-def _as_float(value: str) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def example_from_row(row: Row, max_side: int | None) -> dict:

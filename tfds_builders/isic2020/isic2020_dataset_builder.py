@@ -10,7 +10,6 @@ split.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +18,8 @@ import tensorflow_datasets as tfds
 
 from tfds_builders import common
 from tfmelanoma import labels
+from tfmelanoma.errors import LabelError
+from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -61,7 +62,7 @@ class Row(NamedTuple):
     site: str
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(LabelError):
     """A ground-truth row whose `target` disagrees with its diagnosis, or a missing column."""
 
 
@@ -144,56 +145,60 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
 
 def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTruthError]]:
-    """Streams the v2 ground truth into rows; checks `target` against the label map.
+    """Reads the v2 ground truth into rows (one per image); checks `target` against the label map.
 
     Returns:
         Rows in CSV order and {image name: error} for rows whose target contradicts the diagnosis.
 
     Raises:
-        GroundTruthError: a required column is missing (naming the file and the columns).
+        GroundTruthError: a required column is missing (naming the file and the columns), or an
+            image is listed twice with different diagnoses.
+        tfmelanoma.errors.UnsafePathError: an image name that leads out of `image_dir`.
     """
     required = ["image_name", "patient_id", "lesion_id", "diagnosis", "target"]
-    rows, errors = [], {}
-    with gt.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise GroundTruthError(
-                f"{gt}: missing column(s) {missing}; header is {reader.fieldnames} "
-                f"(the v2 file {GROUND_TRUTH} is needed: it has lesion_id)"
+    hint = f"the v2 file {GROUND_TRUTH} is needed: it has lesion_id"
+    rows, errors, entries = {}, {}, []
+    for line, r in common.read_csv(gt, required, error=GroundTruthError, hint=hint):
+        where = f"{gt}:{line}"
+        binary = labels.map_diagnosis(_NAME, r["diagnosis"]).binary
+        try:
+            target = labels.binary_value(
+                r["target"], where=where, what="target", image_id=r["image_name"]
             )
-        for line, r in enumerate(reader, start=2):
-            binary = labels.map_diagnosis(_NAME, r["diagnosis"]).binary
-            if r["target"].strip() != str(int(binary == "melanoma")):
-                errors[r["image_name"]] = GroundTruthError(
-                    f"{gt}:{line}: {r['image_name']} has target {r['target']!r} but diagnosis "
-                    f"{r['diagnosis']!r} (label map: {binary})"
-                )
-                continue
-            rows.append(
-                Row(
-                    image_id=r["image_name"],
-                    path=str(image_dir / f"{r['image_name']}.jpg"),
-                    diagnosis=r["diagnosis"],
-                    patient_id=r["patient_id"],
-                    lesion_id=r["lesion_id"],
-                    age=r.get("age_approx") or "",
-                    sex=r.get("sex") or "",
-                    site=r.get("anatom_site_general_challenge") or "",
-                )
+        except LabelError as e:
+            errors[r["image_name"]] = GroundTruthError(str(e))
+            continue
+        if target != int(binary == "melanoma"):
+            errors[r["image_name"]] = GroundTruthError(
+                f"{where}: {r['image_name']} has target {r['target']!r} but diagnosis "
+                f"{r['diagnosis']!r} (label map: {binary})"
             )
-    return rows, errors
+            continue
+        entries.append((r["image_name"], r["diagnosis"], f"line {line}"))
+        rows.setdefault(
+            r["image_name"],
+            Row(
+                image_id=r["image_name"],
+                path=str(path_under(image_dir, f"{r['image_name']}.jpg", source=where)),
+                diagnosis=r["diagnosis"],
+                patient_id=r["patient_id"],
+                lesion_id=r["lesion_id"],
+                age=r.get("age_approx") or "",
+                sex=r.get("sex") or "",
+                site=r.get("anatom_site_general_challenge") or "",
+            ),
+        )
+    try:
+        labels.unique_labels(entries, path=gt)  # an id twice: same label or an error
+    except LabelError as e:
+        raise GroundTruthError(str(e)) from None
+    return list(rows.values()), errors
 
 
 def read_duplicates(path: Path) -> set[str]:
     """`image_name_2` of every pair in the official duplicates list (the images to drop)."""
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        if not {"image_name_1", "image_name_2"} <= set(reader.fieldnames or []):
-            raise GroundTruthError(
-                f"{path}: expected columns image_name_1,image_name_2; got {reader.fieldnames}"
-            )
-        return {r["image_name_2"] for r in reader}
+    rows = common.read_csv(path, ["image_name_1", "image_name_2"], error=GroundTruthError)
+    return {r["image_name_2"] for _, r in rows}
 
 
 def example_from_row(row: Row, max_side: int | None) -> dict:

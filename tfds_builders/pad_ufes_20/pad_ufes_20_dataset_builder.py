@@ -9,12 +9,12 @@ everything is `train`, and tfmelanoma's merge step splits by patient.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
+from tfmelanoma.errors import LabelError
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -132,16 +132,12 @@ def read_metadata(path: Path) -> dict[str, dict[str, str]]:
     """metadata.csv -> {img_id: row}, in file order.
 
     Raises:
-        ValueError: a required column is missing, or an img_id repeats (naming the file).
+        common.MissingColumnError: a required column is missing (naming the file and columns).
+        tfmelanoma.errors.LabelError: an img_id repeats (naming the file and line).
     """
     rows: dict[str, dict[str, str]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; header {reader.fieldnames}")
-        for line, r in enumerate(reader, start=2):
-            if r["img_id"] in rows:
-                raise ValueError(f"{path}:{line}: img_id {r['img_id']} appears twice")
-            rows[r["img_id"]] = r
+    for line, r in common.read_csv(path, REQUIRED_COLUMNS):
+        if r["img_id"] in rows:
+            raise LabelError(f"{path}:{line}: img_id {r['img_id']} appears twice")
+        rows[r["img_id"]] = r
     return rows

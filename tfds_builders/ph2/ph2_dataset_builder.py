@@ -7,6 +7,8 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
+from tfmelanoma import labels
+from tfmelanoma.errors import LabelError
 
 _NAME = "ph2"
 _ROOT = "PH2Dataset/"
@@ -16,28 +18,33 @@ _TABLE = "PH2_dataset.txt"
 _CLINICAL_DIAGNOSIS = {"0": "common_nevus", "1": "atypical_nevus", "2": "melanoma"}
 
 
-def _read_table(path: Path) -> dict[str, str]:
-    """`PH2_dataset.txt`, a "||"-separated table: case name -> diagnosis string.
+def _read_table(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """`PH2_dataset.txt`, a "||"-separated table: case name -> diagnosis string, and its line.
 
     Columns after splitting on "||": "", Name, Histological Diagnosis, Clinical Diagnosis
     (0 common nevus, 1 atypical nevus, 2 melanoma), dermoscopic criteria, colours; a legend
     follows the table.
+
+    Raises:
+        tfmelanoma.errors.LabelError: an unknown clinical diagnosis, or a case listed twice with
+            different diagnoses (naming the file, line, case and value).
     """
-    cases = {}
-    with path.open(encoding="utf-8", errors="replace") as f:
+    entries, lines = [], {}
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
         for line_no, line in enumerate(f, start=1):
             fields = [p.strip() for p in line.split("||")]
             if len(fields) < 4 or not fields[1].startswith("IMD"):
                 continue  # header, legend or blank line
             if fields[3] not in _CLINICAL_DIAGNOSIS:
-                raise ValueError(
+                raise LabelError(
                     f"{path}:{line_no}: clinical diagnosis {fields[3]!r} of {fields[1]} is not "
                     f"one of {sorted(_CLINICAL_DIAGNOSIS)}"
                 )
-            cases[fields[1]] = _CLINICAL_DIAGNOSIS[fields[3]]
-    if not cases:
+            entries.append((fields[1], _CLINICAL_DIAGNOSIS[fields[3]], f"line {line_no}"))
+            lines.setdefault(fields[1], line_no)
+    if not entries:
         raise ValueError(f"{path}: no case rows (`|| IMDxxx || ... ||`) found")
-    return cases
+    return labels.unique_labels(entries, path=path), lines
 
 
 class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
@@ -88,8 +95,14 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, root: Path):
         table = root / _TABLE
-        cases = _read_table(table)
+        cases, lines = _read_table(table)
         images_dir = root / _IMAGES
+        paths = common.id_paths(
+            table,
+            lines,
+            (images_dir, "{id}/{id}_Dermoscopic_Image/{id}.bmp"),
+            (images_dir, "{id}/{id}_lesion/{id}_lesion.bmp"),
+        )
         case_dirs = {p.name: p for p in images_dir.iterdir() if p.is_dir()}
         common.report_unlabeled(
             self, split, (p for name, p in case_dirs.items() if name not in cases), table
@@ -97,18 +110,11 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         max_side = self.builder_config.max_side
         segmentation = self.builder_config.segmentation
         for case, diagnosis in cases.items():
-            case_dir = images_dir / case
 
-            def make(case=case, case_dir=case_dir, diagnosis=diagnosis):
-                image = common.read_image(
-                    case_dir / f"{case}_Dermoscopic_Image" / f"{case}.bmp", max_side=max_side
-                )
-                mask = None
-                if segmentation:
-                    mask = common.read_mask(
-                        case_dir / f"{case}_lesion" / f"{case}_lesion.bmp",
-                        size=image.array.shape[:2],
-                    )
+            def make(case=case, diagnosis=diagnosis):
+                image_path, mask_path = paths[case]
+                image = common.read_image(image_path, max_side=max_side)
+                mask = common.read_mask(mask_path, image_path, image) if segmentation else None
                 return common.make_example(
                     dataset=_NAME,
                     image=image,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfmelanoma.data.masks import read_mask
 from tfmelanoma.models.segmentation.colour_space import convert_colour
 from tfmelanoma.models.segmentation.files import (  # noqa: F401  (re-exported)
     IMAGE_SUFFIXES,
@@ -30,10 +31,13 @@ def decode_image(path) -> tf.Tensor:
 
 
 def decode_mask(path) -> tf.Tensor:
-    """Reads a mask file as float32 {0, 1} (H, W, 1); values > 127 are lesion."""
-    data = tf.io.read_file(path)
-    mask = tf.io.decode_image(data, channels=1, expand_animations=False)
-    return tf.cast(tf.ensure_shape(mask, [None, None, 1]) > 127, tf.float32)
+    """Reads a mask file as float32 {0, 1} (H, W, 1), by `tfmelanoma.data.masks.read_mask`.
+
+    Through `tf.numpy_function`, so the tf.data and NumPy pipelines and the builders share one
+    decoder (Pillow: BMP, TIFF and 0/1 masks included); sizes are checked by `files`.
+    """
+    mask = tf.numpy_function(lambda p: read_mask(p.decode()), [path], tf.uint8, stateful=False)
+    return tf.cast(tf.ensure_shape(mask, [None, None]), tf.float32)[..., None]
 
 
 def resize_pair(image, mask, size: int):

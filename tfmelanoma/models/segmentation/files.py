@@ -1,7 +1,8 @@
 """Image/mask file pairs of the official dataset layouts and of plain folders (no TensorFlow).
 
-Shared by the tf.data pipeline (`data`) and the TF-free NumPy pipeline (`numpy_data`): only
-paths are listed here, decoding is the pipelines' business.
+Shared by the tf.data pipeline (`data`) and the TF-free NumPy pipeline (`numpy_data`): paths
+are listed here and each mask's size is checked against its image's (file headers only, so a
+wrong mask is refused before training starts); decoding is `tfmelanoma.data.masks.read_mask`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from tfmelanoma.data import masks as mask_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -65,6 +68,7 @@ def find_pairs(
     Raises:
         FileNotFoundError: the split's folder is missing, or an image has no mask (named).
         ValueError: unknown dataset or split.
+        tfmelanoma.errors.LabelError: a mask whose size differs from its image's.
     """
     root = Path(data_dir)
     if dataset == "ph2":
@@ -95,13 +99,14 @@ def folder_pairs(
 
     Args:
         images_dir: folder of images (.jpg/.png/.bmp/.tif); other files (CSV metadata) are ignored.
-        masks_dir: folder of masks (any value > 127 is lesion).
+        masks_dir: folder of masks (0/255, 0/1 or grey; see `tfmelanoma.data.masks`).
         mask_name: mask file name pattern with `{id}` (the image stem); None tries
             `{id}_segmentation.png`, then `{id}.png`.
         limit: keep only the first `limit` images (sorted by name).
 
     Raises:
         FileNotFoundError: a folder is missing, holds no image, or an image has no mask.
+        tfmelanoma.errors.LabelError: a mask whose size differs from its image's.
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for folder, what in ((images_dir, "images"), (masks_dir, "masks")):
@@ -130,7 +135,7 @@ def folder_pairs(
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         )
         raise FileNotFoundError(f"{len(missing)} image(s) without a mask in {masks_dir}: {shown}")
-    return Pairs(ids, [str(p) for p in images], masks)
+    return _checked(Pairs(ids, [str(p) for p in images], masks))
 
 
 def _ph2_pairs(root: Path, limit: int | None) -> Pairs:
@@ -151,4 +156,17 @@ def _ph2_pairs(root: Path, limit: int | None) -> Pairs:
         ids.append(case.name)
         images.append(str(image))
         masks.append(str(mask))
-    return Pairs(ids, images, masks)
+    return _checked(Pairs(ids, images, masks))
+
+
+def _checked(pairs: Pairs) -> Pairs:
+    """`pairs`, once every mask is known to have its image's size (headers only).
+
+    Raises:
+        tfmelanoma.errors.LabelError: a mask of another size, naming both files and sizes.
+    """
+    for image, mask in zip(pairs.image_paths, pairs.mask_paths, strict=True):
+        mask_files.check_mask_size(
+            mask, mask_files.image_size(mask), image, mask_files.image_size(image)
+        )
+    return pairs

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from tfmelanoma.data.masks import binarise, read_mask
 from tfmelanoma.data.numpy_pipeline import SeededBatches, resize_antialiased
 from tfmelanoma.models.segmentation.files import Pairs
 
@@ -40,11 +41,11 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def binary_mask(mask: np.ndarray) -> np.ndarray:
-    """uint8 mask (H, W[, 1]) -> float32 {0, 1} (H, W, 1); values > 127 are lesion."""
+    """uint8 mask (H, W[, 1]) -> float32 {0, 1} (H, W, 1), by `tfmelanoma.data.masks.binarise`."""
     mask = np.asarray(mask)
     if mask.ndim == 2:
         mask = mask[..., None]
-    return (mask > 127).astype(np.float32)
+    return binarise(mask).astype(np.float32)
 
 
 def augment_pair(
@@ -100,8 +101,8 @@ class FileSource(Sequence):
     def __getitem__(self, index: int) -> dict:
         with Image.open(self.pairs.image_paths[index]) as img:
             image = np.asarray(img.convert("RGB"))
-        with Image.open(self.pairs.mask_paths[index]) as img:
-            mask = np.asarray(img.convert("L"))[..., None]
+        mask = read_mask(self.pairs.mask_paths[index]) * np.uint8(255)  # 0/255, as TFDS stores
+        mask = mask[..., None]
         return {"image": image, MASK_KEY: mask, "image_id": self.pairs.image_ids[index]}
 
 
