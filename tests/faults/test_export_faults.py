@@ -76,6 +76,10 @@ def test_non_empty_out_needs_force(models, existing, capsys):
     argv = ["--model", models / "good.keras", "--out", out, "--skip-parity"]
     assert_clean_error(call(tfjs.main, argv, capsys), PROG, str(out), "not empty", "--force")
     assert snapshot(out) == before
+    # What an export killed mid-conversion leaves: a hidden sibling, removed by the next one.
+    stale = out.parent / f".{out.name}.export-k1ll3d"
+    stale.mkdir()
+    (stale / "model.json").write_text("{half")
     # --force replaces it, in one swap, with nothing left beside it.
     assert call(tfjs.main, [*argv, "--force"], capsys).returncode == 0
     assert set(snapshot(out)) == set(before)
