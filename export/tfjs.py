@@ -338,7 +338,7 @@ def _swap_in(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export(args, model, metrics_path, training, webdemo) -> tuple[dict, int]:
+def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, int]:
     """Converts into a temporary sibling of `--out`, checks parity there, then swaps it in.
 
     Returns:
@@ -348,7 +348,6 @@ def export(args, model, metrics_path, training, webdemo) -> tuple[dict, int]:
 
     out = fsio.expand(args.out)
     name = args.name or model.name
-    out.parent.mkdir(parents=True, exist_ok=True)
     with fsio.folder_lock(out.parent, "folder of exports"):
         _check_out(out, args.force)
         for stale in out.parent.glob(f".{out.name}.export-*"):
@@ -391,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         model, metrics_path, training, webdemo = _validate(args)
-        meta, status = export(args, model, metrics_path, training, webdemo)
+        meta, status = export_model(args, model, metrics_path, training, webdemo)
     except USER_ERRORS as err:
         return fail(PROG, err)
     if status:
