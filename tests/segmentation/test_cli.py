@@ -44,7 +44,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
     root = shared_data / "isic2017"
     run = tmp_path / "run"
     n = 48
-    segment.main(
+    rc = segment.main(
         [
             "train",
             "--model",
@@ -78,11 +78,12 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(run),
         ]
     )
+    assert rc == 0
     for name in ("model.keras", "history.csv", "history.png", "config.json", "summary.json"):
         assert (run / name).is_file()
     assert len((run / "history.csv").read_text().splitlines()) == 6  # header + 5 epochs
 
-    segment.main(
+    rc = segment.main(
         [
             "evaluate",
             "--model",
@@ -99,6 +100,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(run / "eval"),
         ]
     )
+    assert rc == 0
     scores = json.loads((run / "eval" / "metrics.json").read_text())
     assert (run / "eval" / "grid.png").stat().st_size > 10_000
     assert len((run / "eval" / "per_image.csv").read_text().splitlines()) == n + 1
@@ -113,7 +115,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
     images.mkdir()
     for path in sorted((root / "ISIC-2017_Validation_Data").glob("ISIC_*.jpg"))[:2]:
         shutil.copy(path, images)
-    segment.main(
+    rc = segment.main(
         [
             "predict",
             "--model",
@@ -126,6 +128,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(tmp_path / "crops"),
         ]
     )
+    assert rc == 0
     for path in images.iterdir():
         original = tf.io.decode_image(tf.io.read_file(str(path))).shape
         mask = tf.io.decode_png(
