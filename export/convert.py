@@ -20,43 +20,6 @@ QUANTIZATIONS = ("float32", "float16", "uint8")
 MODEL_JS = "model.js"
 
 
-def load_model(path: Path) -> tuple[keras.Model, Path | None]:
-    """Loads a `.keras` file, or the `.keras` file of a run folder.
-
-    Args:
-        path: a `.keras` file, or a run folder holding `model.keras` or `best.keras`, else
-            exactly one `*.keras` at its top level.
-
-    Returns:
-        (model, run folder or None).
-
-    Raises:
-        FileNotFoundError: the path does not exist or the folder holds no/several `.keras` files.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"--model {path}: no such file or folder (expected a .keras file or a run folder)"
-        )
-    run_dir = None
-    if path.is_dir():
-        run_dir = path
-        # model.keras (export.train_demo_model), best.keras (python -m tfmelanoma.train).
-        preferred = [path / n for n in ("model.keras", "best.keras") if (path / n).is_file()]
-        candidates = preferred[:1] or sorted(path.glob("*.keras"))
-        if len(candidates) != 1:
-            raise FileNotFoundError(
-                f"--model {path}: expected model.keras, best.keras or exactly one *.keras file "
-                f"in the run folder, found {[str(c) for c in candidates] or 'none'}"
-            )
-        path = candidates[0]
-    elif path.suffix != ".keras":
-        raise ValueError(f"--model {path}: expected a .keras file (Keras 3 format) or a run folder")
-    import tfmelanoma.models  # noqa: F401  (registers the custom layers for safe_mode loading)
-
-    return keras.saving.load_model(path, safe_mode=True, compile=False), run_dir
-
-
 def quantization_map(quantization: str) -> dict[str, str] | None:
     """The converter's `quantization_dtype_map` for a quantisation name (all float weights)."""
     if quantization not in QUANTIZATIONS:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfmelanoma.errors import ToolMissingError
+
 # Max |P_keras - P_tfjs| allowed per quantisation. float32 differs only by float rounding and
 # op order; the quantised bounds cover the measured error of the shipped MeshNet with margin
 # (docs/webdemo.md lists the measured values).
@@ -82,23 +84,54 @@ def parity_inputs(size: tuple[int, int], images: list[Path], n_random: int = 4) 
     return np.stack(batch).astype(np.float32)
 
 
+# What `webdemo/tools/predict_node.mjs` imports (the packages the page bundles).
+NODE_PACKAGES = (
+    "@tensorflow/tfjs-core",
+    "@tensorflow/tfjs-backend-cpu",
+    "@tensorflow/tfjs-converter",
+)
+
+
+def check_node(webdemo: Path = WEBDEMO_DIR) -> str:
+    """The `node` executable, after checking that the parity script and its packages are there.
+
+    Raises:
+        ToolMissingError: no `node` on PATH, or a package of `NODE_PACKAGES` is not installed
+            under `<webdemo>/node_modules` (the message gives the `npm ci` command).
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise ToolMissingError(
+            "the Keras/TF.js parity check needs Node.js (`node` not on PATH); install Node.js "
+            ">= 20, or pass --skip-parity"
+        )
+    webdemo = Path(webdemo)
+    script = webdemo / "tools" / "predict_node.mjs"
+    if not script.is_file():
+        raise ToolMissingError(
+            f"the parity check runs {script}, which is missing; pass --webdemo DIR (the web "
+            "demo folder) or --skip-parity"
+        )
+    modules = webdemo / "node_modules"
+    missing = [p for p in NODE_PACKAGES if not (modules / p / "package.json").is_file()]
+    if missing:
+        raise ToolMissingError(
+            f"the Keras/TF.js parity check needs {', '.join(missing)} in {modules}: run\n"
+            f"npm ci --prefix {webdemo}\n"
+            "(or pass --webdemo DIR with node_modules, or --skip-parity)"
+        )
+    return node
+
+
 def node_predict(model_dir: Path, x: np.ndarray, webdemo: Path = WEBDEMO_DIR) -> dict:
     """Runs `predict_node.mjs` on `x` and returns its JSON output.
 
     Raises:
-        RuntimeError: node or webdemo/node_modules missing, or the script failed.
+        ToolMissingError: node or webdemo/node_modules missing (`check_node`).
+        RuntimeError: the script failed.
     """
-    node = shutil.which("node")
+    node = check_node(webdemo)
     script = Path(webdemo) / "tools" / "predict_node.mjs"
-    if node is None:
-        raise RuntimeError(
-            "parity check needs Node.js (`node` not on PATH); install it or pass --skip-parity"
-        )
-    if not (Path(webdemo) / "node_modules" / "@tensorflow" / "tfjs-core").is_dir():
-        raise RuntimeError(
-            f"parity check needs the tfjs packages in {Path(webdemo) / 'node_modules'}: run "
-            f"`npm ci --prefix {webdemo}` (or pass --webdemo DIR / --skip-parity)"
-        )
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / "x.f32"
         np.ascontiguousarray(x, dtype="<f4").tofile(inp)

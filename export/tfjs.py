@@ -3,11 +3,16 @@
     python -m export.tfjs --model runs/webdemo_meshnet --out webdemo/models/meshnet \\
         --quantization float32
 
-Writes into `--out`: `model.json` and its weight shard (the standard TF.js graph model),
+Writes into `--out` (refused when it is not empty, unless `--force`): `model.json` and its weight shard (the standard TF.js graph model),
 `meta.json` (class names, input size, preprocessing, entropy threshold and temperature, training
 data, metrics, version, parity result) and `model.js` (all of it in one script for the page).
 Then checks Keras/TF.js parity on the web demo's gallery images plus random images and fails
 (exit 1) when the bound for the quantisation is exceeded.
+
+Nothing can leave `--out` half-replaced: the model, its output and the metrics file are checked
+before `--out` is touched; the export is written into a temporary sibling folder, its parity
+checked there, and only then swapped in (old folder renamed aside, new one renamed in, old one
+removed), under a lock on the parent folder so two exports cannot interleave.
 """
 
 from __future__ import annotations
@@ -15,11 +20,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+from tfmelanoma import fsio
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.errors import RunFolderError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
+PROG = "python -m export.tfjs"
 log = get_logger(__name__)
 
 CLASS_NAMES_2 = ["non_melanoma", "melanoma"]
@@ -203,10 +215,15 @@ def build_meta(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m export.tfjs", description=__doc__.split("\n")[0])
+    ap = OneLineErrorParser(prog=PROG, description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, required=True, help=".keras file or run folder")
     ap.add_argument(
         "--out", type=Path, required=True, help="output folder, e.g. webdemo/models/meshnet"
+    )
+    ap.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a non-empty --out (the old export stays until the new one is complete)",
     )
     ap.add_argument("--quantization", choices=("float32", "float16", "uint8"), default="float32")
     ap.add_argument(
@@ -232,65 +249,164 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def check_model(model, label: str) -> None:
+    """Refuses a model the page cannot run: several inputs/outputs, a free input size, an
+    output that is not a softmax over 2 or the harmonised classes.
+
+    Raises:
+        ValueError: naming `label` (the --model value) and what to change.
+    """
+    import numpy as np
+
+    from tfmelanoma.labels import HARMONISED_CLASSES
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(f"{label}: the web demo needs one image input and one probability output")
+    if None in model.input_shape[1:4]:
+        raise ValueError(
+            f"{label}: input size {model.input_shape} is not fixed; "
+            "rebuild with input_shape=(H, W, 3)"
+        )
+    k = int(model.output_shape[-1])
+    if k == 1:
+        raise ValueError(
+            f"{label}: one sigmoid output; the web demo expects softmax over {CLASS_NAMES_2}"
+        )
+    if k not in (2, len(HARMONISED_CLASSES)):
+        raise ValueError(
+            f"{label}: {k} outputs; the web demo expects softmax over {CLASS_NAMES_2} "
+            f"or the {len(HARMONISED_CLASSES)} harmonised classes"
+        )
+    # Probabilities, not logits: the page shows them and thresholds their entropy as they are.
+    x = np.random.default_rng(0).uniform(0, 255, (2, *model.input_shape[1:])).astype("float32")
+    p = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    if not (np.isfinite(p).all() and (p >= -1e-6).all() and np.allclose(p.sum(-1), 1, atol=1e-3)):
+        raise ValueError(
+            f"{label}: the outputs are not probabilities (rows sum to {p.sum(-1).round(3)}); "
+            "end the model with a softmax activation"
+        )
+
+
+def _validate(args) -> tuple:
+    """Everything that can be checked before `--out` is touched.
+
+    Returns:
+        (model, metrics path or None, training data description or None, webdemo folder).
+    """
+    from export import parity
+    from tfmelanoma.models.loading import load_model, resolve_model_path
+
+    file, run_dir = resolve_model_path(fsio.expand(args.model))
+    model = load_model(file)
+    check_model(model, f"--model {args.model}")
+    metrics_path = find_metrics(run_dir, args.metrics)
+    if metrics_path is not None:
+        try:
+            json.loads(metrics_path.read_text())
+        except ValueError as err:
+            raise ValueError(f"{metrics_path}: not JSON ({err}); pass --metrics FILE") from None
+    training = args.training_data or training_data(run_dir)
+    webdemo = args.webdemo or parity.WEBDEMO_DIR
+    if not args.skip_parity:
+        parity.check_node(webdemo)
+    return model, metrics_path, training, webdemo
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file; expected a folder for the export")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise RunFolderError(
+            f"--out {out} is not empty; pass --force to replace the export there "
+            "(it is kept until the new one is complete) or choose another folder"
+        )
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Moves the finished export `new` to `out`; the old `out` is removed only after that."""
+    old = None
+    if out.exists():
+        old = new.with_name(new.name + ".old")
+        os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)  # put the old export back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, int]:
+    """Converts into a temporary sibling of `--out`, checks parity there, then swaps it in.
+
+    Returns:
+        (meta, exit status: 0, or 1 when parity failed and `--out` was left as it was).
+    """
+    from export import convert, parity
+
+    out = fsio.expand(args.out)
+    name = args.name or model.name
+    with fsio.folder_lock(out.parent, "folder of exports"):
+        _check_out(out, args.force)
+        for stale in out.parent.glob(f".{out.name}.export-*"):
+            # left by an export killed mid-way; the lock says no live export owns it
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+        try:
+            log.info("converting %s (%s weights) into %s", args.model, args.quantization, out)
+            convert.convert_keras(model, tmp, args.quantization)
+            meta = build_meta(model, name, args.quantization, tmp, metrics_path, training)
+            if not args.skip_parity:
+                images = args.parity_images
+                if images is None:
+                    images = sorted((webdemo / "gallery").glob("*.jpg"))
+                result = parity.check_parity(model, tmp, args.quantization, images, webdemo)
+                meta["parity"] = result.as_dict()
+                log.debug("parity: %s", result.as_dict())
+                if not result.passed:
+                    kept = "left as it was" if out.exists() else "not written"
+                    print(
+                        f"{PROG}: error: Keras/TF.js parity failed: max |dP| = "
+                        f"{result.max_abs_diff:.3g} (bound {result.bound}), decisions equal: "
+                        f"{result.decisions_equal}; {out} {kept}",
+                        file=sys.stderr,
+                    )
+                    return meta, 1
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            convert.write_model_js(tmp, meta)
+            _swap_in(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return meta, 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns 0 on success, 1 when the parity check fails."""
+    """Command-line entry point; returns 0 on success, 1 when the parity check fails, 2 on
+    bad input (nothing in `--out` is touched then)."""
     args = parse_args(argv)
     quiet_tensorflow()
     setup_logging()
-    from export import convert, parity
-
     try:
-        model, run_dir = convert.load_model(args.model)
-        metrics_path = find_metrics(run_dir, args.metrics)
-        training = args.training_data or training_data(run_dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        print(
-            f"error: {args.model}: the web demo needs one image input and one probability output",
-            file=sys.stderr,
-        )
-        return 2
-    if None in model.input_shape[1:3]:
-        print(
-            f"error: {args.model}: input size {model.input_shape} is not fixed; rebuild with input_shape=(H, W, 3)",
-            file=sys.stderr,
-        )
-        return 2
-    name = args.name or model.name
-    log.info("converting %s (%s weights) into %s", args.model, args.quantization, args.out)
-    convert.convert_keras(model, args.out, args.quantization)
-    meta = build_meta(model, name, args.quantization, args.out, metrics_path, training)
-    status = 0
-    if not args.skip_parity:
-        webdemo = args.webdemo or parity.WEBDEMO_DIR
-        images = args.parity_images
-        if images is None:
-            images = sorted((webdemo / "gallery").glob("*.jpg"))
-        result = parity.check_parity(model, args.out, args.quantization, images, webdemo)
-        meta["parity"] = result.as_dict()
-        log.debug("parity: %s", result.as_dict())
-        if not result.passed:
-            print(
-                f"error: Keras/TF.js parity failed: max |dP| = {result.max_abs_diff:.3g} "
-                f"(bound {result.bound}), decisions equal: {result.decisions_equal}",
-                file=sys.stderr,
-            )
-            status = 1
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    convert.write_model_js(args.out, meta)
+        model, metrics_path, training, webdemo = _validate(args)
+        meta, status = export_model(args, model, metrics_path, training, webdemo)
+    except USER_ERRORS as err:
+        return fail(PROG, err)
+    if status:
+        return status
     parity_line = (
-        f"parity with Keras on {result.n_images} images: max |dP| {result.max_abs_diff:.2g} "
-        f"(bound {result.bound}), decisions equal: {result.decisions_equal}"
-        if not args.skip_parity
+        f"parity with Keras on {meta['parity']['n_images']} images: max |dP| "
+        f"{meta['parity']['max_abs_diff']:.2g} (bound {meta['parity']['bound']}), "
+        f"decisions equal: {meta['parity']['decisions_equal']}"
+        if "parity" in meta
         else "parity not checked (--skip-parity)"
     )
     print(
         f"wrote {args.out}: model.json + weights ({meta['weights_bytes'] / 1e6:.2f} MB, "
         f"{args.quantization}), meta.json, model.js\n{parity_line}"
     )
-    return status
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,3 +30,11 @@ class LabelError(TfmelanomaError, ValueError):
 
 class UnsafePathError(TfmelanomaError, ValueError):
     """A path from a data file (CSV id, archive member) points outside its root folder."""
+
+
+class ModelFileError(TfmelanomaError, ValueError):
+    """A `.keras` file that cannot be read (truncated, corrupt, not Keras 3); the path is named."""
+
+
+class ToolMissingError(TfmelanomaError, RuntimeError):
+    """An external tool or package a command needs is not installed; the message says how."""

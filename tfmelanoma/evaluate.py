@@ -12,7 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from tfmelanoma.cli import OneLineErrorParser, fail
+from tfmelanoma import fsio
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.errors import RunFolderError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
 PROG = "python -m tfmelanoma.evaluate"
@@ -40,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN|FILE",
         help="run folder (best.keras + config.yaml) or .keras file; repeat for an ensemble",
     )
-    p.add_argument("--out", required=True, help="report folder to write")
+    p.add_argument("--out", required=True, help="report folder to write (new or empty)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="write the report into a non-empty --out"
+    )
     src = p.add_argument_group("test data (default: the run's own test split)")
     src.add_argument("--test", help="dataset name, e.g. isic2017 or sample (prepared TFDS dataset)")
     src.add_argument("--split", default="test", help="split of --test (default: %(default)s)")
@@ -137,30 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_model(path: Path):
     """(model, run config or None) from a run folder or a .keras file."""
-    import keras
-
-    import tfmelanoma.models  # noqa: F401  (registers the custom layers before loading)
     from tfmelanoma.config import load_config
+    from tfmelanoma.models.loading import load_model, resolve_model_path
 
+    file, run_dir = resolve_model_path(fsio.expand(path))
     config = None
-    if path.is_dir():
-        file = next(
-            (f for f in (path / "best.keras", path / "checkpoints" / "last.keras") if f.is_file()),
-            None,
+    if run_dir is not None and (run_dir / "config.yaml").is_file():
+        config = load_config(str(run_dir / "config.yaml"))
+    return load_model(file), config
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuses a report folder that already holds something, unless --overwrite."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file; expected a report folder")
+    held = [p.name for p in out.iterdir() if p.name != fsio.LOCK_NAME] if out.is_dir() else []
+    if held and not overwrite:
+        raise RunFolderError(
+            f"--out {out} is not empty ({', '.join(sorted(held)[:4])}"
+            f"{', ...' if len(held) > 4 else ''}); pass --overwrite to replace the report there "
+            "or choose another folder"
         )
-        if file is None:
-            raise ValueError(f"{path}: run folder without best.keras or checkpoints/last.keras")
-        if (path / "config.yaml").is_file():
-            config = load_config(str(path / "config.yaml"))
-        path = file
-    elif not path.is_file() or path.suffix != ".keras":
-        raise ValueError(f"--model {path}: expected a run folder or an existing .keras file")
-    try:
-        return keras.models.load_model(path, safe_mode=True), config
-    except Exception as err:  # Keras raises many types (zip, h5, deserialisation): name the file
-        raise ValueError(
-            f"{path}: cannot load the Keras model ({type(err).__name__}: {err})"
-        ) from err
 
 
 def _num_outputs(model) -> int:
@@ -273,7 +275,6 @@ def _predictor(model, args):
 
 def run(args) -> dict:
     """Evaluates as `args` say and returns the metrics dict (see `build_parser`)."""
-    import numpy as np
 
     from tfmelanoma.evaluation import EvalConfig, data, ensemble, evaluate_predictions
 
@@ -285,6 +286,8 @@ def run(args) -> dict:
         bootstrap_seed=args.seed,
         calibration_methods=tuple(c.strip() for c in args.calibration.split(",") if c.strip()),
     )  # validated first: a bad threshold fails before any model is loaded
+    out = fsio.expand(args.out)
+    _check_out(out, args.overwrite)
     loaded = [_load_model(Path(m)) for m in args.model]
     models, run_config = [m for m, _ in loaded], loaded[0][1]
     widths = {max(2, _num_outputs(m)) for m in models}  # one sigmoid unit = two classes
@@ -322,25 +325,35 @@ def run(args) -> dict:
         raise ValueError(
             f"--gradcam-ids: no test image with id {unknown[0]!r} (ids look like {ids[0]!r})"
         )
-    out = Path(args.out)
-    result = evaluate_predictions(y, probs, ids, names, out, y_val, p_val, config)
-    if args.gradcam or chosen:
-        from tfmelanoma.evaluation import gradcam
-        from tfmelanoma.evaluation.probs import as_prob_matrix
-
-        model = models[0]  # an ensemble is explained through its first model
-        layer = gradcam.resolve_layer_name(
-            model, args.gradcam_layer, run_config.model.name if run_config else None
-        )
-        worst = list(gradcam.worst_cases(y, as_prob_matrix(probs), args.gradcam))
-        worst += [k for k in map(ids.index, chosen) if k not in worst]
-        wanted = [ids[i] for i in worst]
-        images = data.gather_images(test_ds, wanted, size, label_key)
-        if len(wanted):
-            res = gradcam.grad_cam(model, images, layer, plus=args.gradcam_plus)
-            gradcam.save_overlays(images, res, out / "gradcam", wanted, names, np.asarray(y)[worst])
-        print(f"Grad-CAM ({layer}): {len(wanted)} overlays in {out / 'gradcam'}")
+    with fsio.folder_lock(out, "report folder"):  # one writer; checked again under the lock
+        _check_out(out, args.overwrite)
+        result = evaluate_predictions(y, probs, ids, names, out, y_val, p_val, config)
+        if args.gradcam or chosen:
+            # an ensemble is explained through its first model
+            explain = (models[0], run_config, test_ds, size, label_key, names)
+            _gradcam(args, explain, y, probs, ids, chosen, out)
     return result
+
+
+def _gradcam(args, explain, y, probs, ids, chosen, out) -> None:
+    """Grad-CAM overlays of the worst mistakes and of `--gradcam-ids` into `<out>/gradcam`."""
+    import numpy as np
+
+    from tfmelanoma.evaluation import data, gradcam
+    from tfmelanoma.evaluation.probs import as_prob_matrix
+
+    model, run_config, test_ds, size, label_key, names = explain
+    layer = gradcam.resolve_layer_name(
+        model, args.gradcam_layer, run_config.model.name if run_config else None
+    )
+    worst = list(gradcam.worst_cases(y, as_prob_matrix(probs), args.gradcam))
+    worst += [k for k in map(ids.index, chosen) if k not in worst]
+    wanted = [ids[i] for i in worst]
+    images = data.gather_images(test_ds, wanted, size, label_key)
+    if len(wanted):
+        res = gradcam.grad_cam(model, images, layer, plus=args.gradcam_plus)
+        gradcam.save_overlays(images, res, out / "gradcam", wanted, names, np.asarray(y)[worst])
+    print(f"Grad-CAM ({layer}): {len(wanted)} overlays in {out / 'gradcam'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         result = run(args)
-    except (ValueError, FileNotFoundError) as err:
-        return fail(PROG, str(err))
+    except USER_ERRORS as err:
+        return fail(PROG, err)
     s = result["summary"]
 
     def num(key: str) -> str:

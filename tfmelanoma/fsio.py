@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tfmelanoma.errors import FolderBusyError, UnsafePathError
+from tfmelanoma.errors import FolderBusyError, RunFolderError, UnsafePathError
 
 LOCK_NAME = ".lock"
 
@@ -109,9 +109,17 @@ def folder_lock(
 
     Raises:
         FolderBusyError: another process holds the lock (and `wait` is off); names its pid.
+        RunFolderError: a file is where the folder (or one above it) should be.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        in_the_way = next(p for p in (folder, *folder.parents) if p.exists() and not p.is_dir())
+        raise RunFolderError(
+            f"{folder}: {in_the_way} is a file; expected a folder for this {what} "
+            "(move the file or choose another folder)"
+        ) from None
     lock_path = folder / LOCK_NAME
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -13,7 +13,6 @@ whose row says `ok`, resumes interrupted ones (`--resume`) and retries failed on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from tfmelanoma.cli import OneLineErrorParser, fail
+from tfmelanoma import fsio
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
 
 PROG = "python -m tfmelanoma.grid"
 METRICS = (
@@ -83,9 +83,7 @@ def append_row(path: Path, row: dict) -> pd.DataFrame:
     table = _read_results(path)
     table = table[table["cell_id"] != row["cell_id"]]
     table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    fsio.atomic_write_text(path, table.to_csv(index=False))
     return table
 
 
@@ -144,7 +142,7 @@ def run_cell(
         )
     seconds = time.perf_counter() - started
     (out / "logs").mkdir(exist_ok=True)
-    (out / "logs" / f"{cell.cell_id}.log").write_text(proc.stdout + proc.stderr)
+    fsio.atomic_write_text(out / "logs" / f"{cell.cell_id}.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         return _row(
@@ -170,7 +168,7 @@ def write_summary(table: pd.DataFrame, path: Path) -> None:
     failed = table[table["status"] != "ok"]
     if len(failed):
         lines += ["## Failed cells", "", markdown_table(failed[["cell_id", "error"]]), ""]
-    path.write_text("\n".join(lines))
+    fsio.atomic_write_text(path, "\n".join(lines))
 
 
 def build_parser():
@@ -212,7 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, config_lib.ConfigError) as e:
         return fail(PROG, e)
     cells = [Cell(name, train, test, m) for name, train, test in combinations for m in models]
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out = fsio.expand(args.out)
+    try:
+        # One grid per folder: two would rewrite each other's results.csv and train the
+        # same cells into the same run folders.
+        with fsio.folder_lock(args.out, "grid folder"):
+            return _run_grid(cells, args)
+    except USER_ERRORS as e:
+        return fail(PROG, e)
+
+
+def _run_grid(cells: list[Cell], args) -> int:
     results = args.out / "results.csv"
     table = _read_results(results)
     finished = set(table.loc[table["status"] == "ok", "cell_id"])

@@ -18,8 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from tfmelanoma import fsio
+from tfmelanoma.cli import USER_ERRORS, fail
+from tfmelanoma.errors import RunFolderError, ToolMissingError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
+PROG = "tfmelanoma-segment"
 log = get_logger(__name__)
 
 ABLATION = ("unet", "attention_unet", "attention_residual_unet", "aernet")
@@ -88,7 +92,7 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfmelanoma-segment", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -172,17 +176,23 @@ def use_numpy_pipeline(args) -> bool:
     return False
 
 
+def _check_data_args(args) -> None:
+    """Raises ValueError when the data arguments name no readable source (before any writing)."""
+    if args.data == "folder":
+        if not (args.images and args.masks):
+            raise ValueError("--data folder needs --images and --masks")
+    elif not args.data.startswith("tfds:") and args.data_dir is None:
+        raise ValueError(
+            f"--data {args.data} needs --data-dir (the folder with the official folders)"
+        )
+
+
 def _pairs(args, split: str, limit):
     from tfmelanoma.models.segmentation import files  # noqa: PLC0415
 
+    _check_data_args(args)
     if args.data == "folder":
-        if not (args.images and args.masks):
-            raise SystemExit("--data folder needs --images and --masks")
         return files.folder_pairs(args.images, args.masks, limit=limit)
-    if args.data_dir is None:
-        raise SystemExit(
-            f"--data {args.data} needs --data-dir (the folder with the official folders)"
-        )
     return files.find_pairs(args.data, args.data_dir, split, limit=limit)
 
 
@@ -216,7 +226,7 @@ def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **
     try:
         from tfmelanoma.models.segmentation import data  # noqa: PLC0415  (imports TensorFlow)
     except ImportError as e:
-        raise SystemExit(
+        raise ToolMissingError(
             f"--pipeline tf.data needs TensorFlow ({e}); use --pipeline numpy (auto does)"
         ) from None
 
@@ -269,7 +279,7 @@ def _check_backend(name: str, kwargs: dict) -> None:
     backend = keras.backend.backend()
     uses_sm = name.startswith("sm_") or str(kwargs.get("encoder", "")).startswith("sm:")
     if uses_sm and backend != "tensorflow":
-        raise SystemExit(
+        raise ValueError(
             f"{name}{' encoder ' + kwargs['encoder'] if 'encoder' in kwargs else ''}: "
             f"segmentation_models (sm_unet, sm_fpn, sm:<backbone>) needs KERAS_BACKEND=tensorflow; "
             f"the backend is {backend!r}"
@@ -284,8 +294,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
     from tfmelanoma.models.segmentation import losses, metrics, report  # noqa: PLC0415
 
     model_path = out / "model.keras"
-    if model_path.exists() and not args.overwrite:
-        raise SystemExit(f"{model_path} exists; pass --overwrite or choose another --out")
+    _check_model_path(model_path, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     size, batch = cfg["image_size"], cfg["batch_size"]
@@ -325,7 +334,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         "pipeline": type(train_ds).__name__,
         "argv": sys.argv,
     }
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+    fsio.atomic_write_text(out / "config.json", json.dumps(config, indent=2, default=str) + "\n")
     start = time.perf_counter()
     model.fit(
         train_ds,
@@ -341,42 +350,51 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         verbose=2 if args.verbose >= 0 else 0,
     )
     seconds = time.perf_counter() - start
-    tmp = out / "model.tmp.keras"  # write then rename: a crash never leaves a half-written model
-    model.save(tmp)
-    tmp.replace(model_path)
+    fsio.atomic_save_model(model, model_path)  # a crash never leaves half a model there
     from tfmelanoma.evaluation.plots import training_curves  # noqa: PLC0415  (matplotlib)
 
     training_curves(out / "history.csv", out / "history.png")  # after the save: nothing to lose
     summary = {"model": name, "params": model.count_params(), "train_seconds": round(seconds, 1)}
     if val is not None:
         summary.update(report.evaluate_model(model, val, val_ids, out / "validation"))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    fsio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     log.info("%s: %s", name, summary)
     return summary
 
 
+def _check_model_path(model_path: Path, overwrite: bool) -> None:
+    if model_path.exists() and not overwrite:
+        raise RunFolderError(f"{model_path} exists; pass --overwrite or choose another --out")
+
+
 def cmd_train(args) -> int:
     cfg = _resolve(args)
-    names = ABLATION if "ablation" in args.preset else (args.model,)
-    for name in names:  # before any training: an ablation must not fail at its last model
+    ablation = "ablation" in args.preset
+    names = ABLATION if ablation else (args.model,)
+    # Before any training or writing: an ablation must not fail at its last model.
+    for name in names:
         _check_backend(name, _model_kwargs(name, cfg, args))
-    if "ablation" in args.preset:
-        rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
-        from tfmelanoma.models.segmentation import report  # noqa: PLC0415
+        _check_model_path(
+            (args.out / name if ablation else args.out) / "model.keras", args.overwrite
+        )
+    _check_data_args(args)
+    # One writer per run folder: a second `segment train --out` into it is refused.
+    with fsio.folder_lock(args.out, "segmentation run folder"):
+        if ablation:
+            rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
+            from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
-        report.write_ablation(rows, args.out)
-    else:
-        train_one(args.model, cfg, args, args.out)
+            report.write_ablation(rows, args.out)
+        else:
+            train_one(args.model, cfg, args, args.out)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    import keras  # noqa: PLC0415
-
-    import tfmelanoma.models  # noqa: F401, PLC0415  (registers the custom layers)
+    from tfmelanoma.models.loading import load_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
-    model = keras.models.load_model(args.model, safe_mode=True)
+    model = load_model(fsio.expand(args.model))
     height = model.input_shape[1]
     ds, ids = load_data(args, args.split, height, 8, args.limit)
     summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
@@ -385,12 +403,10 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    import keras  # noqa: PLC0415
-
-    import tfmelanoma.models  # noqa: F401, PLC0415
+    from tfmelanoma.models.loading import load_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import inference  # noqa: PLC0415
 
-    model = keras.models.load_model(args.model, safe_mode=True)
+    model = load_model(fsio.expand(args.model))
     rows = inference.predict_folder(
         model, args.images, args.out, args.crop_dir, args.threshold, args.margin
     )
@@ -407,7 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except USER_ERRORS as err:
+        return fail(PROG, err)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`python -m tfmelanoma.segment`: bad input, and (slow, real data) train -> evaluate -> predict."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -11,39 +12,30 @@ from tfmelanoma import segment
 from tfmelanoma.models.segmentation import data, metrics
 
 
-def test_train_needs_data_dir(tmp_path):
-    with pytest.raises(SystemExit, match="--data isic2017 needs --data-dir"):
-        segment.main(["train", "--preset", "smoke", "--out", str(tmp_path / "run")])
+def test_train_needs_data_dir(tmp_path, capsys):
+    assert segment.main(["train", "--preset", "smoke", "--out", str(tmp_path / "run")]) == 2
+    assert "tfmelanoma-segment: error: --data isic2017 needs --data-dir" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
-def test_train_never_overwrites_a_model(tmp_path):
+def test_train_never_overwrites_a_model(tmp_path, capsys):
     (tmp_path / "model.keras").write_bytes(b"precious")
-    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
-        segment.main(
-            ["train", "--preset", "smoke", "--data-dir", str(tmp_path), "--out", str(tmp_path)]
-        )
+    argv = ["train", "--preset", "smoke", "--data-dir", str(tmp_path), "--out", str(tmp_path)]
+    assert segment.main(argv) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "model.keras").read_bytes() == b"precious"
 
 
-def test_predict_names_a_missing_folder(tmp_path):
+def test_predict_names_a_missing_folder(tmp_path, capsys):
     import keras
 
     from tfmelanoma.models import create_model
 
     model_path = tmp_path / "m.keras"
     create_model("unet", input_shape=(16, 16, 3), base_filters=2, depth=2).save(model_path)
-    with pytest.raises(FileNotFoundError, match="image folder not found: .*nope"):
-        segment.main(
-            [
-                "predict",
-                "--model",
-                str(model_path),
-                "--images",
-                str(tmp_path / "nope"),
-                "--out",
-                str(tmp_path / "masks"),
-            ]
-        )
+    argv = ["predict", "--model", str(model_path), "--images", str(tmp_path / "nope")]
+    assert segment.main([*argv, "--out", str(tmp_path / "masks")]) == 2
+    assert re.search(r"image folder not found: .*nope", capsys.readouterr().err)
     assert keras.models.load_model(model_path, safe_mode=True) is not None
 
 
@@ -52,7 +44,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
     root = shared_data / "isic2017"
     run = tmp_path / "run"
     n = 48
-    segment.main(
+    rc = segment.main(
         [
             "train",
             "--model",
@@ -86,11 +78,12 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(run),
         ]
     )
+    assert rc == 0
     for name in ("model.keras", "history.csv", "history.png", "config.json", "summary.json"):
         assert (run / name).is_file()
     assert len((run / "history.csv").read_text().splitlines()) == 6  # header + 5 epochs
 
-    segment.main(
+    rc = segment.main(
         [
             "evaluate",
             "--model",
@@ -107,6 +100,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(run / "eval"),
         ]
     )
+    assert rc == 0
     scores = json.loads((run / "eval" / "metrics.json").read_text())
     assert (run / "eval" / "grid.png").stat().st_size > 10_000
     assert len((run / "eval" / "per_image.csv").read_text().splitlines()) == n + 1
@@ -121,7 +115,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
     images.mkdir()
     for path in sorted((root / "ISIC-2017_Validation_Data").glob("ISIC_*.jpg"))[:2]:
         shutil.copy(path, images)
-    segment.main(
+    rc = segment.main(
         [
             "predict",
             "--model",
@@ -134,6 +128,7 @@ def test_short_training_on_isic2017_beats_a_constant_mask(shared_data, tmp_path)
             str(tmp_path / "crops"),
         ]
     )
+    assert rc == 0
     for path in images.iterdir():
         original = tf.io.decode_image(tf.io.read_file(str(path))).shape
         mask = tf.io.decode_png(

@@ -8,10 +8,14 @@ prepared in the data dir (the error says how).
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
+import shutil
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from tfmelanoma import fsio
 from tfmelanoma.data.sample import BUILDER_NAME, SAMPLE_NAME
 from tfmelanoma.datasets.index import DatasetNotPreparedError, is_array_record
 from tfmelanoma.logging_utils import get_logger, import_tensorflow_quietly
@@ -34,6 +38,10 @@ def ensure_prepared(
     file_format: str = "tfrecord",
 ) -> tfds.core.DatasetBuilder:
     """Returns the prepared builder of `name`, preparing it if it can.
+
+    Preparation holds `folder_lock(<data_dir>/<dataset>)`: a second process preparing the same
+    dataset waits and then uses the first one's result; leftovers of a killed preparation
+    (TFDS's `incomplete.*` folders) are removed once the lock is held.
 
     Args:
         name: dataset name (`sample` or a builder name such as `isic2017/classification_512`).
@@ -62,37 +70,31 @@ def ensure_prepared(
             f"unknown dataset {name!r}; datasets: {', '.join([SAMPLE_NAME, *tfds_builders.BUILDERS])}"
         ) from None
     if builder.is_prepared():
-        # tf.data reads both formats; random access (`tfds.data_source`) needs ArrayRecord.
-        if file_format == "array_record" and not is_array_record(builder):
-            if full == BUILDER_NAME:  # an older tfmelanoma prepared the sample as TFRecord
-                raise ValueError(
-                    f"the embedded sample in {builder.data_dir} was prepared as tfrecord by an "
-                    "older tfmelanoma, but the NumPy pipeline reads array_record; delete that "
-                    "folder (it is re-prepared from the package in seconds, as array_record, "
-                    "which tf.data reads too) or use data.pipeline=tf"
-                )
-            raise ValueError(
-                f"dataset {name!r} in {builder.data_dir} is prepared as "
-                f"{getattr(builder.info.file_format, 'value', builder.info.file_format)}, "
-                "but the NumPy pipeline reads array_record; prepare it as array_record in another "
-                "data_dir (`tfds build ... --file_format array_record`) or use data.pipeline=tf"
-            )
-        return builder
+        return _check_format(builder, name, file_format)
     if importlib.util.find_spec("tensorflow") is None:
         raise DatasetNotPreparedError(
             f"dataset {name!r} is not prepared in {builder.data_dir}, and preparing it needs "
             f"TensorFlow, which is not installed here; prepare it on a machine with TensorFlow "
             f"(`tfds build ... --file_format {file_format}`) and copy the data_dir"
         )
+    if full != BUILDER_NAME and not manual_dir:
+        return builder  # not preparable here; the reader says how to prepare it
     if full == BUILDER_NAME:
         # The embedded sample is prepared as ArrayRecord, which both pipelines read, so the
         # default run and a `KERAS_BACKEND=jax` run share one prepared copy.
         file_format = "array_record"
-    if full == BUILDER_NAME or manual_dir:
+    # One preparation per dataset at a time: a second process waits, then finds it prepared
+    # (instead of doing all the work again and failing on TFDS's final rename).
+    dataset_root = Path(str(builder.data_dir_root)) / full.split("/")[0]
+    with fsio.folder_lock(dataset_root, "data dir", wait=True, on_wait=logger.info):
+        builder = tfds.builder(full, data_dir=data_dir)
+        if builder.is_prepared():  # another process prepared it while this one waited
+            return _check_format(builder, name, file_format)
+        remove_incomplete(dataset_root)
         builder = tfds.builder(full, data_dir=data_dir, file_format=file_format)
         download_config = None
         if manual_dir:
-            root = Path(manual_dir)
+            root = fsio.expand(manual_dir)
             sub = root / full.split("/")[0]
             download_config = tfds.download.DownloadConfig(
                 manual_dir=str(sub if sub.is_dir() else root)
@@ -101,3 +103,57 @@ def ensure_prepared(
         import_tensorflow_quietly()  # TFDS prepares with TensorFlow, also under JAX or torch
         builder.download_and_prepare(download_config=download_config, file_format=file_format)
     return builder
+
+
+def _check_format(builder, name: str, file_format: str):
+    """The prepared `builder`, or ValueError when random access needs a format it lacks."""
+    # tf.data reads both formats; random access (`tfds.data_source`) needs ArrayRecord.
+    if file_format == "array_record" and not is_array_record(builder):
+        if builder_name(name) == BUILDER_NAME:  # an older tfmelanoma prepared it as TFRecord
+            raise ValueError(
+                f"the embedded sample in {builder.data_dir} was prepared as tfrecord by an "
+                "older tfmelanoma, but the NumPy pipeline reads array_record; delete that "
+                "folder (it is re-prepared from the package in seconds, as array_record, "
+                "which tf.data reads too) or use data.pipeline=tf"
+            )
+        raise ValueError(
+            f"dataset {name!r} in {builder.data_dir} is prepared as "
+            f"{getattr(builder.info.file_format, 'value', builder.info.file_format)}, "
+            "but the NumPy pipeline reads array_record; prepare it as array_record in another "
+            "data_dir (`tfds build ... --file_format array_record`) or use data.pipeline=tf"
+        )
+    return builder
+
+
+# What TFDS 4.9 leaves behind when a preparation is killed: the data folder it writes into,
+# `<name>/<config>/incomplete.<6 chars>_<version>/` (`file_utils.incomplete_dir`), and files
+# `incomplete.<32 hex>.<file name>` (`py_utils.incomplete_file`, e.g. in `<name>/.config/`).
+_INCOMPLETE_DIR = re.compile(r"^incomplete\.[A-Z0-9]{6}_.+$")
+_INCOMPLETE_FILE = re.compile(r"^incomplete\.[0-9a-fA-F]{32}\..+$")
+
+
+def remove_incomplete(dataset_root: Path) -> list[Path]:
+    """Removes what killed preparations left under `<data_dir>/<dataset name>`.
+
+    Call it only while holding the dataset's `folder_lock`: then no live writer owns them.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for folder, dirs, files in os.walk(dataset_root):
+        for d in [d for d in dirs if _INCOMPLETE_DIR.match(d)]:
+            shutil.rmtree(Path(folder) / d, ignore_errors=True)
+            removed.append(Path(folder) / d)
+            dirs.remove(d)
+        for f in files:
+            if _INCOMPLETE_FILE.match(f):
+                (Path(folder) / f).unlink(missing_ok=True)
+                removed.append(Path(folder) / f)
+    if removed:
+        logger.info(
+            "removed %d leftovers of an interrupted preparation: %s",
+            len(removed),
+            ", ".join(map(str, removed[:3])),
+        )
+    return removed

@@ -7,7 +7,6 @@ only when a split is materialised (`tfmelanoma.datasets.combination`).
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from tfmelanoma.datasets import dedup
+from tfmelanoma.fsio import atomic_write_text
 from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
@@ -271,11 +271,9 @@ def _store(builder, split: str, frame: pd.DataFrame) -> None:
     if not key:
         return
     path = _cache_path(builder, split)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(exist_ok=True)
-        frame.assign(fingerprint=key).to_csv(tmp, index=False)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        # atomic, unique temporary name: a concurrent reader or writer never sees half a file
+        atomic_write_text(path, frame.assign(fingerprint=key).to_csv(index=False))
     except OSError as e:
         logger.info("index cache not written to %s (%s)", path, e)
-        tmp.unlink(missing_ok=True)

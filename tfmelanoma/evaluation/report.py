@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tfmelanoma.evaluation import plots
+from tfmelanoma.fsio import atomic_write_text
 
 _NAMES = {
     "n": "images",
@@ -322,9 +323,7 @@ def write_report(
     blocks = _blocks(result, images, cfg)
     files = ["metrics.json", "predictions.csv", "report.md", "report.html"] + [f for f, _ in images]
     result["files"] = files
-    (out / "report.md").write_text(_markdown(blocks))
-    (out / "report.html").write_text(_html(blocks, out))
-    # metrics.json last and via a temporary name: a reader never sees a half-written file.
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(json_ready(result), indent=2))
-    tmp.replace(out / "metrics.json")
+    atomic_write_text(out / "report.md", _markdown(blocks))
+    atomic_write_text(out / "report.html", _html(blocks, out))
+    # metrics.json last: its presence says the report is complete, and no reader sees half of it.
+    atomic_write_text(out / "metrics.json", json.dumps(json_ready(result), indent=2))
