@@ -75,7 +75,7 @@ def test_run_folder_is_complete(reference_run):
         "history.csv",
         "history.png",
         "best.keras",
-        "checkpoints/last.keras",
+        "checkpoints/epoch-0003.keras",
         "checkpoints/state.json",
         "metrics.json",
         "evaluation/metrics.json",
