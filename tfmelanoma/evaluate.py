@@ -358,8 +358,8 @@ def _gradcam(args, explain, y, probs, ids, chosen, out) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (`tfmelanoma-evaluate`)."""
+    args = build_parser().parse_args(argv)  # --help answers before TensorFlow is imported
     quiet_tensorflow()
-    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
         result = run(args)

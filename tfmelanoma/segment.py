@@ -419,8 +419,8 @@ def cmd_predict(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `tfmelanoma-segment` / `python -m tfmelanoma.segment`."""
+    args = build_parser().parse_args(argv)  # --help answers before TensorFlow is imported
     quiet_tensorflow()
-    args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     try:

@@ -13,8 +13,20 @@ from pathlib import Path
 from tfmelanoma.errors import ModelFileError
 
 # A run folder's model, in order: `export.train_demo_model` writes model.keras,
-# `python -m tfmelanoma.train` best.keras (and checkpoints/last.keras while it runs).
+# `python -m tfmelanoma.train` best.keras (and, while it runs, the checkpoint that
+# checkpoints/state.json names; checkpoints/last.keras in runs made before that).
 RUN_FOLDER_MODELS = ("model.keras", "best.keras", "checkpoints/last.keras")
+
+
+def _checkpoint_model(folder: Path) -> list[Path]:
+    """The model file that `folder/checkpoints/state.json` names, if any."""
+    from tfmelanoma.training.checkpoints import model_path
+
+    try:
+        found = model_path(folder / "checkpoints")
+    except (ValueError, OSError):  # an unreadable state: the other names still apply
+        return []
+    return [found] if found is not None else []
 
 
 def resolve_model_path(path: str | Path) -> tuple[Path, Path | None]:
@@ -38,7 +50,9 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path | None]:
             "(expected a run folder or an existing .keras file)"
         )
     if path.is_dir():
-        preferred = [path / name for name in RUN_FOLDER_MODELS if (path / name).is_file()]
+        named = [path / name for name in RUN_FOLDER_MODELS]
+        named[2:2] = _checkpoint_model(path)  # after best.keras
+        preferred = [p for p in named if p.is_file()]
         candidates = preferred[:1] or sorted(path.glob("*.keras"))
         if len(candidates) != 1:
             raise FileNotFoundError(
