@@ -13,6 +13,7 @@ whose row says `ok`, resumes interrupted ones (`--resume`) and retries failed on
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -145,9 +146,11 @@ def run_cell(
     fsio.atomic_write_text(out / "logs" / f"{cell.cell_id}.log", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-        return _row(
-            cell, run_dir, "failed", seconds, lines[-1] if lines else f"exit {proc.returncode}"
-        )
+        # The CLI's message starts with "<prog>: error:" (later lines are details); else the
+        # last line (a traceback's exception).
+        errors = [line for line in lines if ": error: " in line]
+        message = (errors or lines[-1:] or [f"exit {proc.returncode}"])[-1]
+        return _row(cell, run_dir, "failed", seconds, message)
     return _row(cell, run_dir, "ok", seconds)
 
 
@@ -216,6 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         # same cells into the same run folders.
         with fsio.folder_lock(args.out, "grid folder"):
             return _run_grid(cells, args)
+    except KeyboardInterrupt:
+        again = " ".join(["python -m tfmelanoma.grid", *map(shlex.quote, sys.argv[1:])])
+        print(
+            f"\n{PROG}: interrupted; finished cells are in {args.out / 'results.csv'}\n"
+            f"continue with the same command (finished cells are skipped, the interrupted one "
+            f"resumes from its last epoch): {again}",
+            file=sys.stderr,
+        )
+        return 130
     except USER_ERRORS as e:
         return fail(PROG, e)
 

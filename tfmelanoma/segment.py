@@ -425,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
     try:
         return commands[args.command](args)
+    except KeyboardInterrupt:
+        # Models are written atomically: an interrupted command leaves the old files whole.
+        print(f"\n{PROG}: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
     except USER_ERRORS as err:
         return fail(PROG, err)
 
