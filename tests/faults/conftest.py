@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +70,20 @@ def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: fl
         time.sleep(0.05)
     proc.kill()
     pytest.fail("the kill point was never reached")
+
+
+@pytest.fixture(scope="module")
+def seg_data(tmp_path_factory) -> Path:
+    """Eight random 24x24 images with square masks, as `images/` + `masks/` folders."""
+    root = tmp_path_factory.mktemp("seg")
+    rng = np.random.default_rng(0)
+    for d in ("images", "masks"):
+        (root / d).mkdir()
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(
+            root / "images" / f"x{i}.png"
+        )
+        mask = np.zeros((24, 24), np.uint8)
+        mask[6:18, 6:18] = 255
+        Image.fromarray(mask).save(root / "masks" / f"x{i}.png")
+    return root

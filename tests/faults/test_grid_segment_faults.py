@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import subprocess
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from tests.faults.conftest import assert_clean_error, cli_env, run_cli, snapshot
 from tfmelanoma import fsio, grid, segment
@@ -68,22 +66,6 @@ def test_grid_on_a_full_disk_keeps_the_results_table(grid_out, capsys, monkeypat
     )
     assert snapshot(out) == before
     assert list(pd.read_csv(out / "results.csv")["cell_id"]) == ["sample__sample__meshnet"]
-
-
-@pytest.fixture(scope="module")
-def seg_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("seg")
-    rng = np.random.default_rng(0)
-    for d in ("images", "masks"):
-        (root / d).mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(
-            root / "images" / f"x{i}.png"
-        )
-        mask = np.zeros((24, 24), np.uint8)
-        mask[6:18, 6:18] = 255
-        Image.fromarray(mask).save(root / "masks" / f"x{i}.png")
-    return root
 
 
 def _seg_argv(data, out):

@@ -11,12 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from tests.faults.conftest import REPO_ROOT, cli_env, kill_when, snapshot
+from tests.faults.conftest import REPO_ROOT, cli_env, kill_when, run_cli, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -41,22 +39,6 @@ def _wait_for(proc: subprocess.Popen, condition, timeout: float = 600) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def seg_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("seg")
-    rng = np.random.default_rng(0)
-    for d in ("images", "masks"):
-        (root / d).mkdir()
-    for i in range(8):
-        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(
-            root / "images" / f"x{i}.png"
-        )
-        mask = np.zeros((24, 24), np.uint8)
-        mask[6:18, 6:18] = 255
-        Image.fromarray(mask).save(root / "masks" / f"x{i}.png")
-    return root
-
-
 def _seg_args(data: Path, out: Path, epochs: int) -> list:
     return [
         "train", "--model", "unet", "--data", "folder", "--images", data / "images",
@@ -68,14 +50,7 @@ def _seg_args(data: Path, out: Path, epochs: int) -> list:
 def test_segment_train_interrupted_keeps_the_old_model_and_runs_again(seg_data, tmp_path):
     env = cli_env(tmp_path)
     out = tmp_path / "run"
-    first = subprocess.run(
-        [sys.executable, "-m", "tfmelanoma.segment", *map(str, _seg_args(seg_data, out, 1))],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
+    first = run_cli("tfmelanoma.segment", *_seg_args(seg_data, out, 1), env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(out)
 
@@ -94,15 +69,7 @@ def test_segment_train_interrupted_keeps_the_old_model_and_runs_again(seg_data, 
     kill_when(proc, lambda: (out / ".lock").read_text().strip() == str(proc.pid))
     assert snapshot(out)["model.keras"] == before["model.keras"]
 
-    again = subprocess.run(
-        [sys.executable, "-m", "tfmelanoma.segment", *map(str, _seg_args(seg_data, out, 1)),
-         "--overwrite"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )  # fmt: skip
+    again = run_cli("tfmelanoma.segment", *_seg_args(seg_data, out, 1), "--overwrite", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
 
@@ -123,14 +90,7 @@ def test_grid_ctrl_c_then_the_same_command_finishes(tmp_path):
     assert "Traceback" not in stderr, stderr[-3000:]
     assert "continue with the same command" in stderr
 
-    again = subprocess.run(
-        [sys.executable, "-m", "tfmelanoma.grid", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=900,
-    )
+    again = run_cli("tfmelanoma.grid", *args, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     table = pd.read_csv(out / "results.csv")
     assert list(table["status"]) == ["ok"]
@@ -147,14 +107,7 @@ def test_export_killed_mid_conversion_keeps_the_old_export(tmp_path):
     env = cli_env(tmp_path)
     out = tmp_path / "web" / "meshnet"
     args = ["--model", model, "--out", out, "--skip-parity"]
-    first = subprocess.run(
-        [sys.executable, "-m", "export.tfjs", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
+    first = run_cli("export.tfjs", *args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(out)
 
@@ -162,13 +115,6 @@ def test_export_killed_mid_conversion_keeps_the_old_export(tmp_path):
     kill_when(proc, lambda: any(out.parent.glob(f".{out.name}.export-*")))
     assert snapshot(out) == before
 
-    again = subprocess.run(
-        [sys.executable, "-m", "export.tfjs", *map(str, args), "--force"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
+    again = run_cli("export.tfjs", *args, "--force", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(p.name for p in out.parent.iterdir() if p.name != ".lock") == [out.name]
