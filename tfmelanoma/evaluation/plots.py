@@ -90,6 +90,20 @@ def reliability_diagram(
     return _save(fig, path)
 
 
+def data_xlim(sweeps, chosen: float | None = None) -> tuple[float, float]:
+    """x-range of the threshold plots: the swept thresholds (and the chosen one), padded 4 %.
+
+    The sweeps span the entropies that occur, so an axis fixed at 0-1 would squeeze every
+    change into a sliver when the entropies lie in [0.96, 1].
+    """
+    values = np.concatenate([np.asarray(s["threshold"], dtype=np.float64) for s in sweeps])
+    if chosen is not None:
+        values = np.r_[values, chosen]
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.04 * (hi - lo), 0.005)
+    return max(0.0, lo - pad), min(1.0, hi + pad)
+
+
 def threshold_curve(
     sweeps: dict[str, dict[str, np.ndarray]],
     key: str,
@@ -98,7 +112,10 @@ def threshold_curve(
     path: Path,
     min_coverage: float | None = None,
 ) -> Path:
-    """A metric of the retained predictions against the entropy threshold, one line per split."""
+    """A metric of the retained predictions against the entropy threshold, one line per split.
+
+    The x-axis spans the swept thresholds (`data_xlim`), not the whole of [0, 1].
+    """
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, sweep in sweeps.items():
         ax.plot(sweep["threshold"], sweep[key], marker=".", markersize=3, label=name)
@@ -108,20 +125,30 @@ def threshold_curve(
         ax.axhline(
             min_coverage, color="gray", linestyle=":", label=f"min coverage {min_coverage:.0%}"
         )
-    ax.set(xlabel="normalised entropy threshold (reject above)", ylabel=ylabel, xlim=(0, 1))
+    ax.set(
+        xlabel="normalised entropy threshold (reject above)",
+        ylabel=ylabel,
+        xlim=data_xlim(sweeps.values(), chosen),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def selection_curve(
-    sweep: dict[str, np.ndarray], chosen: float | None, path: Path, min_coverage: float
+    sweep: dict[str, np.ndarray],
+    chosen: float | None,
+    path: Path,
+    min_coverage: float,
+    candidates: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """The selection rule on validation: ECE, Brier and their mean against the threshold.
 
     Thresholds whose validation coverage is below `min_coverage` are shaded: not eligible.
+    `candidates` (the sweep over the rule's grid) are drawn as dots where they fall in range.
     """
     fig, ax = plt.subplots(figsize=(6, 4))
+    xlim = data_xlim([sweep], chosen)
     low = sweep["threshold"][sweep["coverage"] < min_coverage]
     if low.size:
         ax.axvspan(
@@ -138,11 +165,47 @@ def selection_curve(
             label=label,
             linewidth=2 if key == "criterion" else 1,
         )
+    if candidates is not None:
+        inside = (candidates["threshold"] >= xlim[0]) & (candidates["threshold"] <= xlim[1])
+        ax.plot(
+            candidates["threshold"][inside],
+            candidates["criterion"][inside],
+            "ko",
+            markersize=4,
+            label="grid thresholds searched",
+        )
     if chosen is not None:
         ax.axvline(chosen, color="#c44e52", linestyle="--", label=f"chosen {chosen:.2f}")
-    ax.set(
-        xlabel="normalised entropy threshold", ylabel="value on retained validation", xlim=(0, 1)
-    )
+    ax.set(xlabel="normalised entropy threshold", ylabel="value on retained validation", xlim=xlim)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def risk_coverage_plot(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], chosen: dict[str, float], path: Path
+) -> Path:
+    """Risk (error rate of the kept predictions) against coverage, most certain first.
+
+    Args:
+        curves: {split: (coverage, risk)} from `uncertainty.risk_coverage`.
+        chosen: {split: coverage at the chosen threshold}, marked on each curve.
+        path: PNG file to write.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (coverage, risk) in curves.items():
+        (line,) = ax.plot(coverage, risk, label=name)
+        if name in chosen and chosen[name] > 0:
+            k = max(int(round(chosen[name] * coverage.size)) - 1, 0)
+            ax.plot(
+                coverage[k],
+                risk[k],
+                "o",
+                color=line.get_color(),
+                label=f"{name} at the chosen threshold ({chosen[name]:.0%} kept)",
+            )
+    # Risk is zoomed to the curves (autoscale); coverage always spans its natural 0-1.
+    ax.set(xlabel="coverage (fraction kept, most certain first)", ylabel="error rate", xlim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
