@@ -376,10 +376,12 @@ def _summary(result: dict) -> dict:
         "brier_melanoma",
         "brier_multiclass",
     )
-    s = {k: b[k] for k in keys if k in b}
+    s = {"n_test": result["n_test"], "n_validation": result["n_validation"]}
+    s.update({k: b[k] for k in keys if k in b})
     # Every before-key gets an after-key; NaN (JSON null) when nothing was retained.
     s.update({f"{k}_after_rejection": a.get(k, float("nan")) for k in keys if k in b})
     ci = result["before_rejection"]["ci"]
+    s["confidence_level"] = result["config"]["confidence_level"]
     for k in keys:  # flat keys, so grids and logs read them as plain numbers
         if k in s and k in ci:
             s[f"{k}_ci_low"], s[f"{k}_ci_high"] = ci[k]
@@ -393,6 +395,7 @@ def _summary(result: dict) -> dict:
     op = result["operating_point"]
     s["target_sensitivity"] = op["target_sensitivity"]
     s["operating_threshold"] = op["threshold"]
+    s["operating_probabilities"] = op.get("probabilities")
     if "test" in op:
         for k in ("sensitivity", "specificity"):
             s[f"operating_{k}"] = op["test"]["values"][k]
