@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
         ("sensitivity", "sensitivity", "melanomas flagged, at the plain 0.5 cut-off"),
         ("specificity", "specificity", "non-melanomas cleared, at the plain 0.5 cut-off"),
         ("balanced_accuracy", "balanced accuracy", "mean of sensitivity and specificity"),
-        ("accuracy", "accuracy", "all images right; flattered by the majority class"),
+        ("accuracy", "accuracy", "share of all images right (depends on the class mix)"),
     )
     for key, label, meaning in rows:
         if key in test:
@@ -210,10 +211,7 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
     if threshold is None:
         print("uncertain predictions: none rejected (no validation data to choose a threshold)")
     elif rejected == 0:
-        print(
-            f"uncertain predictions: none rejected at entropy threshold {threshold:.2f} "
-            "(the report says why)"
-        )
+        print(f"uncertain predictions: none rejected at entropy threshold {threshold:.2f}")
     else:
         coverage = test.get("coverage")
         print(
@@ -225,6 +223,10 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
             after = test.get(f"{key}_after_rejection")
             if key in test and isinstance(after, (int, float)):
                 print(f"  {key:<18} {test[key]:.2f} -> {after:.2f} on the images kept")
+    if test.get("rejection_note"):
+        print(
+            textwrap.fill(test["rejection_note"], 100, initial_indent="  ", subsequent_indent="  ")
+        )
     print(f"report: {run_dir / 'evaluation' / 'report.md'}")
 
 

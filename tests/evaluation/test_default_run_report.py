@@ -147,3 +147,16 @@ def test_threshold_for_sensitivity_by_hand():
     assert metrics.threshold_for_sensitivity(y, p, 0.76) == 0.2  # needs all 4
     assert metrics.threshold_for_sensitivity(y, p, 0.5) == 0.7
     assert np.isnan(metrics.threshold_for_sensitivity(np.zeros(3), np.ones(3) / 2, 0.9))
+
+
+def test_a_model_without_signal_is_explained_not_silently_unrejected(tmp_path):
+    # Every P(melanoma) given once to a melanoma and once to a nevus: no ranking signal at all,
+    # and confident (0.45-0.99) where half are wrong: the best temperature flattens it all.
+    p = np.repeat(np.random.default_rng(3).uniform(0.45, 0.99, 100), 2)
+    y = np.tile([0, 1], 100)
+    res = evaluate_predictions(y, p, None, BINARY, tmp_path, y, p, FAST)
+    assert res["calibration"]["params"]["temperature"]["temperature"] == pytest.approx(20, rel=1e-3)
+    assert res["rejection"]["n_rejected"] == 0
+    note = res["summary"]["rejection_note"]
+    assert "upper bound (T = 20)" in note and "no better than a constant guess" in note
+    assert "Nothing was rejected on test" in note

@@ -218,7 +218,8 @@ def evaluate_predictions(
         "rejected_correct": int((~keep & ~wrong).sum()),
         "entropy_range_test": [float(entropy.min()), float(entropy.max())],
     }
-    rejection["notes"] = _rejection_notes(rejection, cfg, sweep_val is not None)
+    temperature = fitted["temperature"].params["temperature"] if "temperature" in fitted else None
+    rejection["notes"] = _rejection_notes(rejection, cfg, sweep_val is not None, temperature)
     result = {
         "n_test": int(test.y.size),
         "n_validation": None if val is None else int(val.y.size),
@@ -276,10 +277,26 @@ def evaluate_predictions(
     return report.json_ready(result)
 
 
-def _rejection_notes(rej: dict, cfg: EvalConfig, searched: bool) -> list[str]:
+def _rejection_notes(
+    rej: dict, cfg: EvalConfig, searched: bool, temperature: float | None
+) -> list[str]:
     """Plain sentences for the cases where the rejection numbers alone would mislead."""
     notes = []
     t = rej["threshold"]
+    low, high = calibration.TEMPERATURE_BOUNDS
+    if temperature is not None and np.isclose(temperature, high, rtol=1e-3):
+        notes.append(
+            f"The temperature fitted on validation reached its upper bound (T = {high:g}): on "
+            "validation the model's probabilities did no better than a constant guess, so "
+            "scaling flattens them towards 0.5 and every entropy towards 1; there is little "
+            "certainty left to tell predictions apart (train longer or on more data)."
+        )
+    elif temperature is not None and np.isclose(temperature, low, rtol=1e-3):
+        notes.append(
+            f"The temperature fitted on validation reached its lower bound (T = {low:g}): the "
+            "model's probabilities are far too timid, and even the sharpest scaling allowed "
+            "may not be enough."
+        )
     if cfg.reject_on_calibrated and not rej["entropy_from"].startswith("temperature"):
         notes.append(
             "Entropy comes from the model's own probabilities: no temperature was fitted "
@@ -386,6 +403,7 @@ def _summary(result: dict) -> dict:
         if k in s and k in ci:
             s[f"{k}_ci_low"], s[f"{k}_ci_high"] = ci[k]
     s["threshold"] = result["rejection"]["threshold"]
+    s["rejection_note"] = " ".join(result["rejection"]["notes"]) or None
     s["coverage"] = result["rejection"]["coverage_test"]
     s["n_rejected"] = result["rejection"]["n_rejected"]
     temp = result["calibration"]["test"].get("temperature")
