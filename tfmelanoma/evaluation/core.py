@@ -286,10 +286,12 @@ def _rejection_notes(
     low, high = calibration.TEMPERATURE_BOUNDS
     if temperature is not None and np.isclose(temperature, high, rtol=1e-3):
         notes.append(
-            f"The temperature fitted on validation reached its upper bound (T = {high:g}): on "
-            "validation the model's probabilities did no better than a constant guess, so "
-            "scaling flattens them towards 0.5 and every entropy towards 1; there is little "
-            "certainty left to tell predictions apart (train longer or on more data)."
+            f"The temperature fitted on validation reached its upper bound (T = {high:g}): "
+            "the model's probabilities scored no better on validation than 0.5 for every "
+            "image, so scaling flattens them towards 0.5 and every entropy towards 1, leaving "
+            "little to tell apart. Temperature cannot undo a bias (class weights push "
+            "P(melanoma) up); Platt scaling (calibration_methods, two classes) can, and a "
+            "longer run on more data gives the model more to say."
         )
     elif temperature is not None and np.isclose(temperature, low, rtol=1e-3):
         notes.append(
