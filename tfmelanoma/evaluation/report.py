@@ -198,7 +198,7 @@ def _plots(out: Path, test, keep, threshold, fitted, curves, cfg) -> list[tuple[
         plots.roc_plot(
             test.y == test.mel,
             test.probs[:, test.mel],
-            None if threshold is None else keep,
+            None if threshold is None or keep.all() else keep,  # one curve when nothing rejected
             out / "roc.png",
             test.names[test.mel],
         )
