@@ -85,11 +85,12 @@ def test_rejected_and_kept_misdiagnoses_are_listed_once_each(tmp_path):
 def test_threshold_plots_zoom_to_the_entropies(tmp_path, monkeypatch):
     yv, pv = _near_half(110, 0)
     yt, pt = _near_half(112, 1)
-    limits = {}
+    limits, scales = {}, {}
     save = plots._save
 
     def spy(fig, path):
         limits[path.name] = fig.axes[0].get_xlim()
+        scales[path.name] = fig.axes[0].get_xscale()
         return save(fig, path)
 
     monkeypatch.setattr(plots, "_save", spy)
@@ -97,13 +98,28 @@ def test_threshold_plots_zoom_to_the_entropies(tmp_path, monkeypatch):
     res = evaluate_predictions(yt, pt, None, BINARY, tmp_path, yv, pv, cfg)
     h = np.r_[uncertainty.normalized_entropy(pv), uncertainty.normalized_entropy(pt)]
     assert h.min() > 0.9  # the case of the issue: all data in [0.96, 1]
+    assert res["rejection"]["threshold"] == 1.0
     for name in ("accuracy_vs_threshold.png", "coverage.png", "threshold_selection.png"):
         lo, hi = limits[name]
         assert lo <= h.min() and hi >= h.max(), name  # covers the data ...
         assert hi - lo < 0.1, name  # ... and is not the whole 0-1 axis
-        assert lo <= res["rejection"]["threshold"] <= hi, name
+        # The chosen 1.00 shown: inside a linear axis, at the edge of a logit one (see below).
+        assert hi >= 1.0 if scales[name] == "linear" else hi > 1 - 1e-6, name
     assert limits["risk_coverage.png"] == (0.0, 1.0)  # coverage spans 0-1 by nature
     assert "risk_coverage.png" in res["files"]
+
+    # Outputs within 0.5 +- 0.02 (the default run of issue #20): entropies 0.998-1, half of them
+    # above 0.9999. A linear axis shows a vertical line at its right edge; a logit axis spreads them.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p1 = 0.5 + rng.normal(0, 0.008, 300).clip(-0.02, 0.02) + 0.004 * (y - 0.5)
+    probs = np.c_[1 - p1, p1]
+    h = uncertainty.normalized_entropy(probs)
+    sweep = uncertainty.threshold_sweep(y, probs, uncertainty.plot_grid([h], (1.0,), 1.0))
+    plots.threshold_curve({"test": sweep}, "coverage", 1.0, "coverage", tmp_path / "crowded.png")
+    lo, hi = limits["crowded.png"]
+    assert scales["crowded.png"] == "logit"
+    assert lo <= h.min() and hi >= h.max() and hi - lo < 0.01
 
 
 def test_operating_point_meets_the_target_on_validation(tmp_path):

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # headless: CI, servers, the training CLI; must precede p
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from scipy.special import expit  # noqa: E402
+from scipy.special import logit as logit_fn  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from tfmelanoma.evaluation import calibration  # noqa: E402
@@ -90,18 +92,55 @@ def reliability_diagram(
     return _save(fig, path)
 
 
-def data_xlim(sweeps, chosen: float | None = None) -> tuple[float, float]:
+_LOGIT_EDGE = 1e-9  # the logit axis ends this close to 0 and 1 (1.0 itself is infinitely far)
+
+
+def _crowded_near_one(sweeps, lo: float, hi: float) -> bool:
+    """True when half the predictions lie in the top 10 % of the range, within 0.01 of 1.
+
+    Entropies of outputs near 0.5 pile up against 1 (0.998-1.0 in a short run): on a linear
+    axis every curve is a vertical line at the right edge, so the plots switch to a logit axis.
+    """
+    for sweep in sweeps:
+        above_half = np.asarray(sweep["threshold"])[np.asarray(sweep["coverage"]) >= 0.5]
+        if not above_half.size:
+            return False
+        median = float(above_half.min())
+        if 1.0 - median >= 0.01 or hi - median >= 0.1 * (hi - lo):
+            return False
+    return True
+
+
+def data_xlim(sweeps, chosen: float | None = None, logit: bool = False) -> tuple[float, float]:
     """x-range of the threshold plots: the swept thresholds (and the chosen one), padded 4 %.
 
     The sweeps span the entropies that occur, so an axis fixed at 0-1 would squeeze every
-    change into a sliver when the entropies lie in [0.96, 1].
+    change into a sliver when the entropies lie in [0.96, 1]. With `logit`, the padding is
+    taken on the logit axis.
     """
     values = np.concatenate([np.asarray(s["threshold"], dtype=np.float64) for s in sweeps])
     if chosen is not None:
         values = np.r_[values, chosen]
+    if logit:
+        inner = values[values < 1.0]  # 1.0 (keep everything) is infinitely far on this axis
+        z = logit_fn(np.clip(inner if inner.size else values, _LOGIT_EDGE, 1 - _LOGIT_EDGE))
+        pad = 0.04 * (z.max() - z.min()) or 0.1
+        return float(expit(z.min() - pad)), float(expit(z.max() + pad))
     lo, hi = float(values.min()), float(values.max())
-    pad = max(0.04 * (hi - lo), 0.005)
+    pad = max(0.04 * (hi - lo), 1e-4)
     return max(0.0, lo - pad), min(1.0, hi + pad)
+
+
+def _entropy_axis(ax, sweeps, chosen: float | None, xlabel: str) -> tuple[float, float]:
+    """Sets the x-axis of a threshold plot to the data (linear, or logit when crowded near 1)."""
+    sweeps = list(sweeps)
+    lo, hi = data_xlim(sweeps, chosen)
+    if _crowded_near_one(sweeps, lo, hi):
+        ax.set_xscale("logit", nonpositive="clip")
+        lo, hi = data_xlim(sweeps, chosen, logit=True)
+        xlabel += " (logit scale)"
+    ax.set(xlim=(lo, hi), xlabel=xlabel)
+    return lo, hi
 
 
 def threshold_curve(
@@ -114,7 +153,8 @@ def threshold_curve(
 ) -> Path:
     """A metric of the retained predictions against the entropy threshold, one line per split.
 
-    The x-axis spans the swept thresholds (`data_xlim`), not the whole of [0, 1].
+    The x-axis spans the swept thresholds (`data_xlim`), not the whole of [0, 1], on a logit
+    scale when the entropies crowd against 1.
     """
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, sweep in sweeps.items():
@@ -125,11 +165,8 @@ def threshold_curve(
         ax.axhline(
             min_coverage, color="gray", linestyle=":", label=f"min coverage {min_coverage:.0%}"
         )
-    ax.set(
-        xlabel="normalised entropy threshold (reject above)",
-        ylabel=ylabel,
-        xlim=data_xlim(sweeps.values(), chosen),
-    )
+    _entropy_axis(ax, sweeps.values(), chosen, "normalised entropy threshold (reject above)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -148,11 +185,14 @@ def selection_curve(
     `candidates` (the sweep over the rule's grid) are drawn as dots where they fall in range.
     """
     fig, ax = plt.subplots(figsize=(6, 4))
-    xlim = data_xlim([sweep], chosen)
+    xlim = _entropy_axis(ax, [sweep], chosen, "normalised entropy threshold")
     low = sweep["threshold"][sweep["coverage"] < min_coverage]
     if low.size:
         ax.axvspan(
-            0, low.max(), color="0.85", label=f"coverage < {min_coverage:.0%} (not eligible)"
+            max(xlim[0], low.min()),  # not from 0: 0 is infinitely far on a logit axis
+            low.max(),
+            color="0.85",
+            label=f"coverage < {min_coverage:.0%} (not eligible)",
         )
     for key, style in (("ece", "-"), ("brier", "-"), ("criterion", "-k")):
         label = (
@@ -176,7 +216,7 @@ def selection_curve(
         )
     if chosen is not None:
         ax.axvline(chosen, color="#c44e52", linestyle="--", label=f"chosen {chosen:.2f}")
-    ax.set(xlabel="normalised entropy threshold", ylabel="value on retained validation", xlim=xlim)
+    ax.set(ylabel="value on retained validation", xlim=xlim)  # axvspan must not widen it
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

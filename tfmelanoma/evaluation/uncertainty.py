@@ -127,7 +127,8 @@ def plot_grid(entropies: Sequence, grid: Sequence[float], chosen: float | None, 
 
     A model whose entropies all lie in [0.96, 1] changes nothing between grid steps 0 and 0.95,
     so the plots sweep `n` evenly spaced thresholds across the range the entropies (and the
-    chosen threshold) span, plus the grid values inside that range.
+    chosen threshold) span, `n` quantiles of the entropies (where they crowd, e.g. against 1),
+    and the grid values inside that range.
 
     Args:
         entropies: arrays of normalised entropies (one per split).
@@ -142,7 +143,8 @@ def plot_grid(entropies: Sequence, grid: Sequence[float], chosen: float | None, 
     ends = [values.min(), values.max()] + ([] if chosen is None else [chosen])
     lo, hi = float(min(ends)), float(max(ends))
     inside = [t for t in grid if lo <= t <= hi]
-    return np.unique(np.clip(np.r_[np.linspace(lo, hi, n), inside], 0.0, 1.0))
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, n))
+    return np.unique(np.clip(np.r_[np.linspace(lo, hi, n), quantiles, inside], 0.0, 1.0))
 
 
 def risk_coverage(y_true, probs, entropy) -> tuple[np.ndarray, np.ndarray]:
