@@ -358,7 +358,7 @@ def _operating_point(
     out.update(
         threshold=cut,
         probabilities="temperature-scaled P(melanoma)" if calibrated else "model P(melanoma)",
-        rule=f"melanoma when P(melanoma) >= {cut:.4g}",
+        rule=f"melanoma when {'temperature-scaled ' if calibrated else ''}P(melanoma) >= {cut:.4g}",
         validation=metrics.binary_metrics(
             val.y == mel, probs_val[:, mel], probs_val[:, mel] >= cut
         ),

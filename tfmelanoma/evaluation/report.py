@@ -340,8 +340,8 @@ def _operating_point_blocks(result: dict, cfg) -> list[tuple]:
         (
             "p",
             f"Target sensitivity {op['target_sensitivity']:.0%} on validation: "
-            f"{op['rule']} ({op['probabilities']}). The cut-off is frozen on validation and "
-            "applied to every test image (no rejection).",
+            f"{op['rule']}. The cut-off is frozen on validation and applied to every test "
+            "image (no rejection).",
         )
     )
     ci = f"{cfg.confidence_level:.0%} CI"
