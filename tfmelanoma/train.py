@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -151,6 +150,8 @@ def _load(args) -> tuple[config_lib.Config, Path]:
 
 def _print_summary(run_dir: Path, metrics: dict) -> None:
     """What the run's numbers mean, in words, with their intervals (from metrics.json)."""
+    import textwrap
+
     test = metrics.get("test") or {}
     print(f"\nrun folder: {run_dir}")
     print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_done']}")
