@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="temperature",
         help="comma-separated: temperature, platt, isotonic (default: %(default)s)",
     )
+    e.add_argument(
+        "--target-sensitivity",
+        type=float,
+        default=0.9,
+        help="validation sensitivity of the reported operating point (default: %(default)s)",
+    )
     g = p.add_argument_group("explanations")
     g.add_argument(
         "--gradcam",
@@ -327,7 +333,9 @@ def run(args) -> dict:
         )
     with fsio.folder_lock(out, "report folder"):  # one writer; checked again under the lock
         _check_out(out, args.overwrite)
-        result = evaluate_predictions(y, probs, ids, names, out, y_val, p_val, config)
+        result = evaluate_predictions(
+            y, probs, ids, names, out, y_val, p_val, config, args.target_sensitivity
+        )
         if args.gradcam or chosen:
             # an ensemble is explained through its first model
             explain = (models[0], run_config, test_ds, size, label_key, names)

@@ -149,28 +149,86 @@ def _load(args) -> tuple[config_lib.Config, Path]:
 
 
 def _print_summary(run_dir: Path, metrics: dict) -> None:
+    """What the run's numbers mean, in words, with their intervals (from metrics.json)."""
+    import textwrap
+
     test = metrics.get("test") or {}
     print(f"\nrun folder: {run_dir}")
     print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_done']}")
-    if test:
-        print("test metrics (before -> after entropy rejection):")
+    if not test:
+        return
 
-        def fmt(value) -> str:  # undefined metrics (e.g. no melanoma in the split) are null
-            return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+    def num(key: str, d: dict = test) -> str:  # undefined metrics (no melanoma in a split): null
+        value = d.get(key)
+        if not isinstance(value, (int, float)):
+            return "n/a"
+        low, high = d.get(f"{key}_ci_low"), d.get(f"{key}_ci_high")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            return f"{value:.2f} ({low:.2f}-{high:.2f})"
+        return f"{value:.2f}"
 
-        for key in ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "auc_roc", "f1"):
-            if key in test:
-                print(f"  {key:<26} {fmt(test[key])} -> {fmt(test.get(f'{key}_after_rejection'))}")
-        for key in (
-            "ece_top_label",
-            "ece_top_label_temperature",
-            "brier_melanoma",
-            "coverage",
-            "threshold",
-        ):
-            if key in test:
-                print(f"  {key:<26} {fmt(test[key])}")
-        print(f"report: {run_dir / 'evaluation' / 'report.md'}")
+    n = test.get("n_test")
+    level = test.get("confidence_level", 0.95)
+    print(
+        f"\ntest set{f' ({n} images)' if n else ''}: value ({level:.0%} bootstrap interval, "
+        "the spread to expect from another test set of this size)"
+    )
+    rows = (
+        ("auc_roc", "AUC-ROC", "how well P(melanoma) ranks melanomas above the rest; 0.5 = chance"),
+        ("sensitivity", "sensitivity", "melanomas flagged, at the plain 0.5 cut-off"),
+        ("specificity", "specificity", "non-melanomas cleared, at the plain 0.5 cut-off"),
+        ("balanced_accuracy", "balanced accuracy", "mean of sensitivity and specificity"),
+        ("accuracy", "accuracy", "share of all images right (depends on the class mix)"),
+    )
+    for key, label, meaning in rows:
+        if key in test:
+            print(f"  {label:<18} {num(key):<18} {meaning}")
+    target, cut = test.get("target_sensitivity"), test.get("operating_threshold")
+    if isinstance(cut, (int, float)):
+        print(
+            f"operating point for screening: melanoma when "
+            f"{test.get('operating_probabilities') or 'P(melanoma)'} >= {cut:.3f}, the cut-off "
+            f"that reaches {target:.0%} sensitivity on validation"
+        )
+        for key in ("sensitivity", "specificity"):
+            valid = test.get(f"operating_{key}_validation")
+            on_val = f"validation {valid:.2f}" if isinstance(valid, (int, float)) else ""
+            print(f"  {key:<18} {num(f'operating_{key}'):<18} on test ({on_val})")
+    elif target is not None:
+        print(f"operating point ({target:.0%} sensitivity): none chosen, see the report")
+    if "ece_top_label" in test:
+        after = test.get("ece_top_label_temperature")
+        temp = test.get("temperature")
+        scaled = (
+            f" -> {after:.2f} after temperature scaling (T = {temp:.2f}, fitted on validation)"
+            if isinstance(after, (int, float)) and isinstance(temp, (int, float))
+            else ""
+        )
+        print(
+            f"calibration error (ECE, 0 = probabilities mean what they say): "
+            f"{test['ece_top_label']:.2f}{scaled}"
+        )
+    threshold, rejected = test.get("threshold"), test.get("n_rejected")
+    if threshold is None:
+        print("uncertain predictions: none rejected (no validation data to choose a threshold)")
+    elif rejected == 0:
+        print(f"uncertain predictions: none rejected at entropy threshold {threshold:.2f}")
+    else:
+        coverage = test.get("coverage")
+        print(
+            f"uncertain predictions: entropy above {threshold:.2f} is referred to a human: "
+            f"{rejected if rejected is not None else '?'} test images"
+            + (f", {coverage:.0%} kept" if isinstance(coverage, (int, float)) else "")
+        )
+        for key in ("accuracy", "sensitivity", "specificity"):
+            after = test.get(f"{key}_after_rejection")
+            if key in test and isinstance(after, (int, float)):
+                print(f"  {key:<18} {test[key]:.2f} -> {after:.2f} on the images kept")
+    if test.get("rejection_note"):
+        print(
+            textwrap.fill(test["rejection_note"], 100, initial_indent="  ", subsequent_indent="  ")
+        )
+    print(f"report: {run_dir / 'evaluation' / 'report.md'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,3 +150,9 @@ def tiny_tfrecord_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ds4_tiny_tfrecord")
     prepare(root / "manual", root / "tfds", file_format="tfrecord")
     return root / "tfds"
+
+
+@pytest.fixture
+def tiny_manual_dirs(tmp_path) -> dict[str, Path]:
+    """The manual folders of ``ds4_tiny`` (alpha/, beta/), not prepared anywhere yet."""
+    return write_manual_dirs(tmp_path / "manual")

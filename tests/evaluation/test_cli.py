@@ -74,12 +74,16 @@ def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys
             "last_conv",
             "--gradcam-ids",
             "malignant/malignant_003",
+            "--target-sensitivity",
+            "0.8",
         ]
     )
     assert rc == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_test"] == 22 and metrics["n_validation"] == 20
     assert metrics["rejection"]["threshold"] is not None
+    op = metrics["operating_point"]
+    assert op["target_sensitivity"] == 0.8 and op["validation"]["sensitivity"] >= 0.8
     with (out / "predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert {r["label"] for r in rows} == {"non_melanoma", "melanoma"}

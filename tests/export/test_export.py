@@ -184,7 +184,8 @@ def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_pat
     assert u["temperature"] == pytest.approx(
         result["calibration"]["params"]["temperature"]["temperature"]
     )
-    assert u["temperature"] != 1.0 and u["reject_on_calibrated"] is False
+    # Rejection on temperature-scaled probabilities is the evaluation default (issue #20).
+    assert u["temperature"] != 1.0 and u["reject_on_calibrated"] is True
     assert u["source"] == str(run / "evaluation" / "metrics.json")
     assert meta["metrics"]["auc_roc"] == pytest.approx(result["summary"]["auc_roc"])
 

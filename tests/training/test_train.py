@@ -56,7 +56,7 @@ def reference_run(tmp_path_factory) -> Path:
     run_dir = tmp / "run"
     out = _train(tmp, run_dir)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "test metrics" in out.stdout and "auc_roc" in out.stdout
+    assert "test set" in out.stdout and "AUC-ROC" in out.stdout
     # No TensorFlow C++ log lines (absl format "E0000 00:00:..."): without a GPU they are notices
     # such as "failed call to cuInit", which read as errors to a user.
     cpp_lines = re.findall(r"(?m)^[IWEF]\d{4} \d\d:\d\d:\d\d.*$", out.stderr)

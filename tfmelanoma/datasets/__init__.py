@@ -15,33 +15,46 @@ Quick start::
 See docs/datasets.md.
 """
 
-from tfmelanoma.datasets.api import Combination, load_combination, load_split, read_indices
-from tfmelanoma.datasets.combination import MergeOptions, MergeReport, plan
-from tfmelanoma.datasets.dedup import DEFAULT_MAX_DISTANCE, RULES, normalise_isic_id
-from tfmelanoma.datasets.index import DatasetNotPreparedError, frame_from_examples, read_index
-from tfmelanoma.datasets.materialise import IndexedDataSource, SplitView
-from tfmelanoma.datasets.presets import PAPER_DATASETS, get_preset, list_presets
-from tfmelanoma.datasets.sampling import class_weights, oversample
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MAX_DISTANCE",
-    "PAPER_DATASETS",
-    "RULES",
-    "Combination",
-    "DatasetNotPreparedError",
-    "IndexedDataSource",
-    "MergeOptions",
-    "MergeReport",
-    "SplitView",
-    "class_weights",
-    "frame_from_examples",
-    "get_preset",
-    "list_presets",
-    "load_combination",
-    "load_split",
-    "normalise_isic_id",
-    "oversample",
-    "plan",
-    "read_index",
-    "read_indices",
-]
+import importlib
+
+# Public name -> submodule. Imported on first use (PEP 562), so `python -m tfmelanoma.datasets
+# --help` and `import tfmelanoma.datasets.rules` stay free of pandas, scikit-learn and TensorFlow.
+_EXPORTS = {
+    "Combination": "api",
+    "load_combination": "api",
+    "load_split": "api",
+    "read_indices": "api",
+    "MergeOptions": "combination",
+    "MergeReport": "combination",
+    "plan": "combination",
+    "DEFAULT_MAX_DISTANCE": "rules",
+    "RULES": "rules",
+    "normalise_isic_id": "dedup",
+    "DatasetNotPreparedError": "index",
+    "frame_from_examples": "index",
+    "read_index": "index",
+    "IndexedDataSource": "materialise",
+    "SplitView": "materialise",
+    "PAPER_DATASETS": "presets",
+    "get_preset": "presets",
+    "list_presets": "presets",
+    "class_weights": "sampling",
+    "oversample": "sampling",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -2,86 +2,248 @@
 
 Examples::
 
+    python -m tfmelanoma.datasets report --train sample --test sample --out reports/sample
     python -m tfmelanoma.datasets report --train isic2016,isic2017,ph2 --test isic2017 \\
-        --data-dir ~/tensorflow_datasets --out reports/isic2017
-    python -m tfmelanoma.datasets report --preset uncertainty_paper --cell 5 --data-dir ... --out ...
+        --manual-dir ~/downloads --out reports/isic2017
+    python -m tfmelanoma.datasets report --preset uncertainty_paper --cell 5 --out ...
     python -m tfmelanoma.datasets presets uncertainty_paper
     python -m tfmelanoma.datasets label-table --write docs/datasets.md
+
+Arguments are parsed before anything heavy is imported (pandas, TensorFlow Datasets), so
+``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
-from tfmelanoma.datasets import dedup
-from tfmelanoma.logging_utils import quiet_tensorflow
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.datasets import presets
+from tfmelanoma.datasets.rules import DEFAULT_MAX_DISTANCE, RULE_MEANINGS, RULES
+from tfmelanoma.fsio import expand
+
+PROG = "python -m tfmelanoma.datasets"
+TRAIN_PROG = "python -m tfmelanoma.train"
+
+_NAMES = (
+    "dataset names as `python -m tfmelanoma.train` takes them: `sample` (the embedded 557-image "
+    "CC0 set, prepared on first use) or a builder of tfds_builders/ such as isic2017, "
+    "kaggle_fanconic or isic2017/classification_512"
+)
+
+
+def _report_epilog() -> str:
+    width = max(map(len, RULES))
+    lines = ["--rules accepts a comma-separated subset of (in attribution order):"]
+    lines += [f"  {rule:<{width}}  {RULE_MEANINGS[rule]}" for rule in RULES]
+    lines += [
+        "",
+        textwrap.fill(
+            f"{_NAMES}. A dataset that is not prepared yet is prepared from --manual-dir, as "
+            "`train` does.",
+            90,
+        ),
+        "",
+        "examples:",
+        f"  {PROG} report --train sample --test sample --out reports/sample",
+        f"  {PROG} report --train kaggle_fanconic --test kaggle_fanconic \\",
+        "      --manual-dir ~/downloads --out reports/kaggle",
+    ]
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m tfmelanoma.datasets",
+    p = OneLineErrorParser(
+        prog=PROG,
         description="Leak-free dataset combinations: reports, presets, the label-map table.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("report", help="merge datasets and write a report folder")
-    r.add_argument("--train", default="", help="comma-separated training datasets, in priority")
-    r.add_argument("--test", default=None, help="test dataset (official test split or held out)")
-    r.add_argument("--preset", default=None, help="take --train/--test from a preset cell")
-    r.add_argument("--cell", type=int, default=0, help="0-based cell of --preset")
-    r.add_argument("--data-dir", default=None, help="TFDS data directory")
-    r.add_argument("--out", required=True, help="report folder (created)")
-    r.add_argument("--val-fraction", type=float, default=0.2)
-    r.add_argument("--test-fraction", type=float, default=0.2)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--rules", default=",".join(dedup.RULES), help="de-dup rules to apply")
-    r.add_argument(
-        "--max-distance", type=int, default=dedup.DEFAULT_MAX_DISTANCE, help="pHash threshold"
+    sub = p.add_subparsers(dest="command", required=True, metavar="{report,presets,label-table}")
+    r = sub.add_parser(
+        "report",
+        help="merge datasets and write a report folder",
+        description="Merge datasets (de-duplicated, patient-grouped splits) and write a report.",
+        epilog=_report_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("--keep-train-duplicates", action="store_true", help="skip stage 6")
-    pr = sub.add_parser("presets", help="list presets, or the cells of one preset")
-    pr.add_argument("name", nargs="?", default=None)
-    lt = sub.add_parser("label-table", help="print the label map as Markdown")
-    lt.add_argument("--write", default=None, help="update the table inside this Markdown file")
-    lt.add_argument("--check", default=None, help="exit 1 if this file's table is out of date")
+    r.add_argument(
+        "--train",
+        default="",
+        metavar="NAMES",
+        help="comma-separated training datasets, in priority order (default: none)",
+    )
+    r.add_argument(
+        "--test",
+        default=None,
+        metavar="NAME",
+        help="test dataset: its official test split, else a held-out part (default: none)",
+    )
+    r.add_argument(
+        "--preset",
+        default=None,
+        choices=presets.list_presets(),
+        help="take --train/--test from a cell of this preset (default: none)",
+    )
+    r.add_argument(
+        "--cell", type=int, default=0, help="0-based cell of --preset (default: %(default)s)"
+    )
+    r.add_argument(
+        "--data-dir",
+        type=expand,
+        default=None,
+        help="TFDS data directory (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)",
+    )
+    r.add_argument(
+        "--manual-dir",
+        type=expand,
+        default=None,
+        help="folder with the manual downloads, to prepare a dataset on first use; "
+        "<dir>/<dataset> is used when it exists (default: none: only `sample` and datasets "
+        "already prepared)",
+    )
+    r.add_argument("--out", type=expand, required=True, help="report folder (created; required)")
+    r.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="validation share for datasets without a validation split (default: %(default)s)",
+    )
+    r.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="held-out share when the test dataset has no test split (default: %(default)s)",
+    )
+    r.add_argument(
+        "--seed", type=int, default=0, help="seed of the grouped splits (default: %(default)s)"
+    )
+    r.add_argument(
+        "--rules",
+        default=",".join(RULES),
+        help=f"de-dup rules to apply, any of {', '.join(RULES)} (default: %(default)s)",
+    )
+    r.add_argument(
+        "--max-distance",
+        type=int,
+        default=DEFAULT_MAX_DISTANCE,
+        help="pHash Hamming threshold in bits for the phash rule (default: %(default)s)",
+    )
+    r.add_argument(
+        "--keep-train-duplicates",
+        action="store_true",
+        help="skip stage 6, the removal of repeated images inside training (default: off)",
+    )
+    pr = sub.add_parser(
+        "presets",
+        help="list presets, or the cells of one preset",
+        description="List presets, or the cells of one preset.",
+    )
+    pr.add_argument(
+        "name",
+        nargs="?",
+        default=None,
+        choices=presets.list_presets(),
+        help="a preset (default: list them all)",
+    )
+    lt = sub.add_parser(
+        "label-table",
+        help="print the label map as Markdown",
+        description="Print the label map as a Markdown table, or keep a file's copy in sync.",
+    )
+    lt.add_argument(
+        "--write",
+        type=expand,
+        default=None,
+        help="update the table inside this Markdown file (default: print it)",
+    )
+    lt.add_argument(
+        "--check",
+        type=expand,
+        default=None,
+        help="exit 1 if this file's table is out of date (default: no check)",
+    )
     return p
 
 
-def _report(args) -> int:
-    from tfmelanoma.datasets import load_combination, presets, report
+def _split_names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
-    train, test = args.train, args.test
+
+def _quiet_progress() -> None:
+    """TFDS draws tqdm bars whether or not a terminal is there; in a log they are escape codes."""
+    if not sys.stderr.isatty():
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()
+
+
+def _prepare(names: list[str], args) -> None:
+    """Prepares each dataset as `train` does (`ensure_prepared`), or says how to prepare it."""
+    import tfds_builders
+    from tfmelanoma.data.prepare import ensure_prepared
+    from tfmelanoma.data.sample import SAMPLE_NAME
+    from tfmelanoma.datasets.index import DatasetNotPreparedError
+
+    data_dir = str(args.data_dir) if args.data_dir else None
+    manual_dir = str(args.manual_dir) if args.manual_dir else None
+    for name in names:
+        builder = ensure_prepared(name, data_dir, manual_dir)
+        if builder.is_prepared():
+            continue
+        if name.split("/")[0] not in tfds_builders.BUILDERS:  # e.g. TFDS's own `simpte`
+            known = ", ".join([SAMPLE_NAME, *tfds_builders.BUILDERS])
+            raise ValueError(f"unknown dataset {name!r}; datasets: {known}")
+        where = f" --data-dir {args.data_dir}" if args.data_dir else ""
+        folder = name.split("/")[0]
+        raise DatasetNotPreparedError(
+            f"dataset {name!r} is not prepared in {builder.data_dir}\n"
+            f"prepare it from its manual download (tfds_builders/{folder}/README.md names the "
+            "files), with this command or by training on it:\n"
+            f"  {PROG} report --train {name} --test {name}{where} "
+            f"--manual-dir <download folder> --out <report folder>\n"
+            f"  {TRAIN_PROG} --set data.train={name} --set data.test={name} "
+            f"--set data.manual_dir=<download folder>"
+            + (f" --set data.data_dir={args.data_dir}" if args.data_dir else "")
+        )
+
+
+def _report(args) -> int:
+    from tfmelanoma.logging_utils import quiet_tensorflow
+
+    quiet_tensorflow()  # before TensorFlow Datasets loads TensorFlow
+    _quiet_progress()
+    from tfmelanoma.data.prepare import builder_name
+    from tfmelanoma.datasets import load_combination, report
+
+    train, test = _split_names(args.train), args.test
     if args.preset:
         cells = presets.get_preset(args.preset)
         if not 0 <= args.cell < len(cells):
-            print(f"error: --cell must be in [0, {len(cells) - 1}]", file=sys.stderr)
-            return 2
+            raise ValueError(f"--cell must be in [0, {len(cells) - 1}] for preset {args.preset}")
         train, test = list(cells[args.cell].train), cells[args.cell].test
     if not train and not test:
-        print("error: give --train and/or --test (or --preset)", file=sys.stderr)
-        return 2
+        raise ValueError("give --train and/or --test (or --preset)")
+    _prepare(list(dict.fromkeys([*train, *([test] if test else [])])), args)
     comb = load_combination(
-        train,
-        test,
-        data_dir=args.data_dir,
+        [builder_name(n) for n in train],
+        builder_name(test) if test else None,
+        data_dir=str(args.data_dir) if args.data_dir else None,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         seed=args.seed,
-        rules=[r.strip() for r in args.rules.split(",") if r.strip()],
+        rules=_split_names(args.rules),
         max_distance=args.max_distance,
         dedup_train=not args.keep_train_duplicates,
     )
     print(report.render_terminal(comb))
     paths = report.write_report(comb, args.out)
-    print(
-        f"\nreport written to {paths['markdown'].parent} ({', '.join(p.name for p in paths.values())})"
-    )
+    names = ", ".join(p.name for p in paths.values())
+    print(f"\nreport written to {paths['markdown'].parent} ({names})")
     return 0
 
 
 def _presets(args) -> int:
-    from tfmelanoma.datasets import presets
-
     if args.name is None:
         for name in presets.list_presets():
             print(f"{name}: {len(presets.get_preset(name))} cells")
@@ -108,14 +270,12 @@ def _label_table(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tfmelanoma-datasets`` / ``python -m tfmelanoma.datasets``."""
-    quiet_tensorflow()  # keep the terminal table readable
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # first: --help and usage errors need nothing heavy
     handlers = {"report": _report, "presets": _presets, "label-table": _label_table}
     try:
         return handlers[args.command](args)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return fail(PROG, e)
 
 
 if __name__ == "__main__":

@@ -29,14 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-RULES: tuple[str, ...] = ("isic_id", "sha256", "phash", "lesion", "patient")
-"""Match rules in attribution order."""
-
-CONTENT_RULES: tuple[str, ...] = ("isic_id", "sha256", "phash")
-"""Rules that say two rows are the same image (used to group and to de-duplicate training data)."""
-
-DEFAULT_MAX_DISTANCE = 4
-"""Default pHash Hamming threshold; see docs/datasets.md for the measurement behind it."""
+# The names and defaults live in a NumPy-free module, so `--help` reads them without pandas.
+from tfmelanoma.datasets.rules import CONTENT_RULES, DEFAULT_MAX_DISTANCE, RULES  # noqa: F401
 
 _ISIC_ID = re.compile(r"isic[_-]?(\d{7})", re.IGNORECASE)
 _ISIC_PATIENT = re.compile(r"^IP_\d+$")

@@ -129,18 +129,23 @@ def apply_temperature(probs, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+"""The range `fit_temperature` searches; a fit at 20 means the probabilities carry no signal."""
+
+
 def fit_temperature(y_true, probs) -> float:
     """The temperature T > 0 minimising validation log loss of `apply_temperature(probs, T)`.
 
-    One scalar, so a bounded 1-D search over log T in [log 0.05, log 20] is exact enough and
-    needs no gradient code.
+    One scalar, so a bounded 1-D search over log T in `TEMPERATURE_BOUNDS` (0.05-20) is exact
+    enough and needs no gradient code.
     """
     y = np.asarray(y_true)
 
     def nll(log_t: float) -> float:
         return log_loss(y, apply_temperature(probs, np.exp(log_t)))
 
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    low, high = TEMPERATURE_BOUNDS
+    res = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded")
     return float(np.exp(res.x))
 
 

@@ -25,8 +25,10 @@ class EvalConfig:
         min_coverage: the chosen threshold must retain at least this fraction of validation images.
         entropy_threshold: a fixed threshold to apply instead of choosing one on validation
             (None = choose on validation; with no validation data, no rejection is done).
-        reject_on_calibrated: compute entropy from temperature-scaled probabilities instead of the
-            model's own (the paper rejects on the model's own probabilities: False).
+        reject_on_calibrated: compute entropy from the temperature-scaled probabilities (fitted
+            on validation) instead of the model's own. On by default: a model whose outputs all
+            sit near 0.5 (a short CPU run) has every entropy near 1, so rejection on its own
+            probabilities cannot separate anything. False is the paper's setting.
         calibration_methods: post-hoc calibrators fitted on validation; "temperature" always
             runs when validation data is given, "platt" and "isotonic" are binary-only extras.
         bootstrap_n: bootstrap resamples for the 95 % intervals (0 disables them).
@@ -41,7 +43,7 @@ class EvalConfig:
     threshold_grid: tuple[float, ...] = field(default_factory=_default_grid)
     min_coverage: float = 0.8
     entropy_threshold: float | None = None
-    reject_on_calibrated: bool = False
+    reject_on_calibrated: bool = True
     calibration_methods: tuple[str, ...] = ("temperature",)
     bootstrap_n: int = 1000
     bootstrap_seed: int = 0

@@ -125,14 +125,18 @@ def evaluate_predictions(
     val_labels=None,
     val_probs=None,
     config: EvalConfig | dict | None = None,
+    target_sensitivity: float | None = 0.9,
 ) -> dict:
     """Evaluates test predictions and writes the report folder.
 
     Computes every metric with bootstrap intervals, calibration before / after the calibrators
     fitted on validation (temperature scaling always), chooses the entropy threshold on
-    validation by the paper's rule, applies it frozen to test, and reports before / after
-    rejection, coverage and the misdiagnoses prevented. Writes `metrics.json`,
-    `predictions.csv`, `report.md`, `report.html` and the PNG plots into `out_dir`.
+    validation by the paper's rule (on the temperature-scaled probabilities unless
+    `config.reject_on_calibrated` is False), applies it frozen to test, and reports before /
+    after rejection, coverage and the misdiagnoses prevented. Also chooses an operating point
+    on validation: the P(melanoma) cut-off that reaches `target_sensitivity` there, reported on
+    test beside the plain argmax (0.5) cut-off. Writes `metrics.json`, `predictions.csv`,
+    `report.md`, `report.html` and the PNG plots into `out_dir`.
 
     Args:
         y_true: (N,) test class indices (binary: 1 = melanoma).
@@ -144,6 +148,8 @@ def evaluate_predictions(
         val_labels: validation labels, for calibration and threshold selection.
         val_probs: validation probabilities, same classes as `probs`.
         config: `EvalConfig`, a dict of its fields, or None for the defaults.
+        target_sensitivity: the validation sensitivity the operating point must reach, in
+            (0, 1] (None: no operating point).
 
     Returns:
         The metrics dict that is written to metrics.json.
@@ -154,6 +160,8 @@ def evaluate_predictions(
     from tfmelanoma.evaluation import report  # plots import matplotlib: only when writing.
 
     cfg = config if isinstance(config, EvalConfig) else EvalConfig.from_dict(config)
+    if target_sensitivity is not None and not 0.0 < target_sensitivity <= 1.0:
+        raise ValueError(f"target sensitivity must be in (0, 1], got {target_sensitivity!r}")
     test = Split(y_true, probs, class_names, "test")
     ids = [str(i) for i in (range(test.y.size) if image_ids is None else image_ids)]
     if len(ids) != test.y.size:
@@ -208,7 +216,10 @@ def evaluate_predictions(
         "n_rejected": int((~keep).sum()),
         "rejected_wrong": int((~keep & wrong).sum()),
         "rejected_correct": int((~keep & ~wrong).sum()),
+        "entropy_range_test": [float(entropy.min()), float(entropy.max())],
     }
+    temperature = fitted["temperature"].params["temperature"] if "temperature" in fitted else None
+    rejection["notes"] = _rejection_notes(rejection, cfg, sweep_val is not None, temperature)
     result = {
         "n_test": int(test.y.size),
         "n_validation": None if val is None else int(val.y.size),
@@ -219,6 +230,9 @@ def evaluate_predictions(
         "after_rejection": after,
         "rejection": rejection,
         "calibration": cal_table,
+        "operating_point": _operating_point(
+            test, val, rej_probs_test, rej_probs_val, target_sensitivity, cfg
+        ),
     }
     if test.mel is not None:
         pos = test.y == test.mel
@@ -242,6 +256,12 @@ def evaluate_predictions(
     if sweep_val is not None:
         result["threshold_sweep"]["validation"] = {k: v.tolist() for k, v in sweep_val.items()}
     result["summary"] = _summary(result)
+    curves = {"test": (test.y, rej_probs_test, entropy)}
+    if val is not None:
+        curves = {
+            "validation": (val.y, rej_probs_val, uncertainty.normalized_entropy(rej_probs_val)),
+            **curves,
+        }
     report.write_report(
         Path(out_dir),
         result,
@@ -251,12 +271,113 @@ def evaluate_predictions(
         keep,
         threshold,
         fitted,
-        val,
-        sweep_val,
-        sweep_test,
+        curves,
         cfg,
     )
     return report.json_ready(result)
+
+
+def _rejection_notes(
+    rej: dict, cfg: EvalConfig, searched: bool, temperature: float | None
+) -> list[str]:
+    """Plain sentences for the cases where the rejection numbers alone would mislead."""
+    notes = []
+    t = rej["threshold"]
+    low, high = calibration.TEMPERATURE_BOUNDS
+    if temperature is not None and np.isclose(temperature, high, rtol=1e-3):
+        notes.append(
+            f"The temperature fitted on validation reached its upper bound (T = {high:g}): "
+            "the model's probabilities scored no better on validation than 0.5 for every "
+            "image, so scaling flattens them towards 0.5 and every entropy towards 1, leaving "
+            "little to tell apart. Temperature cannot undo a bias (class weights push "
+            "P(melanoma) up); Platt scaling (calibration_methods, two classes) can, and a "
+            "longer run on more data gives the model more to say."
+        )
+    elif temperature is not None and np.isclose(temperature, low, rtol=1e-3):
+        notes.append(
+            f"The temperature fitted on validation reached its lower bound (T = {low:g}): the "
+            "model's probabilities are far too timid, and even the sharpest scaling allowed "
+            "may not be enough."
+        )
+    if cfg.reject_on_calibrated and not rej["entropy_from"].startswith("temperature"):
+        notes.append(
+            "Entropy comes from the model's own probabilities: no temperature was fitted "
+            "(it needs validation predictions)."
+        )
+    if t is None:
+        return notes
+    grid = cfg.threshold_grid
+    if searched and t == grid[-1] and len(grid) > 1:
+        notes.append(
+            f"The threshold search on validation ended at its upper bound ({t:.2f}): no lower "
+            f"threshold that keeps at least {cfg.min_coverage:.0%} of validation made the "
+            "retained predictions better calibrated."
+        )
+    elif searched and t == grid[0] and len(grid) > 1:
+        notes.append(
+            f"The threshold search on validation ended at its lower bound ({t:.2f}): a lower "
+            "threshold might score better; extend threshold_grid below it."
+        )
+    if rej["n_rejected"] == 0:
+        lo, hi = rej["entropy_range_test"]
+        notes.append(
+            f"Nothing was rejected on test: every test entropy (between {lo:.3f} and {hi:.3f}) "
+            f"is at or below the threshold {t:.2f}, so the metrics after rejection equal those "
+            "before and the report shows them once."
+        )
+    elif rej["coverage_test"] == 0.0:
+        notes.append("Every test prediction was rejected: no metric after rejection exists.")
+    return notes
+
+
+def _operating_point(
+    test: Split, val: Split | None, probs_test, probs_val, target: float | None, cfg: EvalConfig
+) -> dict:
+    """The P(melanoma) cut-off chosen on validation for a target sensitivity, applied to test.
+
+    The cut-off is taken on the same probabilities that rejection uses (temperature-scaled by
+    default), frozen, and applied to every test image; the plain argmax (0.5 for two classes)
+    results stay in `before_rejection`.
+    """
+    out: dict = {"target_sensitivity": target, "threshold": None}
+    if target is None:
+        out["note"] = "no target sensitivity given: no operating point chosen"
+        return out
+    if test.mel is None:
+        out["note"] = "no melanoma class: no operating point"
+        return out
+    if val is None:
+        out["note"] = "no validation predictions: the operating point is chosen on validation"
+        return out
+    mel = test.mel
+    cut = metrics.threshold_for_sensitivity(val.y == mel, probs_val[:, mel], target)
+    if not np.isfinite(cut):
+        out["note"] = "no melanoma in validation: no operating point can be chosen"
+        return out
+    calibrated = probs_test is not test.probs
+    out.update(
+        threshold=cut,
+        probabilities="temperature-scaled P(melanoma)" if calibrated else "model P(melanoma)",
+        rule=f"melanoma when {'temperature-scaled ' if calibrated else ''}P(melanoma) >= {cut:.4g}",
+        validation=metrics.binary_metrics(
+            val.y == mel, probs_val[:, mel], probs_val[:, mel] >= cut
+        ),
+    )
+    y, p = test.y == mel, probs_test[:, mel]
+    keys = ("sensitivity", "specificity", "precision", "balanced_accuracy")
+
+    def block(idx) -> dict[str, float]:
+        m = metrics.binary_metrics(y[idx], p[idx], p[idx] >= cut)
+        return {k: m[k] for k in keys}
+
+    everything = np.arange(y.size)
+    out["test"] = {
+        "values": block(everything),
+        "ci": metrics.bootstrap_intervals(
+            block, y.size, cfg.bootstrap_n, cfg.bootstrap_seed, cfg.confidence_level
+        ),
+    }
+    return out
 
 
 def _summary(result: dict) -> dict:
@@ -274,12 +395,32 @@ def _summary(result: dict) -> dict:
         "brier_melanoma",
         "brier_multiclass",
     )
-    s = {k: b[k] for k in keys if k in b}
+    s = {"n_test": result["n_test"], "n_validation": result["n_validation"]}
+    s.update({k: b[k] for k in keys if k in b})
     # Every before-key gets an after-key; NaN (JSON null) when nothing was retained.
     s.update({f"{k}_after_rejection": a.get(k, float("nan")) for k in keys if k in b})
+    ci = result["before_rejection"]["ci"]
+    s["confidence_level"] = result["config"]["confidence_level"]
+    for k in keys:  # flat keys, so grids and logs read them as plain numbers
+        if k in s and k in ci:
+            s[f"{k}_ci_low"], s[f"{k}_ci_high"] = ci[k]
     s["threshold"] = result["rejection"]["threshold"]
+    s["rejection_note"] = " ".join(result["rejection"]["notes"]) or None
     s["coverage"] = result["rejection"]["coverage_test"]
+    s["n_rejected"] = result["rejection"]["n_rejected"]
     temp = result["calibration"]["test"].get("temperature")
     if temp:
         s["ece_top_label_temperature"] = temp["ece_top_label"]
+        s["temperature"] = result["calibration"]["params"]["temperature"]["temperature"]
+    op = result["operating_point"]
+    s["target_sensitivity"] = op["target_sensitivity"]
+    s["operating_threshold"] = op["threshold"]
+    s["operating_probabilities"] = op.get("probabilities")
+    if "test" in op:
+        for k in ("sensitivity", "specificity"):
+            s[f"operating_{k}"] = op["test"]["values"][k]
+            low_high = op["test"]["ci"].get(k)
+            if low_high:
+                s[f"operating_{k}_ci_low"], s[f"operating_{k}_ci_high"] = low_high
+            s[f"operating_{k}_validation"] = op["validation"][k]
     return s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def predict_dataset(
         desc=f"predict {what}",
         unit="batch",
         leave=False,
+        disable=not sys.stderr.isatty(),  # in a log file a bar is a line of escape codes
     ):
         probs.append(np.asarray(predictor(images.numpy()), dtype=np.float64))
         labels.append(y.numpy())

@@ -138,6 +138,30 @@ def binary_metrics(y_true, p_positive, y_pred) -> dict[str, float]:
     }
 
 
+def threshold_for_sensitivity(y_true, p_positive, target: float) -> float:
+    """The largest cut-off t whose rule "positive when p >= t" reaches `target` sensitivity.
+
+    t is the k-th highest positive score, k = ceil(target * positives): every larger cut-off
+    misses more than (1 - target) of the positives, so t keeps the most specificity.
+
+    Args:
+        y_true: (N,) 1 = melanoma, 0 = not (validation labels: the cut-off is chosen there).
+        p_positive: (N,) predicted probability of melanoma.
+        target: wanted sensitivity in (0, 1].
+
+    Returns:
+        The cut-off, or NaN when `y_true` has no positive.
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target sensitivity must be in (0, 1], got {target!r}")
+    t = np.asarray(y_true).astype(bool)
+    positives = np.sort(np.asarray(p_positive, dtype=np.float64)[t])[::-1]
+    if positives.size == 0:
+        return float("nan")
+    k = max(1, int(np.ceil(target * positives.size - 1e-9)))  # 1e-9: 0.9 * 10 is 9.000000001
+    return float(positives[k - 1])
+
+
 def macro_metrics(y_true, probs, y_pred) -> dict[str, float]:
     """Multi-class metrics: macro averages of the one-vs-rest binary values over all K classes.
 

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # headless: CI, servers, the training CLI; must precede p
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from scipy.special import expit  # noqa: E402
+from scipy.special import logit as logit_fn  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from tfmelanoma.evaluation import calibration  # noqa: E402
@@ -90,6 +92,57 @@ def reliability_diagram(
     return _save(fig, path)
 
 
+_LOGIT_EDGE = 1e-9  # the logit axis ends this close to 0 and 1 (1.0 itself is infinitely far)
+
+
+def _crowded_near_one(sweeps, lo: float, hi: float) -> bool:
+    """True when half the predictions lie in the top 10 % of the range, within 0.01 of 1.
+
+    Entropies of outputs near 0.5 pile up against 1 (0.998-1.0 in a short run): on a linear
+    axis every curve is a vertical line at the right edge, so the plots switch to a logit axis.
+    """
+    for sweep in sweeps:
+        above_half = np.asarray(sweep["threshold"])[np.asarray(sweep["coverage"]) >= 0.5]
+        if not above_half.size:
+            return False
+        median = float(above_half.min())
+        if 1.0 - median >= 0.01 or hi - median >= 0.1 * (hi - lo):
+            return False
+    return True
+
+
+def data_xlim(sweeps, chosen: float | None = None, logit: bool = False) -> tuple[float, float]:
+    """x-range of the threshold plots: the swept thresholds (and the chosen one), padded 4 %.
+
+    The sweeps span the entropies that occur, so an axis fixed at 0-1 would squeeze every
+    change into a sliver when the entropies lie in [0.96, 1]. With `logit`, the padding is
+    taken on the logit axis.
+    """
+    values = np.concatenate([np.asarray(s["threshold"], dtype=np.float64) for s in sweeps])
+    if chosen is not None:
+        values = np.r_[values, chosen]
+    if logit:
+        inner = values[values < 1.0]  # 1.0 (keep everything) is infinitely far on this axis
+        z = logit_fn(np.clip(inner if inner.size else values, _LOGIT_EDGE, 1 - _LOGIT_EDGE))
+        pad = 0.04 * (z.max() - z.min()) or 0.1
+        return float(expit(z.min() - pad)), float(expit(z.max() + pad))
+    lo, hi = float(values.min()), float(values.max())
+    pad = max(0.04 * (hi - lo), 1e-4)
+    return max(0.0, lo - pad), min(1.0, hi + pad)
+
+
+def _entropy_axis(ax, sweeps, chosen: float | None, xlabel: str) -> tuple[float, float]:
+    """Sets the x-axis of a threshold plot to the data (linear, or logit when crowded near 1)."""
+    sweeps = list(sweeps)
+    lo, hi = data_xlim(sweeps, chosen)
+    if _crowded_near_one(sweeps, lo, hi):
+        ax.set_xscale("logit", nonpositive="clip")
+        lo, hi = data_xlim(sweeps, chosen, logit=True)
+        xlabel += " (logit scale)"
+    ax.set(xlim=(lo, hi), xlabel=xlabel)
+    return lo, hi
+
+
 def threshold_curve(
     sweeps: dict[str, dict[str, np.ndarray]],
     key: str,
@@ -98,7 +151,11 @@ def threshold_curve(
     path: Path,
     min_coverage: float | None = None,
 ) -> Path:
-    """A metric of the retained predictions against the entropy threshold, one line per split."""
+    """A metric of the retained predictions against the entropy threshold, one line per split.
+
+    The x-axis spans the swept thresholds (`data_xlim`), not the whole of [0, 1], on a logit
+    scale when the entropies crowd against 1.
+    """
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, sweep in sweeps.items():
         ax.plot(sweep["threshold"], sweep[key], marker=".", markersize=3, label=name)
@@ -108,24 +165,34 @@ def threshold_curve(
         ax.axhline(
             min_coverage, color="gray", linestyle=":", label=f"min coverage {min_coverage:.0%}"
         )
-    ax.set(xlabel="normalised entropy threshold (reject above)", ylabel=ylabel, xlim=(0, 1))
+    _entropy_axis(ax, sweeps.values(), chosen, "normalised entropy threshold (reject above)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def selection_curve(
-    sweep: dict[str, np.ndarray], chosen: float | None, path: Path, min_coverage: float
+    sweep: dict[str, np.ndarray],
+    chosen: float | None,
+    path: Path,
+    min_coverage: float,
+    candidates: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """The selection rule on validation: ECE, Brier and their mean against the threshold.
 
     Thresholds whose validation coverage is below `min_coverage` are shaded: not eligible.
+    `candidates` (the sweep over the rule's grid) are drawn as dots where they fall in range.
     """
     fig, ax = plt.subplots(figsize=(6, 4))
+    xlim = _entropy_axis(ax, [sweep], chosen, "normalised entropy threshold")
     low = sweep["threshold"][sweep["coverage"] < min_coverage]
     if low.size:
         ax.axvspan(
-            0, low.max(), color="0.85", label=f"coverage < {min_coverage:.0%} (not eligible)"
+            max(xlim[0], low.min()),  # not from 0: 0 is infinitely far on a logit axis
+            low.max(),
+            color="0.85",
+            label=f"coverage < {min_coverage:.0%} (not eligible)",
         )
     for key, style in (("ece", "-"), ("brier", "-"), ("criterion", "-k")):
         label = (
@@ -138,11 +205,47 @@ def selection_curve(
             label=label,
             linewidth=2 if key == "criterion" else 1,
         )
+    if candidates is not None:
+        inside = (candidates["threshold"] >= xlim[0]) & (candidates["threshold"] <= xlim[1])
+        ax.plot(
+            candidates["threshold"][inside],
+            candidates["criterion"][inside],
+            "ko",
+            markersize=4,
+            label="grid thresholds searched",
+        )
     if chosen is not None:
         ax.axvline(chosen, color="#c44e52", linestyle="--", label=f"chosen {chosen:.2f}")
-    ax.set(
-        xlabel="normalised entropy threshold", ylabel="value on retained validation", xlim=(0, 1)
-    )
+    ax.set(ylabel="value on retained validation", xlim=xlim)  # axvspan must not widen it
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def risk_coverage_plot(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], chosen: dict[str, float], path: Path
+) -> Path:
+    """Risk (error rate of the kept predictions) against coverage, most certain first.
+
+    Args:
+        curves: {split: (coverage, risk)} from `uncertainty.risk_coverage`.
+        chosen: {split: coverage at the chosen threshold}, marked on each curve.
+        path: PNG file to write.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (coverage, risk) in curves.items():
+        (line,) = ax.plot(coverage, risk, label=name)
+        if name in chosen and chosen[name] > 0:
+            k = max(int(round(chosen[name] * coverage.size)) - 1, 0)
+            ax.plot(
+                coverage[k],
+                risk[k],
+                "o",
+                color=line.get_color(),
+                label=f"{name} at the chosen threshold ({chosen[name]:.0%} kept)",
+            )
+    # Risk is zoomed to the curves (autoscale); coverage always spans its natural 0-1.
+    ax.set(xlabel="coverage (fraction kept, most certain first)", ylabel="error rate", xlim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

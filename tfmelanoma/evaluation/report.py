@@ -111,9 +111,10 @@ def _write_predictions(path: Path, test, ids, entropy, keep, fitted) -> None:
             w.writerow(row)
 
 
-def _plots(
-    out: Path, test, keep, threshold, fitted, val, sweep_val, sweep_test, cfg
-) -> list[tuple[str, str]]:
+def _plots(out: Path, test, keep, threshold, fitted, curves, cfg) -> list[tuple[str, str]]:
+    """Writes the PNGs; `curves` is {split: (labels, probabilities rejection uses, entropy)}."""
+    from tfmelanoma.evaluation import uncertainty
+
     images = []
     variants = {"model probabilities (test)": test.probs}
     if "temperature" in fitted:
@@ -133,9 +134,13 @@ def _plots(
                 "Reliability of P(melanoma) (the risk shown to a user), before / after scaling",
             )
         )
-    sweeps = (
-        {"test": sweep_test} if sweep_val is None else {"validation": sweep_val, "test": sweep_test}
-    )
+    # The curves are swept where the entropies are, so the plots zoom to the data.
+    grid = uncertainty.plot_grid([h for _, _, h in curves.values()], cfg.threshold_grid, threshold)
+    sweeps = {
+        name: uncertainty.threshold_sweep(y, p, grid, cfg.ece_bins, h)
+        for name, (y, p, h) in curves.items()
+    }
+    span = f"entropies {grid[0]:.3f}-{grid[-1]:.3f}"
     plots.threshold_curve(
         sweeps,
         "accuracy",
@@ -146,7 +151,7 @@ def _plots(
     images.append(
         (
             "accuracy_vs_threshold.png",
-            "Accuracy of the retained predictions against the entropy threshold",
+            f"Accuracy of the retained predictions against the entropy threshold ({span})",
         )
     )
     plots.threshold_curve(
@@ -157,22 +162,43 @@ def _plots(
         out / "coverage.png",
         cfg.min_coverage,
     )
-    images.append(("coverage.png", "Coverage against the entropy threshold"))
-    if sweep_val is not None:
+    images.append(("coverage.png", f"Coverage against the entropy threshold ({span})"))
+    plots.risk_coverage_plot(
+        {name: uncertainty.risk_coverage(*c) for name, c in curves.items()},
+        {name: float(np.mean(h <= threshold)) for name, (_, _, h) in curves.items()}
+        if threshold is not None
+        else {},
+        out / "risk_coverage.png",
+    )
+    images.append(
+        (
+            "risk_coverage.png",
+            "Risk-coverage: error rate of the most certain predictions against the share kept",
+        )
+    )
+    if "validation" in sweeps and cfg.entropy_threshold is None:  # chosen on validation
+        candidates = uncertainty.threshold_sweep(
+            *curves["validation"][:2], cfg.threshold_grid, cfg.ece_bins, curves["validation"][2]
+        )
         plots.selection_curve(
-            sweep_val, threshold, out / "threshold_selection.png", cfg.min_coverage
+            sweeps["validation"],
+            threshold,
+            out / "threshold_selection.png",
+            cfg.min_coverage,
+            candidates,
         )
         images.append(
             (
                 "threshold_selection.png",
-                "Threshold selection on validation: (ECE + Brier) / 2 of retained predictions",
+                "Threshold selection on validation: (ECE + Brier) / 2 of retained predictions "
+                f"(dots: the grid the rule searches; {span})",
             )
         )
     if test.mel is not None:
         plots.roc_plot(
             test.y == test.mel,
             test.probs[:, test.mel],
-            None if threshold is None else keep,
+            None if threshold is None or keep.all() else keep,  # one curve when nothing rejected
             out / "roc.png",
             test.names[test.mel],
         )
@@ -216,12 +242,20 @@ def _blocks(result: dict, images, cfg) -> list[tuple]:
             ["false negatives prevented", str(rej["false_negatives_prevented"])],
         ]
     blocks.append(("table", ["", "value"], rows))
-    blocks.append(("h2", "Metrics before / after rejection"))
+    blocks += [("p", note) for note in rej.get("notes", [])]
+    blocks += _operating_point_blocks(result, cfg)
     keys = [k for k in before["values"] if k != "log_loss"]
-    rows = [[_label(k), _with_ci(before, k), _with_ci(after, k)] for k in keys]
-    blocks.append(
-        ("table", ["metric", "before rejection [95% CI]", "after rejection [95% CI]"], rows)
-    )
+    ci = f"{cfg.confidence_level:.0%} CI"
+    if rej["threshold"] is not None and rej["n_rejected"] == 0:
+        blocks.append(("h2", "Metrics (nothing rejected: after rejection = before)"))
+        rows = [[_label(k), _with_ci(before, k)] for k in keys]
+        blocks.append(("table", ["metric", f"all test images [{ci}]"], rows))
+    else:
+        blocks.append(("h2", "Metrics before / after rejection"))
+        rows = [[_label(k), _with_ci(before, k), _with_ci(after, k)] for k in keys]
+        blocks.append(
+            ("table", ["metric", f"before rejection [{ci}]", f"after rejection [{ci}]"], rows)
+        )
     cal = result["calibration"]
     blocks.append(("h2", "Calibration before / after post-hoc scaling (fitted on validation)"))
     cols = ["ece_top_label", "ece_melanoma", "brier_melanoma", "brier_multiclass", "log_loss"]
@@ -246,22 +280,78 @@ def _blocks(result: dict, images, cfg) -> list[tuple]:
         blocks.append(("p", note))
     if "misdiagnoses" in result:
         blocks.append(("h2", "Misdiagnoses by image id"))
-        m, n = result["misdiagnoses"], cfg.max_listed_ids
-        for stage in ("before_rejection", "after_rejection", "prevented"):
-            for kind in ("false_positive_ids", "false_negative_ids"):
-                ids = m[stage][kind]
-                more = f" … (+{len(ids) - n} more in metrics.json)" if len(ids) > n else ""
-                blocks.append(
-                    (
-                        "p",
-                        f"**{stage.replace('_', ' ')}, {kind[:-4].replace('_', ' ')}s ({len(ids)})**: "
-                        + (", ".join(ids[:n]) or "none")
-                        + more,
-                    )
-                )
+        blocks += _misdiagnosis_blocks(result["misdiagnoses"], cfg.max_listed_ids)
     blocks.append(("h2", "Plots"))
     blocks += [("img", f, caption) for f, caption in images]
     return blocks
+
+
+def _id_list(ids: list[str], n: int) -> str:
+    more = f" … (+{len(ids) - n} more in metrics.json)" if len(ids) > n else ""
+    return (", ".join(ids[:n]) or "none") + more
+
+
+def _misdiagnosis_blocks(m: dict, n: int) -> list[tuple]:
+    """Each misdiagnosed id once: still wrong after rejection, or referred (rejection prevented it).
+
+    The before-rejection list is exactly those two together, so it is not printed a third time.
+    """
+    blocks = []
+    for kind in ("false_positive_ids", "false_negative_ids"):
+        title = kind[:-4].replace("_", " ") + "s"
+        every, kept, referred = (
+            m[s][kind] for s in ("before_rejection", "after_rejection", "prevented")
+        )
+        if not referred:
+            blocks.append(("p", f"**{title} ({len(every)}, none rejected)**: {_id_list(every, n)}"))
+            continue
+        blocks.append(
+            (
+                "p",
+                f"**{title} ({len(every)})**: still wrong after rejection ({len(kept)}): "
+                f"{_id_list(kept, n)}; rejected, referred to a human ({len(referred)}): "
+                f"{_id_list(referred, n)}",
+            )
+        )
+    return blocks
+
+
+def _operating_point_blocks(result: dict, cfg) -> list[tuple]:
+    op = result.get("operating_point") or {}
+    if op.get("target_sensitivity") is None:
+        return []
+    blocks: list[tuple] = [("h2", "Operating point for screening (chosen on validation)")]
+    if op.get("threshold") is None:
+        return blocks + [("p", op.get("note", "no operating point"))]
+    before = result["before_rejection"]
+    prefix = "" if len(result["class_names"]) == 2 else "melanoma_"
+    plain = "argmax (0.5)" if not prefix else "argmax"
+    chosen = op["test"]
+    rows = [
+        [
+            _label(k),
+            _with_ci(before, prefix + k),
+            _with_ci(chosen, k),
+            _fmt(op["validation"][k]),
+        ]
+        for k in ("sensitivity", "specificity", "precision", "balanced_accuracy")
+    ]
+    blocks.append(
+        (
+            "p",
+            f"Target sensitivity {op['target_sensitivity']:.0%} on validation: "
+            f"{op['rule']}. The cut-off is frozen on validation and applied to every test "
+            "image (no rejection).",
+        )
+    )
+    ci = f"{cfg.confidence_level:.0%} CI"
+    head = [
+        "metric",
+        f"test, {plain} cut-off [{ci}]",
+        f"test, cut-off {op['threshold']:.4g} [{ci}]",
+        "validation, same cut-off",
+    ]
+    return blocks + [("table", head, rows)]
 
 
 def _markdown(blocks) -> str:
@@ -310,16 +400,12 @@ def _html(blocks, out: Path) -> str:
 
 
 def write_report(
-    out: Path, result, test, ids, entropy, keep, threshold, fitted, val, sweep_val, sweep_test, cfg
+    out: Path, result, test, ids, entropy, keep, threshold, fitted, curves, cfg
 ) -> None:
     """Writes every file of the report folder (see module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     _write_predictions(out / "predictions.csv", test, ids, entropy, keep, fitted)
-    images = (
-        _plots(out, test, keep, threshold, fitted, val, sweep_val, sweep_test, cfg)
-        if cfg.plots
-        else []
-    )
+    images = _plots(out, test, keep, threshold, fitted, curves, cfg) if cfg.plots else []
     blocks = _blocks(result, images, cfg)
     files = ["metrics.json", "predictions.csv", "report.md", "report.html"] + [f for f, _ in images]
     result["files"] = files

@@ -122,6 +122,48 @@ def select_threshold(
     return float(sweep["threshold"][best[-1]]), sweep
 
 
+def plot_grid(entropies: Sequence, grid: Sequence[float], chosen: float | None, n: int = 101):
+    """Thresholds that resolve the curves where the data is, for the report's plots.
+
+    A model whose entropies all lie in [0.96, 1] changes nothing between grid steps 0 and 0.95,
+    so the plots sweep `n` evenly spaced thresholds across the range the entropies (and the
+    chosen threshold) span, `n` quantiles of the entropies (where they crowd, e.g. against 1),
+    and the grid values inside that range.
+
+    Args:
+        entropies: arrays of normalised entropies (one per split).
+        grid: the selection grid.
+        chosen: the threshold in use, or None.
+        n: evenly spaced thresholds across the range.
+
+    Returns:
+        Sorted unique thresholds in [0, 1].
+    """
+    values = np.concatenate([np.asarray(e, dtype=np.float64).ravel() for e in entropies])
+    ends = [values.min(), values.max()] + ([] if chosen is None else [chosen])
+    lo, hi = float(min(ends)), float(max(ends))
+    inside = [t for t in grid if lo <= t <= hi]
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, n))
+    return np.unique(np.clip(np.r_[np.linspace(lo, hi, n), quantiles, inside], 0.0, 1.0))
+
+
+def risk_coverage(y_true, probs, entropy) -> tuple[np.ndarray, np.ndarray]:
+    """The risk-coverage curve: error rate of the k least uncertain predictions against k / N.
+
+    Args:
+        y_true: (N,) class indices.
+        probs: (N, K) probabilities (the prediction is the argmax).
+        entropy: (N,) normalised entropy used to order the predictions.
+
+    Returns:
+        (coverage, risk), each (N,): coverage k / N and the error rate of those k predictions.
+    """
+    order = np.argsort(np.asarray(entropy), kind="stable")
+    wrong = (np.asarray(probs).argmax(axis=1) != np.asarray(y_true))[order]
+    k = np.arange(1, wrong.size + 1)
+    return k / wrong.size, np.cumsum(wrong) / k
+
+
 def decisions(probs, entropy, threshold: float | None, class_names: Sequence[str]) -> list[str]:
     """Per-image decision: the predicted class name, or "uncertain" above the threshold."""
     pred = np.asarray(probs).argmax(axis=1)
