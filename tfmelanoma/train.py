@@ -21,8 +21,11 @@ PROG = "python -m tfmelanoma.train"
 
 
 def _config_help() -> str:
-    lines = ["config keys (section.key = default; change with --set key=value):"]
-    for key, value in config_lib.flat_defaults().items():
+    lines = [
+        "config keys (section.key = value in the 'default' preset, which a run without --config "
+        "uses; change with --set key=value):"
+    ]
+    for key, value in config_lib.flat(config_lib.load_config("default")).items():
         choices = config_lib.CHOICES.get(key)
         extra = f"   [{' | '.join(choices)}]" if choices else ""
         lines.append(f"  {key} = {value!r}{extra}")
@@ -254,9 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         return _interrupted(run_dir)
-    except OSError as e:  # disk full, read-only, permissions: say where and how to go on
-        return fail(PROG, f"{message_of(e)} (writing the run folder {run_dir}){_kept(run_dir)}")
     except USER_ERRORS as e:
+        if isinstance(e, OSError) and e.errno is not None:  # disk full, read-only, permissions
+            return fail(PROG, f"{message_of(e)} (writing the run folder {run_dir}){_kept(run_dir)}")
         return fail(PROG, e)
     # Print what was written, so the terminal shows exactly the numbers in metrics.json.
     _print_summary(result.run_dir, json.loads((result.run_dir / "metrics.json").read_text()))

@@ -170,14 +170,6 @@ def _split_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _quiet_progress() -> None:
-    """TFDS draws tqdm bars whether or not a terminal is there; in a log they are escape codes."""
-    if not sys.stderr.isatty():
-        import tensorflow_datasets as tfds
-
-        tfds.disable_progress_bar()
-
-
 def _prepare(names: list[str], args) -> None:
     """Prepares each dataset as `train` does (`ensure_prepared`), or says how to prepare it."""
     import tfds_builders
@@ -212,8 +204,9 @@ def _report(args) -> int:
     from tfmelanoma.logging_utils import quiet_tensorflow
 
     quiet_tensorflow()  # before TensorFlow Datasets loads TensorFlow
-    _quiet_progress()
-    from tfmelanoma.data.prepare import builder_name
+    from tfmelanoma.data.prepare import builder_name, quiet_progress_bars
+
+    quiet_progress_bars()
     from tfmelanoma.datasets import load_combination, report
 
     train, test = _split_names(args.train), args.test

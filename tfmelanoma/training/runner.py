@@ -328,5 +328,6 @@ def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> d
         val_labels=y_val,
         val_probs=p_val,
         config={"bootstrap_seed": config.run.seed},
+        target_sensitivity=config.eval.target_sensitivity,
     )
     return result["summary"]
