@@ -292,6 +292,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
 
     from tfmelanoma.models import create_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import losses, metrics, report  # noqa: PLC0415
+    from tfmelanoma.training.progress import HistoryCSV  # noqa: PLC0415
 
     model_path = out / "model.keras"
     _check_model_path(model_path, args.overwrite)
@@ -343,7 +344,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         validation_data=val,
         shuffle=False,  # the dataset shuffles itself
         callbacks=[
-            keras.callbacks.CSVLogger(str(out / "history.csv")),
+            HistoryCSV(str(out / "history.csv")),
             # NumPy pipeline: each epoch's order and augmentations by the epoch's own number
             *([train_ds.epoch_callback()] if hasattr(train_ds, "epoch_callback") else []),
         ],

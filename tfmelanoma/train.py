@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             verbose=2 if args.quiet or not sys.stdout.isatty() else 1,
+            # In a log file (no terminal): a line every 30 s inside an epoch, unless -q.
+            progress_every=0 if args.quiet or sys.stdout.isatty() else 30,
         )
     except KeyboardInterrupt:
         return _interrupted(run_dir)
