@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from tfmelanoma import fsio
 from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.logging_utils import quiet_tensorflow
 
 PROG = "python -m tfmelanoma.grid"
 METRICS = (
@@ -200,6 +201,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # the model list imports Keras; its cells' logs are quiet on their own
     try:
         from tfmelanoma import config as config_lib
         from tfmelanoma.models import list_models
