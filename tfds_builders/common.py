@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import functools
 import hashlib
-import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from tfmelanoma import labels
-from tfmelanoma.data import masks
-from tfmelanoma.errors import LabelError
+from tfmelanoma.data import images, masks
+from tfmelanoma.errors import ImageReadError, LabelError
 from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
@@ -32,13 +31,6 @@ UNKNOWN_AGE = -1
 IMAGE_TYPES = ("dermoscopic", "clinical")
 
 logger = get_logger(__name__)
-
-# Decompression-bomb guard: PIL's default limit is ~89 Mpx; ISIC originals stay far below.
-Image.MAX_IMAGE_PIXELS = 200_000_000
-
-
-class ImageReadError(ValueError):
-    """An image file is missing, truncated or not an image; the message names the file."""
 
 
 class MissingFilesError(FileNotFoundError):
@@ -137,17 +129,7 @@ def read_image(path: os.PathLike | str, *, max_side: int | None = None) -> Decod
     Raises:
         ImageReadError: the file is missing, truncated or not an image, naming the file.
     """
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            data = f.read()
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img).convert("RGB")
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    img = images.open_rgb(path)
     sha, phash = image_hashes(img)
     original_size = (img.height, img.width)
     if max_side is not None:
