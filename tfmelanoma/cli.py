@@ -13,6 +13,22 @@ from tfmelanoma.errors import TfmelanomaError
 USER_ERRORS = (TfmelanomaError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in --help (unless it is None/False or the text already says it);
+    descriptions and epilogs (examples) keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" in text
+            or "default" in text.lower()
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: `prog: error: message` (exit 2)."""
 
@@ -44,3 +60,9 @@ def fail(prog: str, message: BaseException | str, code: int = 2) -> int:
     for line in rest:
         print(f"  {line}" if line and not line.startswith(" ") else line, file=sys.stderr)
     return code
+
+
+def interrupted(prog: str, what: str) -> int:
+    """Ctrl-C: one line saying what state things are in (no traceback); exit status 130."""
+    print(f"\n{prog}: interrupted; {what}", file=sys.stderr)
+    return 130

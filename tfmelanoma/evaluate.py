@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
 from tfmelanoma.errors import RunFolderError
+from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
 PROG = "python -m tfmelanoma.evaluate"
@@ -28,21 +29,29 @@ EXAMPLES = f"""examples:
 """
 
 
+def _path_text(text: str) -> str:
+    """A path option passed on as text, `~` and `$VARS` expanded."""
+    return str(expand(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineErrorParser(
         prog=PROG,
         description=__doc__.splitlines()[0],
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--model",
         action="append",
         required=True,
         metavar="RUN|FILE",
+        type=expand,
         help="run folder (best.keras + config.yaml) or .keras file; repeat for an ensemble",
     )
-    p.add_argument("--out", required=True, help="report folder to write (new or empty)")
+    p.add_argument(
+        "--out", type=expand, required=True, help="report folder to write (new or empty)"
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="write the report into a non-empty --out"
     )
@@ -50,10 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--test", help="dataset name, e.g. isic2017 or sample (prepared TFDS dataset)")
     src.add_argument("--split", default="test", help="split of --test (default: %(default)s)")
     src.add_argument(
-        "--images-dir", help="folder of class sub-folders of images, instead of --test"
+        "--images-dir", type=expand, help="folder of class sub-folders of images, instead of --test"
     )
-    src.add_argument("--data-dir", help="TFDS data dir (default: the run's, else the TFDS default)")
-    src.add_argument("--manual-dir", help="manual downloads, to prepare a dataset on first use")
+    src.add_argument(
+        "--data-dir",
+        type=_path_text,
+        help="TFDS data dir (default: the run's, else the TFDS default)",
+    )
+    src.add_argument(
+        "--manual-dir", type=_path_text, help="manual downloads, to prepare a dataset on first use"
+    )
     src.add_argument(
         "--class-map", help="folder=class pairs for --images-dir, e.g. benign=non_melanoma"
     )
@@ -69,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="validation dataset (split default: validation; for a dataset without one, the "
         "merge step's patient-grouped validation split)",
     )
-    val.add_argument("--val-images-dir", help="folder of class sub-folders for validation")
+    val.add_argument(
+        "--val-images-dir", type=expand, help="folder of class sub-folders for validation"
+    )
     val.add_argument("--no-val", action="store_true", help="use no validation data (no rejection)")
     m = p.add_argument_group("model and prediction")
     m.add_argument("--class-names", help="comma-separated class names in model-output order")
@@ -371,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         result = run(args)
+    except KeyboardInterrupt:
+        return interrupted(
+            PROG, f"the report in {args.out} may be incomplete; run again with --overwrite"
+        )
     except USER_ERRORS as err:
         return fail(PROG, err)
     s = result["summary"]

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, fail
+from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
 from tfmelanoma.errors import RunFolderError, ToolMissingError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
-PROG = "tfmelanoma-segment"
+PROG = "python -m tfmelanoma.segment"
 log = get_logger(__name__)
 
 ABLATION = ("unet", "attention_unet", "attention_residual_unet", "aernet")
@@ -72,13 +72,21 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
         help="isic2017 | isic2018 | ph2 (official layout under --data-dir), "
         "folder (--images/--masks) or tfds:NAME/CONFIG (prepared TFDS builder)",
     )
-    p.add_argument("--data-dir", type=Path, help="folder holding the official dataset folders")
-    p.add_argument("--images", type=Path, help="--data folder: image folder")
     p.add_argument(
-        "--masks", type=Path, help="--data folder: mask folder ({id}_segmentation.png or {id}.png)"
+        "--data-dir", type=fsio.expand, help="folder holding the official dataset folders"
     )
-    p.add_argument("--tfds-data-dir", help="TFDS data dir for --data tfds:...")
-    p.add_argument("--split", default=split, help=f"split to read (default {split})")
+    p.add_argument("--images", type=fsio.expand, help="--data folder: image folder")
+    p.add_argument(
+        "--masks",
+        type=fsio.expand,
+        help="--data folder: mask folder ({id}_segmentation.png or {id}.png)",
+    )
+    p.add_argument(
+        "--tfds-data-dir",
+        type=lambda text: str(fsio.expand(text)),
+        help="TFDS data dir for --data tfds:...",
+    )
+    p.add_argument("--split", default=split, help="split to read")
     p.add_argument(
         "--pipeline",
         choices=["auto", "tf.data", "numpy"],
@@ -92,11 +100,17 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser = OneLineErrorParser(
+        prog=PROG,
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a segmentation model")
+    t = sub.add_parser("train", help="train a segmentation model", formatter_class=HelpFormatter)
     _data_args(t, "train")
     t.add_argument(
         "--model",
@@ -134,22 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-split", default="validation", help="validation split ('' to skip)")
     t.add_argument("--val-limit", type=int)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", type=Path, required=True, help="run folder")
+    t.add_argument("--out", type=fsio.expand, required=True, help="run folder")
     t.add_argument("--overwrite", action="store_true", help="replace an existing model.keras")
 
-    e = sub.add_parser("evaluate", help="score a trained model on a split")
+    e = sub.add_parser(
+        "evaluate", help="score a trained model on a split", formatter_class=HelpFormatter
+    )
     _data_args(e, "validation")
-    e.add_argument("--model", type=Path, required=True, help=".keras file")
+    e.add_argument("--model", type=fsio.expand, required=True, help=".keras file")
     e.add_argument("--limit", type=int)
     e.add_argument("--threshold", type=float, default=0.5)
-    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--out", type=fsio.expand, required=True)
 
-    p = sub.add_parser("predict", help="write masks for a folder of images")
-    p.add_argument("--model", type=Path, required=True, help=".keras file")
-    p.add_argument("--images", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="mask folder")
+    p = sub.add_parser(
+        "predict", help="write masks for a folder of images", formatter_class=HelpFormatter
+    )
+    p.add_argument("--model", type=fsio.expand, required=True, help=".keras file")
+    p.add_argument("--images", type=fsio.expand, required=True)
+    p.add_argument("--out", type=fsio.expand, required=True, help="mask folder")
     p.add_argument(
-        "--crop-dir", type=Path, help="also write lesion crops here (for the classifier)"
+        "--crop-dir", type=fsio.expand, help="also write lesion crops here (for the classifier)"
     )
     p.add_argument("--margin", type=float, default=0.1, help="crop margin (fraction of box side)")
     p.add_argument("--threshold", type=float, default=0.5)
@@ -428,8 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except KeyboardInterrupt:
         # Models are written atomically: an interrupted command leaves the old files whole.
-        print(f"\n{PROG}: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
+        return interrupted(PROG, "nothing half-written was left behind")
     except USER_ERRORS as err:
         return fail(PROG, err)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tfmelanoma import config as config_lib
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, message_of
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, interrupted, message_of
 from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import quiet_tensorflow, setup_logging
 
@@ -107,16 +107,12 @@ def _interrupted(run_dir: Path) -> int:
     except USER_ERRORS:
         state = None
     if state is None:
-        print(
-            f"\n{PROG}: interrupted before the first checkpoint; nothing to resume", file=sys.stderr
-        )
-    else:
-        print(
-            f"\n{PROG}: interrupted; the checkpoint after epoch {state.epochs_done} is in "
-            f"{run_dir / 'checkpoints'}\ncontinue with: {_resume_command(run_dir)}",
-            file=sys.stderr,
-        )
-    return 130
+        return interrupted(PROG, "before the first checkpoint; nothing to resume")
+    return interrupted(
+        PROG,
+        f"the checkpoint after epoch {state.epochs_done} is in {run_dir / 'checkpoints'}\n"
+        f"continue with: {_resume_command(run_dir)}",
+    )
 
 
 def _kept(run_dir: Path) -> str:

@@ -19,7 +19,7 @@ import argparse
 import sys
 import textwrap
 
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, interrupted
 from tfmelanoma.datasets import presets
 from tfmelanoma.datasets.rules import DEFAULT_MAX_DISTANCE, RULE_MEANINGS, RULES
 from tfmelanoma.fsio import expand
@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"report": _report, "presets": _presets, "label-table": _label_table}
     try:
         return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return interrupted(PROG, "a dataset being prepared is finished by the next run")
     except USER_ERRORS as e:
         return fail(PROG, e)
 
