@@ -159,7 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--gradcam-ids", help="comma-separated test image ids to explain as well")
     g.add_argument("--gradcam-plus", action="store_true", help="Grad-CAM++ instead of Grad-CAM")
-    p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
 

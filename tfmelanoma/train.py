@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         return fail(PROG, e)
     quiet_tensorflow()
-    setup_logging(-1 if args.quiet else 0)
+    setup_logging(-1 if args.quiet else args.verbose)
     from tfmelanoma.training import runner
 
     try:
