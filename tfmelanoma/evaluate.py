@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tfmelanoma import fsio
 from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
-from tfmelanoma.errors import RunFolderError
 from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
@@ -174,19 +173,6 @@ def _load_model(path: Path):
     return load_model(file), config
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuses a report folder that already holds something, unless --overwrite."""
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"--out {out} is a file; expected a report folder")
-    held = [p.name for p in out.iterdir() if p.name != fsio.LOCK_NAME] if out.is_dir() else []
-    if held and not overwrite:
-        raise RunFolderError(
-            f"--out {out} is not empty ({', '.join(sorted(held)[:4])}"
-            f"{', ...' if len(held) > 4 else ''}); pass --overwrite to replace the report there "
-            "or choose another folder"
-        )
-
-
 def _num_outputs(model) -> int:
     shape = model.output_shape
     if isinstance(shape, dict):
@@ -309,7 +295,7 @@ def run(args) -> dict:
         calibration_methods=tuple(c.strip() for c in args.calibration.split(",") if c.strip()),
     )  # validated first: a bad threshold fails before any model is loaded
     out = fsio.expand(args.out)
-    _check_out(out, args.overwrite)
+    fsio.check_output_folder(out, args.overwrite)
     loaded = [_load_model(Path(m)) for m in args.model]
     models, run_config = [m for m, _ in loaded], loaded[0][1]
     widths = {max(2, _num_outputs(m)) for m in models}  # one sigmoid unit = two classes
@@ -348,7 +334,7 @@ def run(args) -> dict:
             f"--gradcam-ids: no test image with id {unknown[0]!r} (ids look like {ids[0]!r})"
         )
     with fsio.folder_lock(out, "report folder"):  # one writer; checked again under the lock
-        _check_out(out, args.overwrite)
+        fsio.check_output_folder(out, args.overwrite)
         result = evaluate_predictions(
             y, probs, ids, names, out, y_val, p_val, config, args.target_sensitivity
         )

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", type=fsio.expand, required=True, help=".keras file")
     e.add_argument("--limit", type=int)
     e.add_argument("--threshold", type=float, default=0.5)
-    e.add_argument("--out", type=fsio.expand, required=True)
+    e.add_argument("--out", type=fsio.expand, required=True, help="report folder (new or empty)")
+    e.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
 
     p = sub.add_parser(
         "predict", help="write masks for a folder of images", formatter_class=HelpFormatter
@@ -168,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--margin", type=float, default=0.1, help="crop margin (fraction of box side)")
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out / --crop-dir"
+    )
     return parser
 
 
@@ -410,10 +414,13 @@ def cmd_evaluate(args) -> int:
     from tfmelanoma.models.loading import load_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
+    fsio.check_output_folder(args.out, args.overwrite)  # before anything is loaded
     model = load_model(fsio.expand(args.model))
     height = model.input_shape[1]
     ds, ids = load_data(args, args.split, height, 8, args.limit)
-    summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
+    with fsio.folder_lock(args.out, "report folder"):
+        fsio.check_output_folder(args.out, args.overwrite)
+        summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -422,10 +429,14 @@ def cmd_predict(args) -> int:
     from tfmelanoma.models.loading import load_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import inference  # noqa: PLC0415
 
+    for folder in (args.out, args.crop_dir):
+        if folder is not None:
+            fsio.check_output_folder(folder, args.overwrite, "mask folder")
     model = load_model(fsio.expand(args.model))
-    rows = inference.predict_folder(
-        model, args.images, args.out, args.crop_dir, args.threshold, args.margin
-    )
+    with fsio.folder_lock(args.out, "mask folder"):
+        rows = inference.predict_folder(
+            model, args.images, args.out, args.crop_dir, args.threshold, args.margin
+        )
     print(
         f"wrote {len(rows)} masks to {args.out}"
         + (f" and crops to {args.crop_dir}" if args.crop_dir else "")
