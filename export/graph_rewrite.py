@@ -222,3 +222,16 @@ def optimise(model_json: dict, weights: bytes) -> tuple[dict, bytes, dict]:
 def op_counts(model_json: dict) -> Counter:
     """How many nodes of each op the graph has (Const excluded)."""
     return Counter(n["op"] for n in model_json["modelTopology"]["node"] if n["op"] != "Const")
+
+
+def pooled_feature_node(model_json: dict) -> str | None:
+    """The node whose spatial mean feeds the dense head (Mean → MatMul/_FusedMatMul), i.e. the
+    last conv feature map that the class-activation map is computed from; None if absent."""
+    nodes = {n["name"]: n for n in model_json["modelTopology"]["node"]}
+    for node in nodes.values():
+        if node["op"] not in ("MatMul", "_FusedMatMul"):
+            continue
+        mean = nodes.get(node["input"][0].split(":")[0])
+        if mean is not None and mean["op"] == "Mean":
+            return mean["input"][0].split(":")[0]
+    return None

@@ -156,6 +156,7 @@ def build_meta(
     model_dir: Path,
     metrics_path: Path | None,
     training: str | dict | None,
+    gate: dict | None = None,
 ) -> dict:
     """The meta.json dict (everything the page needs besides the graph and weights)."""
     import tfmelanoma
@@ -186,7 +187,7 @@ def build_meta(
     if training:
         training_info = {**training_info, "data": training}
     weight_bytes = sum(p.stat().st_size for p in model_dir.glob("group*-shard*of*.bin"))
-    return {
+    meta = {
         "format_version": 1,
         "name": name,
         "model_version": f"{name}-{tfmelanoma.__version__}-{quantization}-{weights_digest(model_dir)}",
@@ -212,6 +213,44 @@ def build_meta(
         "converter": "tensorflowjs 4.22.0 SavedModel converter (vendored in export/_vendor)",
         "tfmelanoma_version": tfmelanoma.__version__,
     }
+    meta["cam"] = cam_settings(model, model_dir)
+    meta["gate"] = gate_settings(gate, meta["cam"])
+    return meta
+
+
+def cam_settings(model, model_dir: Path) -> dict | None:
+    """What the page needs for the class-activation map: the graph node of the last conv
+    features (its spatial mean feeds the head) and the head's weights; None when the model does
+    not end in global average pooling + Dense `logits`."""
+    from export.convert import read_artifacts
+    from export.graph_rewrite import pooled_feature_node
+
+    node = pooled_feature_node(read_artifacts(model_dir)[0])
+    try:
+        w, b = model.get_layer("logits").get_weights()
+    except ValueError:
+        return None
+    if node is None or w.shape[0] != model.get_layer("logits").input.shape[-1]:
+        return None
+    return {
+        "feature_node": node,
+        "rule": "map(x, y) = sum_k F_k(x, y) (w[k, pos] - mean_other w[k, c]) + (b[pos] - mean_other b)",
+        "weights": w.round(7).tolist(),
+        "bias": b.round(7).tolist(),
+    }
+
+
+def gate_settings(gate: dict | None, cam: dict | None) -> dict:
+    """meta.json's `gate` (export.ood): the fitted gate.json, or image checks only."""
+    from export import ood
+
+    if gate is None or cam is None:
+        return {
+            "image_checks": {"min_side": ood.MIN_SIDE},
+            "mahalanobis": None,
+            "source": "no gate.json (python -m export.fit_gate): size check only",
+        }
+    return {**gate, "source": gate.get("command", "gate.json")}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -228,6 +267,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quantization", choices=("float32", "float16", "uint8"), default="float32")
     ap.add_argument(
         "--metrics", type=Path, help="evaluation metrics.json (default: the run folder's)"
+    )
+    ap.add_argument(
+        "--gate", type=Path, help="out-of-distribution gate.json (default: the run folder's)"
     )
     ap.add_argument("--name", help="model name shown on the page (default: the Keras model name)")
     ap.add_argument(
@@ -306,6 +348,12 @@ def _validate(args) -> tuple:
         except ValueError as err:
             raise ValueError(f"{metrics_path}: not JSON ({err}); pass --metrics FILE") from None
     training = args.training_data or training_data(run_dir)
+    gate_path = args.gate or (run_dir / "gate.json" if run_dir else None)
+    if args.gate is not None and not args.gate.is_file():
+        raise FileNotFoundError(f"--gate {args.gate}: no such file (python -m export.fit_gate)")
+    args.gate_data = (
+        json.loads(gate_path.read_text()) if gate_path is not None and gate_path.is_file() else None
+    )
     webdemo = args.webdemo or parity.WEBDEMO_DIR
     if not args.skip_parity:
         parity.check_node(webdemo)
@@ -357,7 +405,9 @@ def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, in
         try:
             log.info("converting %s (%s weights) into %s", args.model, args.quantization, out)
             convert.convert_keras(model, tmp, args.quantization)
-            meta = build_meta(model, name, args.quantization, tmp, metrics_path, training)
+            meta = build_meta(
+                model, name, args.quantization, tmp, metrics_path, training, args.gate_data
+            )
             if not args.skip_parity:
                 images = args.parity_images
                 if images is None:
