@@ -81,7 +81,9 @@ function tfmelanomaWorker() {
       }
       return Promise.reject(new Error(`network access is disabled in this demo (${path})`));
     };
-    tf.wasm.setWasmPaths(Object.fromEntries(Object.keys(wasmB64).map((n) => [n, `embedded:${n}`])), true);
+    // tfjs wants a path for each of its three binaries; the two not shipped fail in fetch above.
+    const names = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
+    tf.wasm.setWasmPaths(Object.fromEntries(names.map((n) => [n, `embedded:${n}`])), true);
     // Only the SIMD binary ships (vendor/tfjs-bundle.js): no threads, and no WASM without SIMD.
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     if (flags.simd === false) tf.env().set('WASM_HAS_SIMD_SUPPORT', false);
@@ -184,7 +186,8 @@ function tfmelanomaWorker() {
     const kind = sniff(head);
     if (blob.size === 0) throw new UserError('empty', `“${name}” is empty (0 bytes).`);
     if (!kind) {
-      throw new UserError('not-image', `“${name}” is not an image (${blob.type || 'unknown type'}). Choose a JPEG or PNG photo of the skin lesion.`);
+      // The browser's type is only a guess from the file name: name what the content is not.
+      throw new UserError('not-image', `“${name}” is not a photo this page can read: its content is not JPEG, PNG, GIF, WebP, BMP, HEIC, AVIF or TIFF, whatever its name says. Choose a JPEG or PNG photo of the skin lesion.`);
     }
     const dims = headerSize(head, kind);
     if (dims && dims[0] * dims[1] > MAX_PIXELS_ABSOLUTE) {
@@ -194,8 +197,14 @@ function tfmelanomaWorker() {
     try {
       bmp = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
     } catch (err) {
-      if (kind === 'heic' || kind === 'avif' || kind === 'tiff') {
-        throw new UserError('unsupported', `“${name}” is a ${FORMAT_NAMES[kind]} photo, which this browser cannot decode. Convert it to JPEG first (on an iPhone: Settings → Camera → Formats → Most Compatible, or share it as JPEG).`);
+      if (kind === 'heic') {
+        throw new UserError('unsupported', `“${name}” is a HEIC/HEIF photo, which this browser cannot decode. Convert it to JPEG first (on an iPhone: Settings → Camera → Formats → Most Compatible, or share it as JPEG).`);
+      }
+      if (kind === 'tiff') {
+        throw new UserError('unsupported', `“${name}” is a TIFF image, which browsers cannot display. Save it as JPEG or PNG (any image viewer or editor can: Export or Save as) and try again.`);
+      }
+      if (kind === 'avif') {
+        throw new UserError('unsupported', `“${name}” is an AVIF image, which this browser cannot decode. Use an up-to-date browser or convert it to JPEG.`);
       }
       throw new UserError('corrupt', `“${name}” looks like a ${FORMAT_NAMES[kind]} file but cannot be decoded: it is probably truncated or corrupt. Re-save or re-export the photo and try again.`);
     }
