@@ -27,11 +27,24 @@ from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 log = get_logger(__name__)
 
 
-def _uda1_paths(root: Path, n: int) -> list[str]:
-    return [str(p) for p in sorted((root / "images").glob("ISIC_*.jpg"))[:n]]
+def _uda1_paths(root: Path, n: int) -> tuple[list[str], list[str]]:
+    """Two disjoint sets of `n` UDA-1 images from the end of the id order (the web gallery
+    takes the first ids: they stay out of both)."""
+    paths = [str(p) for p in sorted((root / "images").glob("ISIC_*.jpg"))]
+    if 2 * n > len(paths) - 20:
+        raise ValueError(f"{root}: {len(paths)} images, too few for two parts of {n}")
+    return paths[-2 * n : -n], paths[-n:]
 
 
-def fit(model, layer: str, data: Path, uda1: Path | None, n_uda1: int, seed: int = 0) -> dict:
+def fit(
+    model,
+    layer: str,
+    data: Path,
+    uda1: Path | None,
+    n_uda1: int,
+    max_reject: float = 0.02,
+    seed: int = 0,
+) -> dict:
     """Fits the gate and measures it; returns the gate.json dict."""
     from sklearn.model_selection import train_test_split
 
@@ -45,7 +58,7 @@ def fit(model, layer: str, data: Path, uda1: Path | None, n_uda1: int, seed: int
     te_p, _ = list_split(data, "test")
     sets = {"train": tr_p, "validation": va_p, "test": te_p}
     if uda1 is not None:
-        sets["uda1"] = _uda1_paths(uda1, n_uda1)
+        sets["uda1_validation"], sets["uda1_test"] = _uda1_paths(uda1, n_uda1)
     x = {k: load_images(v, size) for k, v in sets.items()}
     x_ood, kinds = ood.synthetic_ood(size, seed)
     # alternate within each kind, so every kind is in both halves
@@ -63,9 +76,9 @@ def fit(model, layer: str, data: Path, uda1: Path | None, n_uda1: int, seed: int
     img_fail = {k: ood.image_check_failures(ood.image_stats(v), checks) for k, v in x.items()}
     img_fail_ood = ood.image_check_failures(ood.image_stats(x_ood), checks)
     # the threshold sees only what the image checks let through
-    threshold = ood.choose_threshold(
-        dist["validation"][~img_fail["validation"]], d_ood[half & ~img_fail_ood]
-    )
+    val_sets = [k for k in ("validation", "uda1_validation") if k in x]
+    d_val = np.concatenate([dist[k][~img_fail[k]] for k in val_sets])
+    threshold = ood.choose_threshold(d_val, d_ood[half & ~img_fail_ood], max_reject)
     rejected = {k: img_fail[k] | (dist[k] > threshold) for k in x}
     rejected_ood = img_fail_ood | (d_ood > threshold)
     report = {
@@ -97,8 +110,8 @@ def fit(model, layer: str, data: Path, uda1: Path | None, n_uda1: int, seed: int
             "rule": "out of distribution when min over classes of sqrt((f-mu)^T P (f-mu)) > threshold",
         },
         "report": report,
-        "fitted_on": f"{data} train part (n={len(tr_p)}); threshold on validation "
-        f"(n={len(va_p)}) vs the first half of export.ood.synthetic_ood",
+        "fitted_on": f"{data} train part (n={len(tr_p)}); threshold on {' + '.join(val_sets)} "
+        f"(at most {max_reject:.0%} rejected) vs the first half of export.ood.synthetic_ood",
     }
 
 
@@ -108,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True, help="kaggle_fanconic folder")
     ap.add_argument("--uda1", type=Path, help="isic_archive_uda1 folder (extra in-distribution)")
-    ap.add_argument("--n-uda1", type=int, default=400)
+    ap.add_argument("--n-uda1", type=int, default=250, help="UDA-1 images per part")
+    ap.add_argument(
+        "--max-reject", type=float, default=0.02, help="in-distribution rejection allowed"
+    )
     ap.add_argument("--layer", default=None, help="feature layer (default: the registry's)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -121,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     model = keras.saving.load_model(args.model, safe_mode=True, compile=False)
     layer = resolve_layer_name(model, args.layer, "meshnet")
     t0 = time.time()
-    gate = fit(model, layer, args.data, args.uda1, args.n_uda1)
+    gate = fit(model, layer, args.data, args.uda1, args.n_uda1, args.max_reject)
     gate["layer"] = layer
     gate["command"] = "python -m export.fit_gate " + " ".join(
         sys.argv[1:] if argv is None else argv
