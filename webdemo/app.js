@@ -206,6 +206,8 @@
         throw err;
       } finally {
         $('busy').hidden = true;
+        // one column (phones): the answer is below the inputs, so bring it into view
+        if (matchMedia('(max-width: 700px)').matches) $('output-h').scrollIntoView({ block: 'start' });
         analysed += 1;
         document.body.dataset.analysed = String(analysed);
       }
