@@ -22,6 +22,8 @@ average pooling and one Dense layer, so the melanoma-vs-rest logit is the spatia
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 MIN_SIDE = 32  # px, short side of the original image; below it there is no lesion to see
@@ -134,6 +136,39 @@ def cam(maps: np.ndarray, head_w: np.ndarray, head_b: np.ndarray, pos: int) -> n
     w = head_w[:, pos] - head_w[:, others].mean(1)
     b = head_b[pos] - head_b[others].mean()
     return maps @ w + b
+
+
+def cam_meta(model, model_dir: Path) -> dict | None:
+    """What the page needs for the class-activation map: the graph node of the last conv
+    features (its spatial mean feeds the head) and the head's weights; None when the model does
+    not end in global average pooling + Dense `logits`."""
+    from export.convert import read_artifacts
+    from export.graph_rewrite import pooled_feature_node
+
+    node = pooled_feature_node(read_artifacts(model_dir)[0])
+    try:
+        w, b = model.get_layer("logits").get_weights()
+    except ValueError:
+        return None
+    if node is None or w.shape[0] != model.get_layer("logits").input.shape[-1]:
+        return None
+    return {
+        "feature_node": node,
+        "rule": "map(x, y) = sum_k F_k(x, y) (w[k, pos] - mean_other w[k, c]) + (b[pos] - mean_other b)",
+        "weights": w.round(7).tolist(),
+        "bias": b.round(7).tolist(),
+    }
+
+
+def gate_meta(gate: dict | None, cam: dict | None) -> dict:
+    """meta.json's `gate` (export.ood): the fitted gate.json, or image checks only."""
+    if gate is None or cam is None:
+        return {
+            "image_checks": {"min_side": MIN_SIDE},
+            "mahalanobis": None,
+            "source": "no gate.json (python -m export.fit_gate): size check only",
+        }
+    return {**gate, "source": gate.get("command", "gate.json")}
 
 
 def synthetic_ood(size: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:

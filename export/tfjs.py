@@ -213,44 +213,11 @@ def build_meta(
         "converter": "tensorflowjs 4.22.0 SavedModel converter (vendored in export/_vendor)",
         "tfmelanoma_version": tfmelanoma.__version__,
     }
-    meta["cam"] = cam_settings(model, model_dir)
-    meta["gate"] = gate_settings(gate, meta["cam"])
-    return meta
-
-
-def cam_settings(model, model_dir: Path) -> dict | None:
-    """What the page needs for the class-activation map: the graph node of the last conv
-    features (its spatial mean feeds the head) and the head's weights; None when the model does
-    not end in global average pooling + Dense `logits`."""
-    from export.convert import read_artifacts
-    from export.graph_rewrite import pooled_feature_node
-
-    node = pooled_feature_node(read_artifacts(model_dir)[0])
-    try:
-        w, b = model.get_layer("logits").get_weights()
-    except ValueError:
-        return None
-    if node is None or w.shape[0] != model.get_layer("logits").input.shape[-1]:
-        return None
-    return {
-        "feature_node": node,
-        "rule": "map(x, y) = sum_k F_k(x, y) (w[k, pos] - mean_other w[k, c]) + (b[pos] - mean_other b)",
-        "weights": w.round(7).tolist(),
-        "bias": b.round(7).tolist(),
-    }
-
-
-def gate_settings(gate: dict | None, cam: dict | None) -> dict:
-    """meta.json's `gate` (export.ood): the fitted gate.json, or image checks only."""
     from export import ood
 
-    if gate is None or cam is None:
-        return {
-            "image_checks": {"min_side": ood.MIN_SIDE},
-            "mahalanobis": None,
-            "source": "no gate.json (python -m export.fit_gate): size check only",
-        }
-    return {**gate, "source": gate.get("command", "gate.json")}
+    meta["cam"] = ood.cam_meta(model, model_dir)
+    meta["gate"] = ood.gate_meta(gate, meta["cam"])
+    return meta
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -333,7 +300,8 @@ def _validate(args) -> tuple:
     """Everything that can be checked before `--out` is touched.
 
     Returns:
-        (model, metrics path or None, training data description or None, webdemo folder).
+        (model, metrics path or None, training data description or None, webdemo folder,
+        the out-of-distribution gate.json as a dict or None).
     """
     from export import parity
     from tfmelanoma.models.loading import load_model, resolve_model_path
@@ -351,13 +319,11 @@ def _validate(args) -> tuple:
     gate_path = args.gate or (run_dir / "gate.json" if run_dir else None)
     if args.gate is not None and not args.gate.is_file():
         raise FileNotFoundError(f"--gate {args.gate}: no such file (python -m export.fit_gate)")
-    args.gate_data = (
-        json.loads(gate_path.read_text()) if gate_path is not None and gate_path.is_file() else None
-    )
+    gate = json.loads(gate_path.read_text()) if gate_path and gate_path.is_file() else None
     webdemo = args.webdemo or parity.WEBDEMO_DIR
     if not args.skip_parity:
         parity.check_node(webdemo)
-    return model, metrics_path, training, webdemo
+    return model, metrics_path, training, webdemo, gate
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -386,7 +352,7 @@ def _swap_in(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, int]:
+def export_model(args, model, metrics_path, training, webdemo, gate=None) -> tuple[dict, int]:
     """Converts into a temporary sibling of `--out`, checks parity there, then swaps it in.
 
     Returns:
@@ -405,9 +371,7 @@ def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, in
         try:
             log.info("converting %s (%s weights) into %s", args.model, args.quantization, out)
             convert.convert_keras(model, tmp, args.quantization)
-            meta = build_meta(
-                model, name, args.quantization, tmp, metrics_path, training, args.gate_data
-            )
+            meta = build_meta(model, name, args.quantization, tmp, metrics_path, training, gate)
             if not args.skip_parity:
                 images = args.parity_images
                 if images is None:
@@ -439,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     setup_logging()
     try:
-        model, metrics_path, training, webdemo = _validate(args)
-        meta, status = export_model(args, model, metrics_path, training, webdemo)
+        model, metrics_path, training, webdemo, gate = _validate(args)
+        meta, status = export_model(args, model, metrics_path, training, webdemo, gate)
     except USER_ERRORS as err:
         return fail(PROG, err)
     if status:
