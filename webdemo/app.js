@@ -185,12 +185,14 @@
   function analyse(blob, name) {
     const run = async () => {
       await ready;
+      self.tfmelanoma.last = null;
       clearMessages();
       $('busy').hidden = false;
       if ($('preview').src) URL.revokeObjectURL($('preview').src);
       $('preview').src = URL.createObjectURL(blob);
       try {
         const result = await call({ type: 'predict', blob, name });
+        self.tfmelanoma.last = result; // for the tests (gate statistics)
         for (const note of result.notes) addNote(note.text, note.kind);
         if (!result.gate.ok) {
           renderGate(result);
@@ -348,6 +350,7 @@
     analyse,
     meta,
     stopCamera,
+    last: null,
     memory: () => ready.then(() => call({ type: 'memory' })),
   };
 })();

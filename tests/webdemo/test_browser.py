@@ -345,3 +345,17 @@ def test_heatmap_matches_python_cam(run):
     for g, ref in zip(shown, want, strict=True):
         got = np.array(g["cam"]["values"]).reshape(g["cam"]["shape"])
         np.testing.assert_allclose(got, ref, atol=1e-3 * max(1.0, np.abs(ref).max()))
+
+
+def test_gate_statistics_match_python(run):
+    """worker.js computes the image checks' statistics like `export.ood.image_stats`."""
+    from export import ood
+    from export.parity import preprocess_file
+
+    meta = json.loads((WEB / "models" / "meshnet" / "meta.json").read_text())
+    size = (meta["input"]["height"], meta["input"]["width"])
+    files = {p.stem: p for p in _gallery_files()}
+    for item in run["gallery"]:
+        want = ood.image_stats(preprocess_file(files[item["id"]], size)[None])
+        for key, value in item["stats"].items():
+            np.testing.assert_allclose(value, want[key][0], rtol=2e-3, atol=1e-3, err_msg=key)

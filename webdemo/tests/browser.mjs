@@ -68,6 +68,7 @@ async function readOutcome(page) {
       error: msg.hidden ? null : { kind: msg.dataset.kind, text: msg.textContent },
       gate: gate.hidden ? null : { reasons: JSON.parse(gate.dataset.reasons), text: gate.textContent, probs: JSON.parse(gate.dataset.probs) },
       cam: res.hidden || !res.dataset.cam ? null : JSON.parse(res.dataset.cam),
+      stats: self.tfmelanoma.last ? self.tfmelanoma.last.gate.stats : null,
       probs: res.hidden ? null : JSON.parse(res.dataset.probs),
       decision: res.hidden ? null : res.dataset.decision,
       decisionText: res.hidden ? null : document.getElementById('decision').textContent,
