@@ -118,7 +118,7 @@ def test_killed_run_resumes_to_the_same_result(reference_run, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _close(_metrics(run_dir)["test"], _metrics(reference_run)["test"])
     history = (run_dir / "history.csv").read_text().strip().splitlines()
-    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]  # epochs from 1
 
 
 def test_batch_larger_than_split_fails_before_training(tmp_path):

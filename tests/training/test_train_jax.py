@@ -115,7 +115,7 @@ def test_killed_run_resumes_to_the_same_result(reference_run, data_dir, tmp_path
     resumed = _train(data_dir, run_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = (run_dir / "history.csv").read_text().strip().splitlines()
-    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]  # epochs from 1
     expected, got = _metrics(reference_run)["test"], _metrics(run_dir)["test"]
     for key, value in expected.items():
         if isinstance(value, float):
