@@ -90,7 +90,8 @@ def test_oversampling_balances_classes(comb):
 
 
 def test_held_out_test_matches_load_split(tiny_data_dir):
-    c = load_combination([ALPHA], BETA, data_dir=str(tiny_data_dir), seed=3)
+    # Beta is trained on too: an external test set (not trained on) would be used whole.
+    c = load_combination([ALPHA, BETA], BETA, data_dir=str(tiny_data_dir), seed=3)
     assert c.report.test_source == "held_out"
     assert 0 < len(c.test) < 21
     view = load_split(BETA, "test", data_dir=str(tiny_data_dir), seed=3)

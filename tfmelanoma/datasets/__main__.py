@@ -76,8 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--test",
         default=None,
-        metavar="NAME",
-        help="test dataset: its official test split, else a held-out part (default: none)",
+        metavar="NAMES",
+        help="comma-separated test sets; NAME:SPLIT names a split (NAME:all: every split). A "
+        "dataset not in --train is used whole; a training dataset gives its official test split, "
+        "else a held-out part (default: none)",
     )
     r.add_argument(
         "--preset",
@@ -215,6 +217,7 @@ def _report(args) -> int:
     _quiet_progress()
     from tfmelanoma.data.prepare import builder_name
     from tfmelanoma.datasets import load_combination, report
+    from tfmelanoma.datasets.combination import TestSet, parse_tests
 
     train, test = _split_names(args.train), args.test
     if args.preset:
@@ -224,10 +227,11 @@ def _report(args) -> int:
         train, test = list(cells[args.cell].train), cells[args.cell].test
     if not train and not test:
         raise ValueError("give --train and/or --test (or --preset)")
-    _prepare(list(dict.fromkeys([*train, *([test] if test else [])])), args)
+    tests = parse_tests(test)
+    _prepare(list(dict.fromkeys([*train, *(t.dataset for t in tests)])), args)
     comb = load_combination(
         [builder_name(n) for n in train],
-        builder_name(test) if test else None,
+        [TestSet(builder_name(t.dataset), t.split) for t in tests] or None,
         data_dir=str(args.data_dir) if args.data_dir else None,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,

@@ -64,6 +64,35 @@ def removal_table(comb) -> pd.DataFrame:
     return comb.report.overlaps.copy()
 
 
+def test_set_table(comb) -> pd.DataFrame:
+    """Per test set: how it was chosen, its size, and training rows removed for matching it.
+
+    Returns:
+        DataFrame: ``test_set``, ``source`` (official / held_out / whole / split), ``examples``,
+        ``melanoma``, ``removed`` (pool rows removed for matching it) and one ``removed_<rule>``
+        column per rule that removed something.
+    """
+    removed = comb.report.removed
+    if "matched_test_set" in removed.columns:
+        removed = removed[removed["stage"] == "test_overlap"]
+    else:
+        removed = removed.iloc[:0].assign(matched_test_set=pd.Series(dtype=object))
+    rows = []
+    for name, view in comb.test_sets.items():
+        mine = removed[removed["matched_test_set"] == name]
+        row = {
+            "test_set": name,
+            "source": comb.report.test_sources.get(name, comb.report.test_source),
+            "examples": len(view),
+            "melanoma": int(view.labels.sum()),
+            "removed": len(mine),
+        }
+        for rule, count in mine["rule"].value_counts().items():
+            row[f"removed_{rule}"] = int(count)
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(0)
+
+
 def cross_dataset_overlaps(
     index: pd.DataFrame, *, max_distance: int = dedup.DEFAULT_MAX_DISTANCE
 ) -> pd.DataFrame:
@@ -147,6 +176,7 @@ def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
         "counts": split_counts(comb),
         "harmonised_counts": harmonised_counts(comb).reset_index(),
         "removals": removal_table(comb),
+        "test_sets": test_set_table(comb),
         "cross_dataset_overlaps": cross_dataset_overlaps(
             comb.index, max_distance=comb.options.max_distance
         ),
@@ -173,6 +203,7 @@ _TITLES = {
     "counts": "Examples per dataset x split x class",
     "harmonised_counts": "Examples per harmonised class",
     "removals": "Removed by stage and rule (pairs found, rows matched, rows removed)",
+    "test_sets": "Test sets, and the training rows removed for matching each",
     "cross_dataset_overlaps": "Same image in two dataset splits (before removal)",
     "patient_groups": "Patient groups",
     "image_sizes": "Stored image sizes (pixels)",
@@ -205,6 +236,7 @@ def render_terminal(comb) -> str:
     for title, table in [
         (_TITLES["counts"], split_counts(comb)),
         (_TITLES["removals"], removal_table(comb)),
+        (_TITLES["test_sets"], test_set_table(comb)),
         (_TITLES["patient_groups"], patient_groups(comb)),
     ]:
         blocks += ["", title, table.to_string(index=False) if len(table) else "(none)"]
