@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfmelanoma.datasets import dedup, load_combination, load_split
+from tfmelanoma.datasets import dedup, load_combination, load_split, read_index, report
 from tfmelanoma.datasets.__main__ import main
 
 ALPHA, BETA = "ds4_tiny/alpha", "ds4_tiny/beta"
@@ -178,3 +178,17 @@ def test_random_access_refuses_a_tfrecord_dataset_with_what_to_do(tiny_tfrecord_
         ensure_prepared(ALPHA, str(tiny_tfrecord_dir), file_format="array_record")
     # tf.data reads TFRecord: the same call for it returns the prepared builder.
     assert ensure_prepared(ALPHA, str(tiny_tfrecord_dir)).is_prepared()
+
+
+def test_several_test_sets_and_their_report(tiny_data_dir, tmp_path):
+    c = load_combination([ALPHA], f"{ALPHA}:test,{BETA}", data_dir=str(tiny_data_dir))
+    sets = c.test_sets
+    assert list(sets) == [f"{ALPHA}:test", BETA]
+    assert len(sets[BETA]) == len(read_index(BETA, str(tiny_data_dir)))  # external: whole
+    assert sum(map(len, sets.values())) == len(c.test)
+    table = report.test_set_table(c)
+    assert list(table["source"]) == ["split", "whole"]
+    assert table["removed"].sum() == c.report.removed_count("test_overlap")
+    assert "Test sets, and the training rows removed" in (
+        report.write_report(c, tmp_path / "r")["markdown"].read_text()
+    )
