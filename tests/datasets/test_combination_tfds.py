@@ -192,3 +192,10 @@ def test_several_test_sets_and_their_report(tiny_data_dir, tmp_path):
     assert "Test sets, and the training rows removed" in (
         report.write_report(c, tmp_path / "r")["markdown"].read_text()
     )
+
+
+def test_phash_removals_are_checked_on_the_pixels(comb):
+    removed = comb.report.removed
+    by_phash = removed[removed["rule"] == "phash"]
+    assert len(by_phash) and by_phash["texture"].notna().all()
+    assert comb.report.rejected.empty  # the planted copies are copies

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
 
-from tfmelanoma.datasets import dedup, load_combination, read_index
+from tfmelanoma.datasets import dedup, load_combination, read_index, verify
 from tfmelanoma.datasets.report import cross_dataset_overlaps
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
@@ -56,6 +56,13 @@ def test_456_shared_ids_found_by_id_and_by_content(real_dir, shared_ids):
         for a, b in zip(pairs["left"], pairs["right"], strict=True)
     }
     assert {(i, i) for i in shared_ids} <= by_content
+    # The pixel check confirms every one of them (recall of the second check on real copies).
+    checked = verify.PixelCheck(real_dir)(archive, train17, pairs, "test_overlap")
+    confirmed = {
+        (archive["image_id"][a], train17["image_id"][b])
+        for a, b in zip(checked["left"], checked["right"], strict=True)
+    }
+    assert {(i, i) for i in shared_ids} <= confirmed
     # Extra content matches (same lesion re-imaged under another id) stay few.
     assert len(by_content) - 456 < 25
     assert cross.loc[(*key, "phash"), "rows_b"] >= 456

@@ -143,6 +143,7 @@ def load_combination(
     rules: Sequence[str] = combination.dedup.RULES,
     max_distance: int = combination.dedup.DEFAULT_MAX_DISTANCE,
     dedup_train: bool = True,
+    verify: bool = True,
 ) -> Combination:
     """Builds a leak-free combination from prepared TFDS datasets.
 
@@ -158,6 +159,8 @@ def load_combination(
         rules: match rules for removals (see `tfmelanoma.datasets.dedup.RULES`).
         max_distance: pHash Hamming threshold.
         dedup_train: drop repeated images inside training.
+        verify: confirm every pHash match on the pixels before it removes anything
+            (`tfmelanoma.datasets.verify`; reads the candidate images); False trusts the hashes.
 
     Returns:
         A `Combination`.
@@ -176,7 +179,10 @@ def load_combination(
     )
     tests = combination.parse_tests(test)
     index, roles = read_indices(names, data_dir, tests)
-    frames, report = combination.plan(index, roles, names, tests, options)
+    from tfmelanoma.datasets.verify import PixelCheck
+
+    check = PixelCheck(data_dir) if verify else None
+    frames, report = combination.plan(index, roles, names, tests, options, confirm=check)
     views = {k: SplitView(v, data_dir, k) for k, v in frames.items()}
     indexed = combination._role_frame(index, roles)
     test_name = ",".join(t.name for t in tests) or None

@@ -129,6 +129,8 @@ class MergeReport:
         test_source: of the first test set: "official", "held_out", "whole" or "split".
         notes: human-readable lines (what was held out, which splits were made).
         test_sources: test set name -> its source (as `test_source`), in order.
+        rejected: pHash candidates that the pixel check (`verify.PixelCheck`) found to be
+            different images, so nothing was removed for them; empty without the check.
     """
 
     removed: pd.DataFrame
@@ -136,6 +138,7 @@ class MergeReport:
     test_source: str = "official"
     notes: list[str] = field(default_factory=list)
     test_sources: dict[str, str] = field(default_factory=dict)
+    rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def removed_count(self, stage: str | None = None, rule: str | None = None) -> int:
         sel = self.removed
@@ -152,10 +155,12 @@ def _role_frame(frame: pd.DataFrame, roles: dict[str, dict[str, str]]) -> pd.Dat
 
 
 def _match_and_remove(
-    left: pd.DataFrame, right: pd.DataFrame, stage: str, rules, max_distance: int
+    left: pd.DataFrame, right: pd.DataFrame, stage: str, rules, max_distance: int, confirm=None
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Rows of `left` matching `right`: (keep mask, removed records, overlap counts)."""
     pairs = dedup.match_pairs(left, right, rules=rules, max_distance=max_distance)
+    if confirm is not None:
+        pairs = confirm(left, right, pairs, stage)
     return _apply_pairs(left, right, pairs, stage, rules)
 
 
@@ -179,17 +184,23 @@ def _apply_pairs(left, right, pairs, stage, rules):
     removed["stage"] = stage
     removed["rule"] = first.to_numpy()
     # The matched row: first pair of the attributed rule for each removed row.
-    match = (
+    chosen = (
         pairs.merge(first.rename("rule").rename_axis("left").reset_index(), on=["left", "rule"])
         .drop_duplicates("left")
-        .set_index("left")["right"]
+        .set_index("left")
+        .reindex(first.index)
     )
-    matched = right.iloc[match.reindex(first.index).to_numpy(dtype=np.int64)]
+    matched = right.iloc[chosen["right"].to_numpy(dtype=np.int64)]
     removed["matched_dataset"] = matched["dataset"].to_numpy()
     removed["matched_split"] = matched["split"].to_numpy()
     removed["matched_image_id"] = matched["image_id"].to_numpy()
+    removed["matched_position"] = matched["position"].to_numpy()
     if "test_set" in matched.columns:
         removed["matched_test_set"] = matched["test_set"].to_numpy()
+    removed["distance"] = chosen["distance"].fillna(-1).to_numpy(dtype=np.int64)
+    if "texture" in chosen.columns:  # scores of the pixel check (`verify`), where it ran
+        removed["texture"] = chosen["texture"].to_numpy(dtype=float)
+        removed["inliers"] = chosen["inliers"].fillna(-1).to_numpy(dtype=np.int64)
     return keep, removed, pd.DataFrame(overlap_rows)
 
 
@@ -199,6 +210,7 @@ def plan(
     train: Sequence[str],
     test: str | Sequence[str | TestSet] | None,
     options: MergeOptions = MergeOptions(),
+    confirm=None,
 ) -> tuple[dict[str, pd.DataFrame], MergeReport]:
     """The merge on index frames alone (no TFDS access): see the module docstring.
 
@@ -208,6 +220,9 @@ def plan(
         train: training dataset names, in priority order.
         test: test sets (`parse_tests`: "ph2,derm7pt:test", a list), or None for no test split.
         options: `MergeOptions`.
+        confirm: checks content matches on the pixels before they remove anything:
+            `confirm(left, right, pairs, stage) -> pairs` (`tfmelanoma.datasets.verify.
+            PixelCheck`); None trusts the hashes (index frames only, no images needed).
 
     Returns:
         ({"train": frame, "validation": frame, "test": frame}, MergeReport). Frames carry the
@@ -239,7 +254,12 @@ def plan(
     # 3. Test priority.
     if len(test_rows) and len(pool):
         keep, removed, overlaps = _match_and_remove(
-            pool, test_rows.reset_index(drop=True), "test_overlap", o.rules, o.max_distance
+            pool,
+            test_rows.reset_index(drop=True),
+            "test_overlap",
+            o.rules,
+            o.max_distance,
+            confirm,
         )
         pool = pool[keep].reset_index(drop=True)
         removed_parts.append(removed)
@@ -252,7 +272,7 @@ def plan(
         rest = pool[~official_val].reset_index(drop=True)
         keep, removed, overlaps = _match_and_remove(
             rest, pool[official_val].reset_index(drop=True), "validation_overlap", o.rules,
-            o.max_distance,
+            o.max_distance, confirm,
         )  # fmt: skip
         pool = pd.concat([pool[official_val], rest[keep]], ignore_index=True)
         removed_parts.append(removed)
@@ -268,7 +288,7 @@ def plan(
     # 5. Train vs the made validation rows (cross-dataset links): validation keeps its rows.
     if len(training) and len(validation):
         keep, removed, overlaps = _match_and_remove(
-            training, validation, "validation_overlap", o.rules, o.max_distance
+            training, validation, "validation_overlap", o.rules, o.max_distance, confirm
         )
         training = training[keep].reset_index(drop=True)
         removed_parts.append(removed)
@@ -285,6 +305,8 @@ def plan(
         )
         rules = [r for r in o.rules if r in dedup.CONTENT_RULES]
         pairs = dedup.match_pairs(training, None, rules=rules, max_distance=o.max_distance)
+        if confirm is not None:
+            pairs = confirm(training, training, pairs, "train_duplicate")
         # Pairs are (earlier, later). Greedy in row order: a row goes when an earlier kept row
         # matches it, so no two kept rows match. In a chain a~b~c with a !~ c, b goes and c stays.
         drop = _later_duplicates(pairs, len(training))
@@ -311,7 +333,8 @@ def plan(
         if overlap_parts
         else pd.DataFrame(columns=["stage", "rule", "pairs", "rows", "removed"])
     )
-    return out, MergeReport(removed, overlaps, test_source, notes, sources)
+    rejected = confirm.rejected() if hasattr(confirm, "rejected") else pd.DataFrame()
+    return out, MergeReport(removed, overlaps, test_source, notes, sources, rejected)
 
 
 def _test_rows(

@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 MIN_TEXTURE = 0.6
@@ -134,3 +135,100 @@ def verify(a: Fingerprint, b: Fingerprint) -> Verdict:
     # The keypoint check is the slower one; an aligned copy needs no second opinion.
     inliers = -1 if texture >= MIN_TEXTURE else matched_keypoints(a, b)
     return Verdict(round(texture, 4), inliers)
+
+
+_EXACT_RULES = ("isic_id", "sha256")
+
+
+def _keys(frame: pd.DataFrame, rows) -> list[tuple[str, str, int]]:
+    sub = frame.iloc[np.asarray(rows, dtype=np.int64)]
+    return list(
+        zip(sub["dataset"], sub["split"], sub["position"].astype(int).tolist(), strict=True)
+    )
+
+
+class PixelCheck:
+    """`combination.plan(confirm=...)`: pHash matches remove a row only when `verify` agrees.
+
+    Pairs that an exact rule (same ISIC id, same pixels) also matches are not re-checked. Every
+    checked pair's scores are kept: confirmed pairs carry them into the removal records, rejected
+    ones are listed by `rejected()` (for the report and its contact sheet).
+
+    Args:
+        data_dir: TFDS data dir the index rows refer to.
+        read: rows (dataset, split, position) -> {key: uint8 image}; defaults to
+            `materialise.read_images` (tests pass their own).
+    """
+
+    def __init__(self, data_dir: str | None = None, *, read=None):
+        from tfmelanoma.datasets import materialise
+
+        self._read = read or (lambda rows: materialise.read_images(rows, data_dir))
+        self._prints: dict[tuple[str, str, int], Fingerprint] = {}
+        self._rejected: list[pd.DataFrame] = []
+
+    def _fingerprints(self, keys) -> None:
+        missing = list(dict.fromkeys(k for k in keys if k not in self._prints))
+        if missing:
+            images = self._read(pd.DataFrame(missing, columns=["dataset", "split", "position"]))
+            for key in missing:
+                self._prints[key] = fingerprint(images[key])
+
+    def __call__(
+        self, left: pd.DataFrame, right: pd.DataFrame, pairs: pd.DataFrame, stage: str
+    ) -> pd.DataFrame:
+        """`pairs` with ``texture`` and ``inliers`` added and the unconfirmed pHash pairs dropped."""
+        pairs = pairs.assign(texture=np.nan, inliers=-1).reset_index(drop=True)
+        exact = pd.MultiIndex.from_frame(
+            pairs.loc[pairs["rule"].isin(_EXACT_RULES), ["left", "right"]]
+        )
+        both = pd.MultiIndex.from_frame(pairs[["left", "right"]]).isin(exact)
+        todo = np.flatnonzero((pairs["rule"] == "phash").to_numpy() & ~both)
+        if not len(todo):
+            return pairs
+        lkeys = _keys(left, pairs["left"].to_numpy()[todo])
+        rkeys = _keys(right, pairs["right"].to_numpy()[todo])
+        self._fingerprints(lkeys + rkeys)
+        verdicts = [
+            verify(self._prints[a], self._prints[b]) for a, b in zip(lkeys, rkeys, strict=True)
+        ]
+        pairs.loc[todo, "texture"] = [v.texture for v in verdicts]
+        pairs.loc[todo, "inliers"] = [v.inliers for v in verdicts]
+        confirmed = np.array([v.confirmed for v in verdicts], dtype=bool)
+        if (~confirmed).any():
+            bad = pairs.iloc[todo[~confirmed]]
+            lrows = left.iloc[bad["left"].to_numpy(dtype=np.int64)]
+            rrows = right.iloc[bad["right"].to_numpy(dtype=np.int64)]
+            self._rejected.append(
+                pd.DataFrame(
+                    {
+                        "stage": stage,
+                        "dataset": lrows["dataset"].to_numpy(),
+                        "split": lrows["split"].to_numpy(),
+                        "position": lrows["position"].to_numpy(),
+                        "image_id": lrows["image_id"].to_numpy(),
+                        "matched_dataset": rrows["dataset"].to_numpy(),
+                        "matched_split": rrows["split"].to_numpy(),
+                        "matched_position": rrows["position"].to_numpy(),
+                        "matched_image_id": rrows["image_id"].to_numpy(),
+                        "distance": bad["distance"].to_numpy(),
+                        "texture": bad["texture"].to_numpy(),
+                        "inliers": bad["inliers"].to_numpy(),
+                    }
+                )
+            )
+        return pairs.drop(index=todo[~confirmed]).reset_index(drop=True)
+
+    def rejected(self) -> pd.DataFrame:
+        """pHash candidates the pixel check rejected (one row per pair, with both rows named)."""
+        if not self._rejected:
+            return pd.DataFrame(columns=[*REJECTED_COLUMNS])
+        return pd.concat(self._rejected, ignore_index=True).drop_duplicates(
+            ["dataset", "split", "position", "matched_dataset", "matched_split", "matched_position"]
+        )
+
+
+REJECTED_COLUMNS = (
+    "stage", "dataset", "split", "position", "image_id", "matched_dataset", "matched_split",
+    "matched_position", "matched_image_id", "distance", "texture", "inliers",
+)  # fmt: skip
