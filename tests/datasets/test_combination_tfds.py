@@ -189,9 +189,11 @@ def test_several_test_sets_and_their_report(tiny_data_dir, tmp_path):
     table = report.test_set_table(c)
     assert list(table["source"]) == ["split", "whole"]
     assert table["removed"].sum() == c.report.removed_count("test_overlap")
-    assert "Test sets, and the training rows removed" in (
-        report.write_report(c, tmp_path / "r")["markdown"].read_text()
-    )
+    paths = report.write_report(c, tmp_path / "r")
+    assert "Test sets, and the training rows removed" in paths["markdown"].read_text()
+    # Every removal on a contact sheet: one pair per removal, images read back from TFDS.
+    sheets = sorted((tmp_path / "r").glob("removed_*.png"))
+    assert len(sheets) == -(-len(c.report.removed) // 40) >= 1
 
 
 def test_phash_removals_are_checked_on_the_pixels(comb):

@@ -132,6 +132,18 @@ def _parser() -> argparse.ArgumentParser:
         help="pHash Hamming threshold in bits for the phash rule (default: %(default)s)",
     )
     r.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="trust pHash matches without the pixel check (faster; look-alike lesions with "
+        "colliding hashes are then removed too) (default: off)",
+    )
+    r.add_argument(
+        "--no-contact-sheets",
+        action="store_true",
+        help="skip removed_NNN.png / rejected_NNN.png, the image pairs of every removal "
+        "(default: off)",
+    )
+    r.add_argument(
         "--keep-train-duplicates",
         action="store_true",
         help="skip stage 6, the removal of repeated images inside training (default: off)",
@@ -239,10 +251,15 @@ def _report(args) -> int:
         rules=_split_names(args.rules),
         max_distance=args.max_distance,
         dedup_train=not args.keep_train_duplicates,
+        verify=not args.no_verify,
     )
     print(report.render_terminal(comb))
-    paths = report.write_report(comb, args.out)
+    paths = report.write_report(comb, args.out, contact_sheets=not args.no_contact_sheets)
+    sheets = [p for k, p in paths.items() if "_sheet_" in k]
+    paths = {k: p for k, p in paths.items() if "_sheet_" not in k}
     names = ", ".join(p.name for p in paths.values())
+    if sheets:
+        names += f", {len(sheets)} contact sheet(s)"
     print(f"\nreport written to {paths['markdown'].parent} ({names})")
     return 0
 

@@ -165,10 +165,37 @@ def image_sizes(comb) -> pd.DataFrame:
     return out.join(hist).reset_index()
 
 
-def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
+def write_contact_sheets(comb, out_dir: Path) -> dict[str, Path]:
+    """``removed_NNN.png`` (every removal) and ``rejected_NNN.png`` (pHash candidates the pixel
+    check kept): image pairs side by side with rule and scores. {} when the images cannot be read
+    (logged: the CSVs still say everything)."""
+    from tfmelanoma.datasets import contact_sheet
+    from tfmelanoma.datasets.materialise import read_images
+    from tfmelanoma.logging_utils import get_logger
+
+    tables = {"removed": comb.report.removed, "rejected": comb.report.rejected}
+    tables = {k: v for k, v in tables.items() if len(v) and "matched_position" in v.columns}
+    if not tables:
+        return {}
+    try:
+        wanted = pd.concat([contact_sheet.sides(t) for t in tables.values()]).drop_duplicates()
+        images = read_images(wanted, comb.train.data_dir)
+    except Exception as e:  # a report without pictures beats no report
+        get_logger(__name__).warning("no contact sheets (images not readable): %s", e)
+        return {}
+    paths = {}
+    for stem, table in tables.items():
+        for i, path in enumerate(contact_sheet.write_sheets(table, images, out_dir, stem)):
+            paths[f"{stem}_sheet_{i + 1}"] = path
+    return paths
+
+
+def write_report(comb, out_dir: str | Path, *, contact_sheets: bool = True) -> dict[str, Path]:
     """Writes CSVs, ``report.md`` and ``report.png`` into `out_dir`; returns the paths by name.
 
-    Also writes ``splits.csv`` (every kept row with its assigned split) and ``removed.csv``.
+    Also writes ``splits.csv`` (every kept row with its assigned split), ``removed.csv``,
+    ``rejected.csv`` (pHash candidates the pixel check found to be different images) and, with
+    `contact_sheets`, ``removed_NNN.png`` / ``rejected_NNN.png``: every pair side by side.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +219,10 @@ def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
     kept.to_csv(paths["splits"], index=False)
     paths["removed"] = out / "removed.csv"
     comb.report.removed.to_csv(paths["removed"], index=False)
+    paths["rejected"] = out / "rejected.csv"
+    comb.report.rejected.to_csv(paths["rejected"], index=False)
+    sheets = write_contact_sheets(comb, out) if contact_sheets else {}
+    paths.update(sheets)
     paths["markdown"] = out / "report.md"
     paths["markdown"].write_text(render_markdown(comb, tables), encoding="utf-8")
     paths["chart"] = out / "report.png"
@@ -227,6 +258,16 @@ def render_markdown(comb, tables: dict[str, pd.DataFrame]) -> str:
         lines += [f"## {_TITLES[name]}", ""]
         lines += [markdown_table(table) if len(table) else "(none)", ""]
     lines += ["![counts and removals](report.png)", ""]
+    rejected = comb.report.rejected
+    lines += [
+        "## Audit",
+        "",
+        f"- {len(comb.report.removed)} removals, side by side: removed_001.png, ... "
+        "(left: the removed image, right: the one it matched)",
+        f"- {len(rejected)} pHash candidates that the pixel check found to be different images "
+        "(kept): rejected.csv, rejected_001.png, ...",
+        "",
+    ]
     return "\n".join(lines)
 
 
