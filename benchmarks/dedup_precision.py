@@ -106,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scored = score(labelled_pairs(), args.max_distance)
     results = {}
-    for name, positive in (("copies", {"copy"}), ("copies+same_lesion", {"copy", "same_lesion"})):
-        for decision in ("phash_only", "verified"):
-            results[f"{name}/{decision}"] = precision_recall(scored, decision, positive)
+    subsets = {"all": scored, "hand_labelled": scored[scored["set"] == "hand_labelled"]}
+    positives = {"copy": {"copy"}, "copy+same_lesion": {"copy", "same_lesion"}}
+    for subset, frame in subsets.items():
+        for name, positive in positives.items():
+            for decision in ("phash_only", "verified"):
+                key = f"{subset} / {name} / {decision}"
+                results[key] = precision_recall(frame, decision, positive)
     print(scored.groupby(["set", "verdict"]).agg(
         pairs=("a", "size"), phash_only=("phash_only", "sum"), verified=("verified", "sum"),
         texture_min=("texture", "min"), texture_max=("texture", "max"),

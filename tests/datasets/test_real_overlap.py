@@ -71,19 +71,33 @@ def test_456_shared_ids_found_by_id_and_by_content(real_dir, shared_ids):
 
 
 def test_held_out_archive_test_never_leaks_into_isic2017_training(real_dir, shared_ids):
-    comb = load_combination([ISIC2017], ARCHIVE, data_dir=real_dir, seed=0)
+    # The archive is trained on too, so its test set is a held-out part (a dataset that is not
+    # trained on is an external test set, used whole: next test).
+    comb = load_combination([ISIC2017, ARCHIVE], ARCHIVE, data_dir=real_dir, seed=0)
     assert comb.report.test_source == "held_out"
     test_ids = set(comb.test.frame["image_id"])
     assert 100 <= len(test_ids) <= 125  # 20 % of 557
     kept = pd.concat([comb.train.frame, comb.validation.frame])
     assert not set(kept["isic_id"]) & test_ids
     removed = comb.report.removed
+    removed = removed[removed["stage"] == "test_overlap"]
     by_id = set(removed.loc[removed["rule"] == "isic_id", "image_id"])
     assert by_id == test_ids & shared_ids
     overlaps = comb.report.overlaps.set_index(["stage", "rule"])
     # The content rule finds the same images on its own.
     assert overlaps.loc[("test_overlap", "phash"), "rows"] >= len(by_id)
     assert dedup.match_pairs(kept, comb.test.frame).empty
+
+
+def test_whole_archive_as_external_test_set(real_dir, shared_ids):
+    comb = load_combination([ISIC2017], ARCHIVE, data_dir=real_dir, seed=0)
+    assert comb.report.test_source == "whole" and len(comb.test) == 557
+    removed = comb.report.removed
+    assert set(removed.loc[removed["rule"] == "isic_id", "image_id"]) == shared_ids
+    # Every shared image is also matched by content and confirmed on the pixels.
+    overlaps = comb.report.overlaps.set_index(["stage", "rule"])
+    assert overlaps.loc[("test_overlap", "phash"), "rows"] >= len(shared_ids)
+    assert len(comb.report.rejected) < 25  # look-alike lesions kept, listed for the audit
 
 
 def test_made_splits_stratified_and_deterministic(real_dir):
