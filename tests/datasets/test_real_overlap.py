@@ -86,7 +86,13 @@ def test_held_out_archive_test_never_leaks_into_isic2017_training(real_dir, shar
     overlaps = comb.report.overlaps.set_index(["stage", "rule"])
     # The content rule finds the same images on its own.
     assert overlaps.loc[("test_overlap", "phash"), "rows"] >= len(by_id)
-    assert dedup.match_pairs(kept, comb.test.frame).empty
+    # What still matches is only pHash look-alikes that the pixel check rejected (and lists).
+    left = dedup.match_pairs(kept.reset_index(drop=True), comb.test.frame)
+    assert set(left["rule"]) <= {"phash"}
+    rejected = comb.report.rejected
+    listed = set(zip(rejected["image_id"], rejected["matched_image_id"], strict=True))
+    for a, b in zip(left["left"], left["right"], strict=True):
+        assert (kept["image_id"].iloc[a], comb.test.frame["image_id"].iloc[b]) in listed
 
 
 def test_whole_archive_as_external_test_set(real_dir, shared_ids):
