@@ -29,8 +29,7 @@ OUT = REPO / "test-artifacts" / "bench"
 DEMO_CONFIGS = [
     {"label": "demo, auto backend", "query": ""},
     {"label": "demo, wasm SIMD", "query": "backend=wasm"},
-    {"label": "demo, wasm SIMD + threads", "query": "backend=wasm", "isolated": True},
-    {"label": "demo, wasm no SIMD", "query": "backend=wasm&simd=0"},
+    # (threads and WASM without SIMD: no longer shipped, issue #16)
     {"label": "demo, cpu (plain JS)", "query": "backend=cpu"},
 ]
 

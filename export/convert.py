@@ -27,13 +27,17 @@ def quantization_map(quantization: str) -> dict[str, str] | None:
     return None if quantization == "float32" else {quantization: "*"}
 
 
-def convert_keras(model: keras.Model, out_dir: Path, quantization: str = "float32") -> Path:
+def convert_keras(
+    model: keras.Model, out_dir: Path, quantization: str = "float32", optimise: bool = True
+) -> Path:
     """Converts a Keras model into a TF.js graph model in `out_dir`.
 
     Args:
         model: the Keras model (float32 RGB [0, 255] in, probabilities out).
         out_dir: created if missing; `model.json` and the weight shards are written there.
         quantization: "float32", "float16" or "uint8" (affine, per tensor).
+        optimise: rewrite each dilated convolution into one op (`export.graph_rewrite`);
+            False keeps the converter's graph (the benchmark's "before").
 
     Returns:
         Path of `model.json`.
@@ -55,7 +59,31 @@ def convert_keras(model: keras.Model, out_dir: Path, quantization: str = "float3
     model_json = out_dir / "model.json"
     if not model_json.is_file():
         raise RuntimeError(f"the TF.js converter wrote no {model_json}; see its messages above")
+    if optimise:
+        optimise_graph(out_dir)
     return model_json
+
+
+def optimise_graph(model_dir: Path) -> dict:
+    """Applies `export.graph_rewrite.optimise` to the graph model in `model_dir`, in place.
+
+    Returns:
+        The rewrite counts (also stored in model.json's `userDefinedMetadata.graph_rewrite`).
+    """
+    from export import graph_rewrite
+
+    mj, data = read_artifacts(model_dir)
+    mj, data, stats = graph_rewrite.optimise(mj, data)
+    shards = [p for g in mj["weightsManifest"] for p in g["paths"]]
+    for extra in shards[1:]:
+        (Path(model_dir) / extra).unlink()
+    mj["weightsManifest"] = [
+        {"paths": shards[:1], "weights": [w for g in mj["weightsManifest"] for w in g["weights"]]}
+    ]
+    mj["userDefinedMetadata"] = {**(mj.get("userDefinedMetadata") or {}), "graph_rewrite": stats}
+    (Path(model_dir) / shards[0]).write_bytes(data)
+    (Path(model_dir) / "model.json").write_text(json.dumps(mj))
+    return stats
 
 
 def read_artifacts(model_dir: Path) -> tuple[dict, bytes]:

@@ -156,6 +156,7 @@ def build_meta(
     model_dir: Path,
     metrics_path: Path | None,
     training: str | dict | None,
+    gate: dict | None = None,
 ) -> dict:
     """The meta.json dict (everything the page needs besides the graph and weights)."""
     import tfmelanoma
@@ -186,7 +187,7 @@ def build_meta(
     if training:
         training_info = {**training_info, "data": training}
     weight_bytes = sum(p.stat().st_size for p in model_dir.glob("group*-shard*of*.bin"))
-    return {
+    meta = {
         "format_version": 1,
         "name": name,
         "model_version": f"{name}-{tfmelanoma.__version__}-{quantization}-{weights_digest(model_dir)}",
@@ -212,6 +213,11 @@ def build_meta(
         "converter": "tensorflowjs 4.22.0 SavedModel converter (vendored in export/_vendor)",
         "tfmelanoma_version": tfmelanoma.__version__,
     }
+    from export import ood
+
+    meta["cam"] = ood.cam_meta(model, model_dir)
+    meta["gate"] = ood.gate_meta(gate, meta["cam"])
+    return meta
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -228,6 +234,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quantization", choices=("float32", "float16", "uint8"), default="float32")
     ap.add_argument(
         "--metrics", type=Path, help="evaluation metrics.json (default: the run folder's)"
+    )
+    ap.add_argument(
+        "--gate", type=Path, help="out-of-distribution gate.json (default: the run folder's)"
     )
     ap.add_argument("--name", help="model name shown on the page (default: the Keras model name)")
     ap.add_argument(
@@ -291,7 +300,8 @@ def _validate(args) -> tuple:
     """Everything that can be checked before `--out` is touched.
 
     Returns:
-        (model, metrics path or None, training data description or None, webdemo folder).
+        (model, metrics path or None, training data description or None, webdemo folder,
+        the out-of-distribution gate.json as a dict or None).
     """
     from export import parity
     from tfmelanoma.models.loading import load_model, resolve_model_path
@@ -306,10 +316,14 @@ def _validate(args) -> tuple:
         except ValueError as err:
             raise ValueError(f"{metrics_path}: not JSON ({err}); pass --metrics FILE") from None
     training = args.training_data or training_data(run_dir)
+    gate_path = args.gate or (run_dir / "gate.json" if run_dir else None)
+    if args.gate is not None and not args.gate.is_file():
+        raise FileNotFoundError(f"--gate {args.gate}: no such file (python -m export.fit_gate)")
+    gate = json.loads(gate_path.read_text()) if gate_path and gate_path.is_file() else None
     webdemo = args.webdemo or parity.WEBDEMO_DIR
     if not args.skip_parity:
         parity.check_node(webdemo)
-    return model, metrics_path, training, webdemo
+    return model, metrics_path, training, webdemo, gate
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -338,7 +352,7 @@ def _swap_in(new: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, int]:
+def export_model(args, model, metrics_path, training, webdemo, gate=None) -> tuple[dict, int]:
     """Converts into a temporary sibling of `--out`, checks parity there, then swaps it in.
 
     Returns:
@@ -357,7 +371,7 @@ def export_model(args, model, metrics_path, training, webdemo) -> tuple[dict, in
         try:
             log.info("converting %s (%s weights) into %s", args.model, args.quantization, out)
             convert.convert_keras(model, tmp, args.quantization)
-            meta = build_meta(model, name, args.quantization, tmp, metrics_path, training)
+            meta = build_meta(model, name, args.quantization, tmp, metrics_path, training, gate)
             if not args.skip_parity:
                 images = args.parity_images
                 if images is None:
@@ -389,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     setup_logging()
     try:
-        model, metrics_path, training, webdemo = _validate(args)
-        meta, status = export_model(args, model, metrics_path, training, webdemo)
+        model, metrics_path, training, webdemo, gate = _validate(args)
+        meta, status = export_model(args, model, metrics_path, training, webdemo, gate)
     except USER_ERRORS as err:
         return fail(PROG, err)
     if status:

@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import functools
 import hashlib
-import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from tfmelanoma import labels
-from tfmelanoma.data import masks
-from tfmelanoma.errors import LabelError
+from tfmelanoma.data import images, masks
+from tfmelanoma.errors import ImageReadError, LabelError
 from tfmelanoma.fsio import path_under
 from tfmelanoma.logging_utils import get_logger
 
@@ -32,13 +31,6 @@ UNKNOWN_AGE = -1
 IMAGE_TYPES = ("dermoscopic", "clinical")
 
 logger = get_logger(__name__)
-
-# Decompression-bomb guard: PIL's default limit is ~89 Mpx; ISIC originals stay far below.
-Image.MAX_IMAGE_PIXELS = 200_000_000
-
-
-class ImageReadError(ValueError):
-    """An image file is missing, truncated or not an image; the message names the file."""
 
 
 class MissingFilesError(FileNotFoundError):
@@ -137,17 +129,7 @@ def read_image(path: os.PathLike | str, *, max_side: int | None = None) -> Decod
     Raises:
         ImageReadError: the file is missing, truncated or not an image, naming the file.
     """
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            data = f.read()
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img).convert("RGB")
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    img = images.open_rgb(path)
     sha, phash = image_hashes(img)
     original_size = (img.height, img.width)
     if max_side is not None:
@@ -459,33 +441,66 @@ class UnlabeledImageError(ValueError):
 
 
 class BadFilePolicyMixin:
-    """Builder kwarg `skip_bad_files`: raise on the first bad file (default) or skip and count.
+    """Builder kwarg `skip_bad_files`: report every bad file of a split at once (default), or
+    skip and count them.
 
     A bad file is an unreadable image or mask, a label row whose image is missing, or an image
-    without a label. Skipped files are logged and recorded in the prepared dataset's
-    `info.metadata["skipped_files"]` (split -> list of "file: reason") and
+    without a label. By default generation goes on past a bad file and the split ends with one
+    error listing all of them (`log_skipped`), so a download with several broken files is fixed
+    in one round, not one file per run. Skipped files are logged and recorded in the prepared
+    dataset's `info.metadata["skipped_files"]` (split -> list of "file: reason") and
     `info.metadata["num_skipped"]` (split -> count), so a prepared copy says what it lacks.
     Put it before `tfds.core.GeneratorBasedBuilder` in the bases and pass
     `metadata=tfds.core.MetadataDict()` to `dataset_info_from_configs`.
     """
+
+    MAX_LISTED = 20
 
     def __init__(self, *, skip_bad_files: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.skip_bad_files = skip_bad_files
         self._original_state["skip_bad_files"] = skip_bad_files  # kept when pickled (Beam)
 
+    @property
+    def _bad_files(self) -> dict[str, list[Exception]]:
+        """Bad files met so far, per split (not pickled: a Beam worker starts with none)."""
+        return self.__dict__.setdefault("_bad_files_by_split", {})
+
     def handle_bad_file(self, split: str, error: Exception) -> None:
-        """Re-raises `error` unless skipping; when skipping, logs and records it."""
+        """Records `error` (raised with the others at the split's end) or, when skipping, logs
+        and counts it."""
         if not self.skip_bad_files:
-            raise error
+            self._bad_files.setdefault(split, []).append(error)
+            return
         logger.warning("%s/%s: skipping bad file: %s", self.name, split, error)
         metadata = self.info.metadata
         metadata.setdefault("skipped_files", {}).setdefault(split, []).append(str(error))
         counts = metadata.setdefault("num_skipped", {})
         counts[split] = counts.get(split, 0) + 1
 
+    def raise_bad_files(self, split: str) -> None:
+        """Raises one error naming every bad file recorded for `split` (of the first one's type,
+        so callers catching e.g. `ImageReadError` still do)."""
+        errors = self._bad_files.pop(split, [])
+        if not errors:
+            return
+        if len(errors) == 1:
+            raise errors[0]
+        shown = "\n".join(f"  - {e}" for e in errors[: self.MAX_LISTED])
+        more = (
+            f"\n  ... and {len(errors) - self.MAX_LISTED} more"
+            if len(errors) > self.MAX_LISTED
+            else ""
+        )
+        raise type(errors[0])(
+            f"{self.name}/{split}: {len(errors)} bad files:\n{shown}{more}\n"
+            "Fix or remove them, or pass skip_bad_files=True to skip them."
+        )
+
     def log_skipped(self, split: str) -> int:
-        """Logs and returns how many files of `split` were skipped (call after the split)."""
+        """Ends a split: raises the bad files it met (unless skipping), else logs and returns
+        how many were skipped (call after the split)."""
+        self.raise_bad_files(split)
         count = (self.info.metadata or {}).get("num_skipped", {}).get(split, 0)
         if count:
             logger.warning(
@@ -601,6 +616,7 @@ def row_examples(builder: BadFilePolicyMixin, split: str, rows: list, example_fr
     max_side = builder.builder_config.max_side
     make = functools.partial(_keyed_example, example_from_row, max_side=max_side)
     if getattr(builder, "use_beam", False):
+        builder.raise_bad_files(split)  # from the pairing; Beam workers never reach log_skipped
         return beam_examples(rows, make, dataset=dataset, skip=builder.skip_bad_files)
     return _python_row_examples(builder, split, rows, make)
 

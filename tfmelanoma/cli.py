@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from tfmelanoma.errors import TfmelanomaError
 
@@ -13,8 +14,50 @@ from tfmelanoma.errors import TfmelanomaError
 USER_ERRORS = (TfmelanomaError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in --help (unless it is None/False or the text already says it);
+    descriptions and epilogs (examples) keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" in text
+            or "default" in text.lower()
+            or action.default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line: `prog: error: message` (exit 2)."""
+    """An ArgumentParser whose errors are one line: `prog: error: message` (exit 2).
+
+    Every CLI built on it has `-v/--verbose` (more log output, and with it the traceback of an
+    error, for a bug report).
+    """
+
+    verbose_default: object = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=self.verbose_default,
+            help="more log output (-vv: debug) and errors with their traceback (default: off)",
+        )
+
+    def add_subparsers(self, **kwargs):  # noqa: D102 (argparse API)
+        kwargs.setdefault("parser_class", SubcommandParser)
+        return super().add_subparsers(**kwargs)
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 (argparse API)
+        parsed = super().parse_args(args, namespace)
+        global _TRACEBACKS
+        _TRACEBACKS = parsed.verbose > 0
+        return parsed
 
     def error(self, message: str):  # noqa: D102 (argparse API)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -33,14 +76,31 @@ def message_of(error: BaseException | str) -> str:
     return text.strip() or type(error).__name__
 
 
+class SubcommandParser(OneLineErrorParser):
+    """A sub-command's parser: its -v adds to the main parser's instead of resetting it."""
+
+    verbose_default = argparse.SUPPRESS
+
+
+_TRACEBACKS = False  # set by OneLineErrorParser.parse_args from -v
+
+
 def fail(prog: str, message: BaseException | str, code: int = 2) -> int:
     """Prints `prog: error: <message>` on stderr, every line of it, and returns the exit code.
 
     The whole message is kept: its later lines are what a person acts on (the list of missing
-    files, the command that resumes a run).
+    files, the command that resumes a run). With `-v` the error's traceback comes first.
     """
+    if _TRACEBACKS and isinstance(message, BaseException):
+        traceback.print_exception(message, file=sys.stderr)
     first, *rest = message_of(message).splitlines()
     print(f"{prog}: error: {first}", file=sys.stderr)
     for line in rest:
         print(f"  {line}" if line and not line.startswith(" ") else line, file=sys.stderr)
     return code
+
+
+def interrupted(prog: str, what: str) -> int:
+    """Ctrl-C: one line saying what state things are in (no traceback); exit status 130."""
+    print(f"\n{prog}: interrupted; {what}", file=sys.stderr)
+    return 130

@@ -133,6 +133,15 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """The evaluation report at the end of a run."""
+
+    target_sensitivity: float = 0.9
+    """Operating point: the P(melanoma) cut-off chosen on validation to reach this sensitivity,
+    reported on test beside the 0.5 cut-off (binary label only)."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole training config."""
 
@@ -141,6 +150,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    eval: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -376,6 +386,9 @@ def _check_ranges(config: Config) -> None:
     ):
         if not (math.isfinite(value) and low <= value < high):
             raise ConfigError(f"{key}={value}: expected a number in [{low:g}, {high:g})")
+    target = config.eval.target_sensitivity
+    if not (math.isfinite(target) and 0 < target <= 1):
+        raise ConfigError(f"eval.target_sensitivity={target}: expected a number in (0, 1]")
     if not (math.isfinite(opt.step_factor) and 0 < opt.step_factor <= 1):
         raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
     if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):

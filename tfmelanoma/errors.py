@@ -38,3 +38,7 @@ class ModelFileError(TfmelanomaError, ValueError):
 
 class ToolMissingError(TfmelanomaError, RuntimeError):
     """An external tool or package a command needs is not installed; the message says how."""
+
+
+class ImageReadError(TfmelanomaError, ValueError):
+    """An image file that is missing, empty, truncated or not an image; the message names it."""

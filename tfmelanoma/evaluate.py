@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
-from tfmelanoma.errors import RunFolderError
+from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
+from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
 PROG = "python -m tfmelanoma.evaluate"
@@ -28,21 +28,29 @@ EXAMPLES = f"""examples:
 """
 
 
+def _path_text(text: str) -> str:
+    """A path option passed on as text, `~` and `$VARS` expanded."""
+    return str(expand(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineErrorParser(
         prog=PROG,
         description=__doc__.splitlines()[0],
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--model",
         action="append",
         required=True,
         metavar="RUN|FILE",
+        type=expand,
         help="run folder (best.keras + config.yaml) or .keras file; repeat for an ensemble",
     )
-    p.add_argument("--out", required=True, help="report folder to write (new or empty)")
+    p.add_argument(
+        "--out", type=expand, required=True, help="report folder to write (new or empty)"
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="write the report into a non-empty --out"
     )
@@ -50,10 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--test", help="dataset name, e.g. isic2017 or sample (prepared TFDS dataset)")
     src.add_argument("--split", default="test", help="split of --test (default: %(default)s)")
     src.add_argument(
-        "--images-dir", help="folder of class sub-folders of images, instead of --test"
+        "--images-dir", type=expand, help="folder of class sub-folders of images, instead of --test"
     )
-    src.add_argument("--data-dir", help="TFDS data dir (default: the run's, else the TFDS default)")
-    src.add_argument("--manual-dir", help="manual downloads, to prepare a dataset on first use")
+    src.add_argument(
+        "--data-dir",
+        type=_path_text,
+        help="TFDS data dir (default: the run's, else the TFDS default)",
+    )
+    src.add_argument(
+        "--manual-dir", type=_path_text, help="manual downloads, to prepare a dataset on first use"
+    )
     src.add_argument(
         "--class-map", help="folder=class pairs for --images-dir, e.g. benign=non_melanoma"
     )
@@ -69,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="validation dataset (split default: validation; for a dataset without one, the "
         "merge step's patient-grouped validation split)",
     )
-    val.add_argument("--val-images-dir", help="folder of class sub-folders for validation")
+    val.add_argument(
+        "--val-images-dir", type=expand, help="folder of class sub-folders for validation"
+    )
     val.add_argument("--no-val", action="store_true", help="use no validation data (no rejection)")
     m = p.add_argument_group("model and prediction")
     m.add_argument("--class-names", help="comma-separated class names in model-output order")
@@ -142,7 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--gradcam-ids", help="comma-separated test image ids to explain as well")
     g.add_argument("--gradcam-plus", action="store_true", help="Grad-CAM++ instead of Grad-CAM")
-    p.add_argument("-v", "--verbose", action="count", default=0)
     return p
 
 
@@ -156,19 +171,6 @@ def _load_model(path: Path):
     if run_dir is not None and (run_dir / "config.yaml").is_file():
         config = load_config(str(run_dir / "config.yaml"))
     return load_model(file), config
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuses a report folder that already holds something, unless --overwrite."""
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"--out {out} is a file; expected a report folder")
-    held = [p.name for p in out.iterdir() if p.name != fsio.LOCK_NAME] if out.is_dir() else []
-    if held and not overwrite:
-        raise RunFolderError(
-            f"--out {out} is not empty ({', '.join(sorted(held)[:4])}"
-            f"{', ...' if len(held) > 4 else ''}); pass --overwrite to replace the report there "
-            "or choose another folder"
-        )
 
 
 def _num_outputs(model) -> int:
@@ -293,7 +295,7 @@ def run(args) -> dict:
         calibration_methods=tuple(c.strip() for c in args.calibration.split(",") if c.strip()),
     )  # validated first: a bad threshold fails before any model is loaded
     out = fsio.expand(args.out)
-    _check_out(out, args.overwrite)
+    fsio.check_output_folder(out, args.overwrite)
     loaded = [_load_model(Path(m)) for m in args.model]
     models, run_config = [m for m, _ in loaded], loaded[0][1]
     widths = {max(2, _num_outputs(m)) for m in models}  # one sigmoid unit = two classes
@@ -332,7 +334,7 @@ def run(args) -> dict:
             f"--gradcam-ids: no test image with id {unknown[0]!r} (ids look like {ids[0]!r})"
         )
     with fsio.folder_lock(out, "report folder"):  # one writer; checked again under the lock
-        _check_out(out, args.overwrite)
+        fsio.check_output_folder(out, args.overwrite)
         result = evaluate_predictions(
             y, probs, ids, names, out, y_val, p_val, config, args.target_sensitivity
         )
@@ -371,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         result = run(args)
+    except KeyboardInterrupt:
+        return interrupted(
+            PROG, f"the report in {args.out} may be incomplete; run again with --overwrite"
+        )
     except USER_ERRORS as err:
         return fail(PROG, err)
     s = result["summary"]

@@ -164,3 +164,24 @@ def path_under(root: Path, relative: str, *, source: str = "") -> Path:
             f"{where}{relative!r} points outside {root}; expected a file name inside it"
         )
     return Path(root) / relative
+
+
+def check_output_folder(out: Path, overwrite: bool, what: str = "report folder") -> None:
+    """Refuses an output folder that already holds something, unless `overwrite`.
+
+    Raises:
+        RunFolderError: `out` is a file, or a non-empty folder and `overwrite` is off (the
+            message names a few of the files and the --overwrite flag).
+    """
+    from tfmelanoma.errors import RunFolderError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file; expected a {what}")
+    held = [p.name for p in out.iterdir() if p.name != LOCK_NAME] if out.is_dir() else []
+    if held and not overwrite:
+        raise RunFolderError(
+            f"--out {out} is not empty ({', '.join(sorted(held)[:4])}"
+            f"{', ...' if len(held) > 4 else ''}); pass --overwrite to replace what is there "
+            "or choose another folder"
+        )

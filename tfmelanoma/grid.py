@@ -24,7 +24,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
+from tfmelanoma.logging_utils import quiet_tensorflow
 
 PROG = "python -m tfmelanoma.grid"
 METRICS = (
@@ -175,7 +176,9 @@ def write_summary(table: pd.DataFrame, path: Path) -> None:
 
 
 def build_parser():
-    parser = OneLineErrorParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(
+        prog=PROG, description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
     parser.add_argument(
         "--datasets", required=True,
         help="a combination preset (python -m tfmelanoma.datasets presets) or "
@@ -190,7 +193,10 @@ def build_parser():
         help="config override applied to every cell (repeatable; default: none)",
     )  # fmt: skip
     parser.add_argument(
-        "--out", type=Path, default=Path("grids/grid"), help="grid folder (default: %(default)s)"
+        "--out",
+        type=fsio.expand,
+        default=Path("grids/grid"),
+        help="grid folder (default: %(default)s)",
     )
     parser.add_argument(
         "--cell-timeout", type=float, default=None, help="seconds per cell (default: no limit)"
@@ -200,6 +206,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # the model list imports Keras; its cells' logs are quiet on their own
     try:
         from tfmelanoma import config as config_lib
         from tfmelanoma.models import list_models
@@ -221,13 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             return _run_grid(cells, args)
     except KeyboardInterrupt:
         again = " ".join(["python -m tfmelanoma.grid", *map(shlex.quote, sys.argv[1:])])
-        print(
-            f"\n{PROG}: interrupted; finished cells are in {args.out / 'results.csv'}\n"
-            f"continue with the same command (finished cells are skipped, the interrupted one "
-            f"resumes from its last epoch): {again}",
-            file=sys.stderr,
+        return interrupted(
+            PROG,
+            f"finished cells are in {args.out / 'results.csv'}\ncontinue with the same command "
+            f"(finished cells are skipped, the interrupted one resumes from its last epoch): "
+            f"{again}",
         )
-        return 130
     except USER_ERRORS as e:
         return fail(PROG, e)
 

@@ -94,6 +94,20 @@ def import_tensorflow_quietly() -> None:
             sys.stderr.flush()
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not when it was set up (a
+    CLI called twice in one process, e.g. under pytest's capture, would otherwise write to a
+    closed stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(verbosity: int = 0) -> None:
     """Configures the root logger once for a CLI.
 
@@ -101,7 +115,9 @@ def setup_logging(verbosity: int = 0) -> None:
         verbosity: 0 = INFO, 1+ = DEBUG, negative = WARNING.
     """
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
-    logging.basicConfig(level=level, format=_FORMAT, datefmt="%H:%M:%S", force=True)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

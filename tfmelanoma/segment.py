@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, fail
+from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
 from tfmelanoma.errors import RunFolderError, ToolMissingError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
-PROG = "tfmelanoma-segment"
+PROG = "python -m tfmelanoma.segment"
 log = get_logger(__name__)
 
 ABLATION = ("unet", "attention_unet", "attention_residual_unet", "aernet")
@@ -72,13 +72,21 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
         help="isic2017 | isic2018 | ph2 (official layout under --data-dir), "
         "folder (--images/--masks) or tfds:NAME/CONFIG (prepared TFDS builder)",
     )
-    p.add_argument("--data-dir", type=Path, help="folder holding the official dataset folders")
-    p.add_argument("--images", type=Path, help="--data folder: image folder")
     p.add_argument(
-        "--masks", type=Path, help="--data folder: mask folder ({id}_segmentation.png or {id}.png)"
+        "--data-dir", type=fsio.expand, help="folder holding the official dataset folders"
     )
-    p.add_argument("--tfds-data-dir", help="TFDS data dir for --data tfds:...")
-    p.add_argument("--split", default=split, help=f"split to read (default {split})")
+    p.add_argument("--images", type=fsio.expand, help="--data folder: image folder")
+    p.add_argument(
+        "--masks",
+        type=fsio.expand,
+        help="--data folder: mask folder ({id}_segmentation.png or {id}.png)",
+    )
+    p.add_argument(
+        "--tfds-data-dir",
+        type=lambda text: str(fsio.expand(text)),
+        help="TFDS data dir for --data tfds:...",
+    )
+    p.add_argument("--split", default=split, help="split to read")
     p.add_argument(
         "--pipeline",
         choices=["auto", "tf.data", "numpy"],
@@ -92,11 +100,14 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser = OneLineErrorParser(
+        prog=PROG,
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a segmentation model")
+    t = sub.add_parser("train", help="train a segmentation model", formatter_class=HelpFormatter)
     _data_args(t, "train")
     t.add_argument(
         "--model",
@@ -134,25 +145,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-split", default="validation", help="validation split ('' to skip)")
     t.add_argument("--val-limit", type=int)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", type=Path, required=True, help="run folder")
+    t.add_argument("--out", type=fsio.expand, required=True, help="run folder")
     t.add_argument("--overwrite", action="store_true", help="replace an existing model.keras")
 
-    e = sub.add_parser("evaluate", help="score a trained model on a split")
+    e = sub.add_parser(
+        "evaluate", help="score a trained model on a split", formatter_class=HelpFormatter
+    )
     _data_args(e, "validation")
-    e.add_argument("--model", type=Path, required=True, help=".keras file")
+    e.add_argument("--model", type=fsio.expand, required=True, help=".keras file")
     e.add_argument("--limit", type=int)
     e.add_argument("--threshold", type=float, default=0.5)
-    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--out", type=fsio.expand, required=True, help="report folder (new or empty)")
+    e.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
 
-    p = sub.add_parser("predict", help="write masks for a folder of images")
-    p.add_argument("--model", type=Path, required=True, help=".keras file")
-    p.add_argument("--images", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="mask folder")
+    p = sub.add_parser(
+        "predict", help="write masks for a folder of images", formatter_class=HelpFormatter
+    )
+    p.add_argument("--model", type=fsio.expand, required=True, help=".keras file")
+    p.add_argument("--images", type=fsio.expand, required=True)
+    p.add_argument("--out", type=fsio.expand, required=True, help="mask folder")
     p.add_argument(
-        "--crop-dir", type=Path, help="also write lesion crops here (for the classifier)"
+        "--crop-dir", type=fsio.expand, help="also write lesion crops here (for the classifier)"
     )
     p.add_argument("--margin", type=float, default=0.1, help="crop margin (fraction of box side)")
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out / --crop-dir"
+    )
     return parser
 
 
@@ -292,6 +311,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
 
     from tfmelanoma.models import create_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import losses, metrics, report  # noqa: PLC0415
+    from tfmelanoma.training.progress import HistoryCSV  # noqa: PLC0415
 
     model_path = out / "model.keras"
     _check_model_path(model_path, args.overwrite)
@@ -343,7 +363,7 @@ def train_one(name: str, cfg: dict, args, out: Path) -> dict:
         validation_data=val,
         shuffle=False,  # the dataset shuffles itself
         callbacks=[
-            keras.callbacks.CSVLogger(str(out / "history.csv")),
+            HistoryCSV(str(out / "history.csv")),
             # NumPy pipeline: each epoch's order and augmentations by the epoch's own number
             *([train_ds.epoch_callback()] if hasattr(train_ds, "epoch_callback") else []),
         ],
@@ -394,10 +414,13 @@ def cmd_evaluate(args) -> int:
     from tfmelanoma.models.loading import load_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
+    fsio.check_output_folder(args.out, args.overwrite)  # before anything is loaded
     model = load_model(fsio.expand(args.model))
     height = model.input_shape[1]
     ds, ids = load_data(args, args.split, height, 8, args.limit)
-    summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
+    with fsio.folder_lock(args.out, "report folder"):
+        fsio.check_output_folder(args.out, args.overwrite)
+        summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -406,10 +429,14 @@ def cmd_predict(args) -> int:
     from tfmelanoma.models.loading import load_model  # noqa: PLC0415
     from tfmelanoma.models.segmentation import inference  # noqa: PLC0415
 
+    for folder in (args.out, args.crop_dir):
+        if folder is not None:
+            fsio.check_output_folder(folder, args.overwrite, "mask folder")
     model = load_model(fsio.expand(args.model))
-    rows = inference.predict_folder(
-        model, args.images, args.out, args.crop_dir, args.threshold, args.margin
-    )
+    with fsio.folder_lock(args.out, "mask folder"):
+        rows = inference.predict_folder(
+            model, args.images, args.out, args.crop_dir, args.threshold, args.margin
+        )
     print(
         f"wrote {len(rows)} masks to {args.out}"
         + (f" and crops to {args.crop_dir}" if args.crop_dir else "")
@@ -427,8 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except KeyboardInterrupt:
         # Models are written atomically: an interrupted command leaves the old files whole.
-        print(f"\n{PROG}: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
+        return interrupted(PROG, "nothing half-written was left behind")
     except USER_ERRORS as err:
         return fail(PROG, err)
 

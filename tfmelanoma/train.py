@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tfmelanoma import config as config_lib
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, message_of
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, interrupted, message_of
 from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import quiet_tensorflow, setup_logging
 
@@ -21,8 +21,11 @@ PROG = "python -m tfmelanoma.train"
 
 
 def _config_help() -> str:
-    lines = ["config keys (section.key = default; change with --set key=value):"]
-    for key, value in config_lib.flat_defaults().items():
+    lines = [
+        "config keys (section.key = value in the 'default' preset, which a run without --config "
+        "uses; change with --set key=value):"
+    ]
+    for key, value in config_lib.flat(config_lib.load_config("default")).items():
         choices = config_lib.CHOICES.get(key)
         extra = f"   [{' | '.join(choices)}]" if choices else ""
         lines.append(f"  {key} = {value!r}{extra}")
@@ -104,16 +107,12 @@ def _interrupted(run_dir: Path) -> int:
     except USER_ERRORS:
         state = None
     if state is None:
-        print(
-            f"\n{PROG}: interrupted before the first checkpoint; nothing to resume", file=sys.stderr
-        )
-    else:
-        print(
-            f"\n{PROG}: interrupted; the checkpoint after epoch {state.epochs_done} is in "
-            f"{run_dir / 'checkpoints'}\ncontinue with: {_resume_command(run_dir)}",
-            file=sys.stderr,
-        )
-    return 130
+        return interrupted(PROG, "before the first checkpoint; nothing to resume")
+    return interrupted(
+        PROG,
+        f"the checkpoint after epoch {state.epochs_done} is in {run_dir / 'checkpoints'}\n"
+        f"continue with: {_resume_command(run_dir)}",
+    )
 
 
 def _kept(run_dir: Path) -> str:
@@ -241,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         return fail(PROG, e)
     quiet_tensorflow()
-    setup_logging(-1 if args.quiet else 0)
+    setup_logging(-1 if args.quiet else args.verbose)
     from tfmelanoma.training import runner
 
     try:
@@ -251,12 +250,14 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             verbose=2 if args.quiet or not sys.stdout.isatty() else 1,
+            # In a log file (no terminal): a line every 30 s inside an epoch, unless -q.
+            progress_every=0 if args.quiet or sys.stdout.isatty() else 30,
         )
     except KeyboardInterrupt:
         return _interrupted(run_dir)
-    except OSError as e:  # disk full, read-only, permissions: say where and how to go on
-        return fail(PROG, f"{message_of(e)} (writing the run folder {run_dir}){_kept(run_dir)}")
     except USER_ERRORS as e:
+        if isinstance(e, OSError) and e.errno is not None:  # disk full, read-only, permissions
+            return fail(PROG, f"{message_of(e)} (writing the run folder {run_dir}){_kept(run_dir)}")
         return fail(PROG, e)
     # Print what was written, so the terminal shows exactly the numbers in metrics.json.
     _print_summary(result.run_dir, json.loads((result.run_dir / "metrics.json").read_text()))

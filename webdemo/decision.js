@@ -46,7 +46,27 @@
     };
   }
 
-  const api = { normalisedEntropy, applyTemperature, decide };
+  /**
+   * The uncertain band on the shown (calibrated) melanoma-score scale, [lo, hi], for a 2-class
+   * model: the scores whose entropy exceeds the threshold (bisection on the binary entropy).
+   * @param {object} meta the model's meta.json.
+   */
+  function uncertainBand(meta) {
+    const u = meta.uncertainty;
+    let a = 0;
+    let b = 0.5;
+    for (let i = 0; i < 60; i++) {
+      const m = (a + b) / 2;
+      if (normalisedEntropy([m, 1 - m]) > u.entropy_threshold) b = m;
+      else a = m;
+    }
+    if (u.reject_on_calibrated) return [b, 1 - b];
+    const mel = meta.class_names.indexOf(meta.positive_class);
+    const edge = (p) => applyTemperature(mel === 1 ? [1 - p, p] : [p, 1 - p], u.temperature)[mel];
+    return [edge(b), edge(1 - b)];
+  }
+
+  const api = { normalisedEntropy, applyTemperature, decide, uncertainBand };
   root.TfmDecision = api;
   if (typeof module !== 'undefined' && module.exports) module.exports = api;
 })(typeof self !== 'undefined' ? self : globalThis);

@@ -14,6 +14,7 @@ function tfmelanomaWorker() {
   const BACKEND_TIMEOUT_MS = 30000;
   let model = null;
   let inputHW = null;
+  let meta = null;
 
   class UserError extends Error {
     constructor(kind, message) {
@@ -71,7 +72,7 @@ function tfmelanomaWorker() {
 
   async function chooseBackend(requested, flags, wasmB64) {
     // The wasm backend fetches its .wasm through the platform's fetch: serve the embedded
-    // binaries from memory and refuse everything else, so nothing ever goes to the network.
+    // binary from memory and refuse everything else, so nothing ever goes to the network.
     const platform = tf.env().platform;
     platform.fetch = (path) => {
       const name = String(path).replace(/^embedded:/, '');
@@ -80,20 +81,24 @@ function tfmelanomaWorker() {
       }
       return Promise.reject(new Error(`network access is disabled in this demo (${path})`));
     };
-    tf.wasm.setWasmPaths(Object.fromEntries(Object.keys(wasmB64).map((n) => [n, `embedded:${n}`])), true);
+    // tfjs wants a path for each of its three binaries; the two not shipped fail in fetch above.
+    const names = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
+    tf.wasm.setWasmPaths(Object.fromEntries(names.map((n) => [n, `embedded:${n}`])), true);
+    // Only the SIMD binary ships (vendor/tfjs-bundle.js): no threads, and no WASM without SIMD.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     if (flags.simd === false) tf.env().set('WASM_HAS_SIMD_SUPPORT', false);
-    if (flags.threads === false) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    const order = requested ? [requested] : ['webgpu', 'webgl', 'wasm', 'cpu'];
+    const order = requested ? [requested] : ['webgl', 'wasm', 'cpu'];
     const skipped = [];
     for (const name of order) {
-      const why = requested ? null : await unsuitable(name);
+      const why = await unsuitable(name, !!requested);
       if (why) {
         skipped.push(`${name}: ${why}`);
+        if (requested) throw new Error(`backend ${name} cannot run here: ${why}`);
         continue;
       }
       try {
-        // A backend that never settles (e.g. wasm threads blocked by the browser) must not
-        // leave the page waiting forever: give up after BACKEND_TIMEOUT_MS and try the next.
+        // A backend that never settles must not leave the page waiting forever: give up
+        // after BACKEND_TIMEOUT_MS and try the next.
         const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), BACKEND_TIMEOUT_MS));
         if (await Promise.race([tf.setBackend(name), timeout])) {
           await tf.ready();
@@ -107,13 +112,12 @@ function tfmelanomaWorker() {
     throw new Error(`no TF.js backend could start (${skipped.join('; ')})`);
   }
 
-  /** Why an accelerated backend should not be auto-chosen here, or null when it is fine. */
-  async function unsuitable(name) {
-    if (name === 'webgpu') {
-      if (!self.navigator || !navigator.gpu) return 'WebGPU not available';
-      const adapter = await navigator.gpu.requestAdapter().catch(() => null);
-      if (!adapter) return 'no WebGPU adapter';
-      if (adapter.isFallbackAdapter || (adapter.info && adapter.info.isFallbackAdapter)) return 'software adapter';
+  /** Why a backend should not be used here, or null when it is fine. `forced`: asked for by
+   * name (then a software WebGL is accepted: the tests run the WebGL kernels that way). */
+  async function unsuitable(name, forced) {
+    if (!tf.findBackendFactory(name)) return 'not in this page\'s bundle';
+    if (name === 'wasm') {
+      if (!(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))) return 'no WebAssembly SIMD in this browser';
       return null;
     }
     if (name === 'webgl') {
@@ -123,7 +127,7 @@ function tfmelanomaWorker() {
       const ext = gl.getExtension('WEBGL_debug_renderer_info');
       const renderer = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
       // A software GL (no GPU) is slower than WASM and less exact: skip it.
-      if (/swiftshader|llvmpipe|software|basic render/i.test(renderer)) return `software renderer (${renderer})`;
+      if (!forced && /swiftshader|llvmpipe|software|basic render/i.test(renderer)) return `software renderer (${renderer})`;
       return null;
     }
     return null;
@@ -153,10 +157,14 @@ function tfmelanomaWorker() {
       }),
     });
     inputHW = [msg.meta.input.height, msg.meta.input.width];
+    meta = msg.meta;
     // Warm-up: compiles shaders / wasm kernels once, so the first photo is not slow.
-    const warm = tf.tidy(() => model.predict(tf.zeros([1, ...inputHW, 3])));
-    await warm.data();
-    warm.dispose();
+    const warm = tf.tidy(() => {
+      const x = tf.zeros([1, ...inputHW, 3]);
+      return meta.cam ? model.execute(x, [meta.cam.feature_node, model.outputNodes[0]]) : [model.predict(x)];
+    });
+    await Promise.all(warm.map((t) => t.data()));
+    warm.forEach((t) => t.dispose());
     const details = {};
     if (backend.name === 'wasm') {
       details.simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
@@ -178,7 +186,8 @@ function tfmelanomaWorker() {
     const kind = sniff(head);
     if (blob.size === 0) throw new UserError('empty', `“${name}” is empty (0 bytes).`);
     if (!kind) {
-      throw new UserError('not-image', `“${name}” is not an image (${blob.type || 'unknown type'}). Choose a JPEG or PNG photo of the skin lesion.`);
+      // The browser's type is only a guess from the file name: name what the content is not.
+      throw new UserError('not-image', `“${name}” is not a photo this page can read: its content is not JPEG, PNG, GIF, WebP, BMP, HEIC, AVIF or TIFF, whatever its name says. Choose a JPEG or PNG photo of the skin lesion.`);
     }
     const dims = headerSize(head, kind);
     if (dims && dims[0] * dims[1] > MAX_PIXELS_ABSOLUTE) {
@@ -188,8 +197,14 @@ function tfmelanomaWorker() {
     try {
       bmp = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
     } catch (err) {
-      if (kind === 'heic' || kind === 'avif' || kind === 'tiff') {
-        throw new UserError('unsupported', `“${name}” is a ${FORMAT_NAMES[kind]} photo, which this browser cannot decode. Convert it to JPEG first (on an iPhone: Settings → Camera → Formats → Most Compatible, or share it as JPEG).`);
+      if (kind === 'heic') {
+        throw new UserError('unsupported', `“${name}” is a HEIC/HEIF photo, which this browser cannot decode. Convert it to JPEG first (on an iPhone: Settings → Camera → Formats → Most Compatible, or share it as JPEG).`);
+      }
+      if (kind === 'tiff') {
+        throw new UserError('unsupported', `“${name}” is a TIFF image, which browsers cannot display. Save it as JPEG or PNG (any image viewer or editor can: Export or Save as) and try again.`);
+      }
+      if (kind === 'avif') {
+        throw new UserError('unsupported', `“${name}” is an AVIF image, which this browser cannot decode. Use an up-to-date browser or convert it to JPEG.`);
       }
       throw new UserError('corrupt', `“${name}” looks like a ${FORMAT_NAMES[kind]} file but cannot be decoded: it is probably truncated or corrupt. Re-save or re-export the photo and try again.`);
     }
@@ -236,22 +251,143 @@ function tfmelanomaWorker() {
     return { rgb, w, h };
   }
 
+  /** Image-check statistics of the model input (export/ood.py `image_stats`, same formulas). */
+  function imageStats(x, h, w) {
+    const n = h * w;
+    const lum = new Float32Array(n);
+    let sum = 0;
+    let sat = 0;
+    let chroma = 0;
+    for (let i = 0, j = 0; i < n; i++, j += 3) {
+      const r = x[j];
+      const g = x[j + 1];
+      const b = x[j + 2];
+      const l = Math.fround(Math.fround(Math.fround(0.299 * r) + Math.fround(0.587 * g)) + Math.fround(0.114 * b));
+      lum[i] = l;
+      sum += l;
+      if (l <= 5 || l >= 250) sat++;
+      chroma += Math.max(r, g, b) - Math.min(r, g, b);
+    }
+    const mean = sum / n;
+    let v = 0;
+    for (let i = 0; i < n; i++) v += (lum[i] - mean) ** 2;
+    let ls = 0;
+    let ls2 = 0;
+    let m = 0;
+    for (let y = 1; y < h - 1; y++) {
+      for (let xx = 1; xx < w - 1; xx++) {
+        const i = y * w + xx;
+        const lap = lum[i + 1] + lum[i - 1] + lum[i + w] + lum[i - w] - 4 * lum[i];
+        ls += lap;
+        ls2 += lap * lap;
+        m++;
+      }
+    }
+    const lapMean = ls / m;
+    return { luma_std: Math.sqrt(v / n), saturated: sat / n, sharpness: ls2 / m - lapMean * lapMean, chroma: chroma / n };
+  }
+
+  /** Min over classes of the Mahalanobis distance of the pooled features (export/ood.py). */
+  function mahalanobis(f, fit) {
+    let best = Infinity;
+    for (const mu of fit.means) {
+      const d = f.map((v, k) => v - mu[k]);
+      let q = 0;
+      for (let a = 0; a < d.length; a++) {
+        const row = fit.precision[a];
+        let s = 0;
+        for (let b = 0; b < d.length; b++) s += row[b] * d[b];
+        q += d[a] * s;
+      }
+      best = Math.min(best, q);
+    }
+    return Math.sqrt(Math.max(best, 0));
+  }
+
+  /** The out-of-distribution gate (meta.gate): reasons to refuse a diagnosis, [] when none. */
+  function gate(meta, stats, origW, origH, pooled) {
+    const g = meta.gate || {};
+    const c = g.image_checks || {};
+    const reasons = [];
+    if (Math.min(origW, origH) < (c.min_side || 32)) {
+      reasons.push({ kind: 'too-small', text: `The image is only ${origW} × ${origH} pixels: too small to show a lesion.` });
+    }
+    if (c.luma_std_min !== undefined && stats.luma_std < c.luma_std_min) {
+      reasons.push({ kind: 'uniform', text: 'The image is almost one flat colour.' });
+    }
+    if (c.saturated_max !== undefined && stats.saturated > c.saturated_max) {
+      reasons.push({ kind: 'saturated', text: 'Most of the image is pure black or pure white (over- or under-exposed).' });
+    }
+    if (c.chroma_min !== undefined && stats.chroma < c.chroma_min) {
+      reasons.push({ kind: 'grayscale', text: 'The image has (almost) no colour: the model needs a colour photo.' });
+    }
+    if (c.sharpness_min !== undefined && stats.sharpness < c.sharpness_min) {
+      reasons.push({ kind: 'blurred', text: 'The image is very blurred or has no detail.' });
+    }
+    if (!reasons.length && g.mahalanobis && pooled) {
+      const d = mahalanobis(pooled, g.mahalanobis);
+      if (d > g.mahalanobis.threshold) {
+        reasons.push({ kind: 'unfamiliar', text: 'It is unlike the dermoscopic close-ups the model was trained on.', distance: d });
+      }
+    }
+    return reasons;
+  }
+
   async function predict(msg) {
     const t0 = performance.now();
     const { bmp, notes } = await decode(msg.blob, msg.name);
     const { rgb, w, h } = pixels(bmp, notes);
     const t1 = performance.now();
-    const out = tf.tidy(() => {
+    const cam = meta.cam;
+    const outs = tf.tidy(() => {
       const x = tf.tensor3d(rgb, [h, w, 3], 'float32');
       // Same op as training: tf.image.resize(bilinear), half-pixel centres, no antialias.
       const resized = tf.image.resizeBilinear(x, inputHW, false, true);
-      return model.predict(tf.expandDims(resized, 0));
+      const batch = tf.expandDims(resized, 0);
+      const heads = cam ? model.execute(batch, [cam.feature_node, model.outputNodes[0]]) : [null, model.predict(batch)];
+      return [resized, ...heads];
     });
-    const probs = Array.from(await out.data());
-    out.dispose();
+    const [resizedT, featT, probT] = outs;
+    const probs = Array.from(await probT.data());
     const t2 = performance.now();
+    const input = await resizedT.data();
+    let pooled = null;
+    let camMap = null;
+    let camShape = null;
+    if (featT) {
+      const [, fh, fw, k] = featT.shape;
+      const f = await featT.data();
+      const mel = meta.class_names.indexOf(meta.positive_class);
+      const nc = cam.bias.length;
+      const wv = new Float32Array(k);
+      for (let j = 0; j < k; j++) {
+        let other = 0;
+        for (let c = 0; c < nc; c++) if (c !== mel) other += cam.weights[j][c];
+        wv[j] = cam.weights[j][mel] - other / (nc - 1);
+      }
+      let bOther = 0;
+      for (let c = 0; c < nc; c++) if (c !== mel) bOther += cam.bias[c];
+      const b = cam.bias[mel] - bOther / (nc - 1);
+      pooled = new Array(k).fill(0);
+      camMap = new Float32Array(fh * fw);
+      for (let p = 0; p < fh * fw; p++) {
+        let s = b;
+        for (let j = 0; j < k; j++) {
+          const v = f[p * k + j];
+          pooled[j] += v;
+          s += v * wv[j];
+        }
+        camMap[p] = s;
+      }
+      for (let j = 0; j < k; j++) pooled[j] /= fh * fw;
+      camShape = [fh, fw];
+    }
+    outs.forEach((t) => t && t.dispose());
+    const stats = imageStats(input, inputHW[0], inputHW[1]);
+    const reasons = gate(meta, stats, w, h, pooled);
     return {
-      type: 'result', probs, notes, width: w, height: h,
+      type: 'result', probs, notes, width: w, height: h, gate: { ok: reasons.length === 0, reasons, stats },
+      cam: camMap ? Array.from(camMap) : null, camShape,
       decodeMs: t1 - t0, inferenceMs: t2 - t1, numTensors: tf.memory().numTensors,
     };
   }

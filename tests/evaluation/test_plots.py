@@ -12,7 +12,7 @@ from tfmelanoma.evaluation import plots
 def test_training_curves_one_panel_per_metric(tmp_path):
     history = pd.DataFrame(
         {
-            "epoch": range(5),
+            "epoch": range(1, 6),  # history.csv counts epochs from 1
             "accuracy": np.linspace(0.5, 0.8, 5),
             "auc": np.linspace(0.5, 0.9, 5),
             "loss": np.linspace(0.9, 0.4, 5),

@@ -118,3 +118,29 @@ def test_read_only_report_folder_is_a_clean_error(setup, tmp_path, capsys, monke
     monkeypatch.setattr(report, "atomic_write_text", read_only)
     argv = ["--model", root / "m.keras", *base, "--out", tmp_path / "ro"]
     assert_clean_error(call(argv, capsys), PROG, "report.md", "Read-only file system")
+
+
+def test_every_bad_image_in_images_dir_is_named_in_one_message(setup, tmp_path, capsys):
+    import io
+    import shutil
+
+    root, _ = setup
+    images = tmp_path / "test"
+    shutil.copytree(root / "test", images)
+    (images / "melanoma" / "empty.jpg").write_bytes(b"")
+    (images / "melanoma" / "notes.png").write_text("not an image")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(jpeg, "JPEG")
+    (images / "non_melanoma" / "cut.jpg").write_bytes(jpeg.getvalue()[:200])  # truncated
+    out = tmp_path / "report"
+    argv = ["--model", root / "m.keras", "--images-dir", images, "--no-val", "--out", out]
+    err = assert_clean_error(
+        call(argv, capsys),
+        PROG,
+        "3 unreadable image file(s)",
+        f"{images / 'melanoma' / 'empty.jpg'}: empty file (0 bytes)",
+        f"{images / 'melanoma' / 'notes.png'}: not an image file",
+        f"{images / 'non_melanoma' / 'cut.jpg'}: truncated or corrupt image",
+    )
+    assert "BytesIO" not in err and "InvalidArgumentError" not in err
+    assert not out.exists()  # nothing written for a run that could not start

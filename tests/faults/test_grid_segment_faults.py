@@ -146,3 +146,17 @@ def test_segment_predict_with_a_truncated_model(tmp_path, capsys):
         f"{cut}: not a readable .keras model (truncated or corrupt",
     )
     assert not (tmp_path / "masks").exists()
+
+
+def test_segment_predict_into_a_non_empty_folder_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "masks"
+    out.mkdir()
+    (out / "ISIC_0000001.png").write_bytes(b"a mask from an earlier run")
+    before = snapshot(out)
+    argv = ["predict", "--model", tmp_path / "m.keras", "--images", tmp_path, "--out", out]
+    assert_clean_error(
+        call(segment.main, argv, capsys), segment.PROG, f"--out {out} is not empty", "--overwrite"
+    )
+    argv = ["evaluate", "--model", tmp_path / "m.keras", "--data", "folder", "--out", out]
+    assert_clean_error(call(segment.main, argv, capsys), segment.PROG, "--overwrite")
+    assert snapshot(out) == before

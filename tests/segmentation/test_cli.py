@@ -14,7 +14,10 @@ from tfmelanoma.models.segmentation import data, metrics
 
 def test_train_needs_data_dir(tmp_path, capsys):
     assert segment.main(["train", "--preset", "smoke", "--out", str(tmp_path / "run")]) == 2
-    assert "tfmelanoma-segment: error: --data isic2017 needs --data-dir" in capsys.readouterr().err
+    assert (
+        "python -m tfmelanoma.segment: error: --data isic2017 needs --data-dir"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "run").exists()  # refused before anything is written
 
 

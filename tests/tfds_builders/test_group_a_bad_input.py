@@ -190,3 +190,22 @@ def test_ph2_labels_and_masks(tmp_path):
     }
     assert examples["IMD058"]["label"] == 1 and examples["IMD003"]["label"] == 0
     assert examples["IMD002"]["segmentation_mask"].shape == (7, 10, 1)
+
+
+def test_every_bad_image_of_a_split_is_named_in_one_error(tmp_path):
+    """Two broken files: one error listing both (not one file per run), nothing prepared."""
+    case = CASES["med_node"]
+    manual = _copy(case, tmp_path)
+    first = manual / case.corrupt
+    first.write_bytes(b"")  # empty
+    others = sorted((manual / "complete_mednode_dataset" / "melanoma").glob("*.jpg"))
+    second = others[0]
+    second.write_bytes(second.read_bytes()[:40])  # truncated
+    with pytest.raises(common.ImageReadError) as err:
+        _prepare(case, manual, tmp_path / "data")
+    message = str(err.value)
+    assert "2 bad files" in message
+    assert f"{first}: empty file (0 bytes)" in message
+    assert f"{second}: truncated or corrupt image" in message
+    assert "skip_bad_files=True" in message
+    assert _nothing_prepared(tmp_path / "data")

@@ -115,11 +115,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_help_lists_every_key_with_its_default():
+def test_help_lists_every_key_with_the_value_a_plain_run_uses():
     out = _cli("--help")
     assert out.returncode == 0
-    for key, value in c.flat_defaults().items():
+    # The 'default' preset's values (a run without --config), not the dataclass defaults:
+    # help once said data.balance = 'none' while the run used 'inverse'.
+    preset = c.flat(c.load_config("default"))
+    assert preset.keys() == c.flat_defaults().keys()
+    for key, value in preset.items():
         assert f"{key} = {value!r}" in out.stdout
+    assert "data.balance = 'inverse'" in out.stdout
 
 
 @pytest.mark.parametrize(

@@ -66,3 +66,15 @@ def test_unknown_model_is_a_one_line_error():
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 2 and "unknown ['resnet5O']" in out.stderr
+
+
+def test_summary_numbers_are_rounded_and_labelled(tmp_path):
+    row = {
+        "cell_id": "a", "status": "ok", "test": "sample", "model": "meshnet", "train": "sample",
+        "precision": 0.2857142857142857, "auc_roc": 0.6332, "sensitivity": None,
+        "accuracy": float("nan"), "coverage": 1.0, "params": 94498.0,
+    }  # fmt: skip
+    grid.write_summary(pd.DataFrame([row]), tmp_path / "summary.md")
+    text = (tmp_path / "summary.md").read_text()
+    assert "| meshnet | sample | 0.286 | n/a |" in text, text
+    assert "0.2857" not in text and "None" not in text and "nan" not in text

@@ -90,6 +90,8 @@ def test_run_folder_is_complete(reference_run):
     assert sum(data["sizes"].values()) + int(data["combination"][-1].split()[1]) == 557
     history = (reference_run / "history.csv").read_text().strip().splitlines()
     assert len(history) == 1 + 3
+    # Epochs from 1, as the printed best epoch and history.png count them.
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]
 
 
 def test_same_seed_same_metrics(reference_run, tmp_path):

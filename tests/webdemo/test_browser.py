@@ -1,8 +1,10 @@
 """The web demo in a real browser: Debian's Chromium, headless, driven by playwright-core.
 
 One run per way of opening the page (local http server on 127.0.0.1, and file://): gallery
-clicks, uploads through the file input (good images and every kind of bad input), 100 more
-predictions for the tensor count, every request recorded. Screenshots go to
+clicks, uploads through the file input (good images, every kind of bad input and the inputs the
+out-of-distribution gate must refuse), 100 more predictions for the tensor count, every request
+recorded; the http run also takes a photo with Chromium's fake camera, drops two files outside
+the drop zone and lays the page out 390 px wide with the heat-map on. Screenshots go to
 test-artifacts/webdemo/. Needs `apt-get install chromium` and `npm ci --prefix webdemo`.
 """
 
@@ -18,6 +20,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 from PIL import Image
+
+from export.ood import camera_test_pattern
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "webdemo"
@@ -56,11 +60,15 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         alpha[: alpha.shape[0] // 3, :, 3] = 0
         Image.fromarray(alpha).save(d / "alpha.png")
     shutil.copy(g[1], d / "lesion.jpg")
-    yy, xx = np.mgrid[0:6000, 0:8000]
-    huge = np.stack([xx * 255 // 8000, yy * 255 // 6000, np.full_like(xx, 128)], -1).astype(
-        np.uint8
-    )
-    Image.fromarray(huge).save(d / "huge.jpg", quality=60)
+    with Image.open(g[1]) as im:
+        # a real lesion, upscaled: the gate lets it through, so the size note is what is tested
+        im.convert("RGB").resize((8000, 6000), Image.BILINEAR).save(d / "huge.jpg", quality=60)
+    # what the out-of-distribution gate must refuse (issue #16)
+    Image.new("RGB", (640, 480), (0, 0, 0)).save(d / "black.png")
+    Image.new("RGB", (640, 480), (255, 255, 255)).save(d / "white.png")
+    Image.new("RGB", (1, 1), (150, 90, 70)).save(d / "tiny.jpg", quality=95)
+    pattern = camera_test_pattern(480).astype(np.uint8)
+    Image.fromarray(pattern).resize((640, 480)).save(d / "testpattern.png")
     (d / "notes.txt").write_text("this is not a photo\n")
     rng = np.random.default_rng(0)
     (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + rng.bytes(4000))
@@ -82,6 +90,10 @@ UPLOADS = [
     "gray.jpg",
     "alpha.png",
     "huge.jpg",
+    "black.png",
+    "white.png",
+    "tiny.jpg",
+    "testpattern.png",
 ]
 
 
@@ -95,6 +107,9 @@ def _run(mode: str, inputs: dict[str, Path], tmp_path_factory, **overrides) -> d
         "screenshotDir": str(ARTIFACTS),
         "chromium": CHROMIUM,
     }
+    if mode == "http":  # once is enough for these
+        gallery = [str(p) for p in _gallery_files()]
+        config |= {"camera": True, "dropTwo": gallery[:2], "phone": {"id": _passing_id()}}
     cfg.write_text(json.dumps(config | overrides))
     proc = subprocess.run(
         ["node", str(WEB / "tests" / "browser.mjs"), str(cfg)],
@@ -130,6 +145,16 @@ def keras_probs(inputs) -> dict[str, np.ndarray]:
     return dict(zip(files, model.predict(x, verbose=0), strict=True))
 
 
+def _passing_id() -> str:
+    """A gallery image the gate lets through (for the heat-map and phone layout checks)."""
+    return "ISIC_0000001"
+
+
+def _probs(outcome: dict) -> list[float]:
+    """The model's output, whether the page showed it (result) or the gate refused the image."""
+    return outcome["probs"] if outcome["probs"] is not None else outcome["gate"]["probs"]
+
+
 def _upload(run: dict, name: str) -> dict:
     return next(u for u in run["uploads"] if u["file"] == name)
 
@@ -162,16 +187,16 @@ def test_gallery_and_uploads_match_keras(run, keras_probs):
     worst = 0.0
     for item in run["gallery"]:
         assert item["error"] is None, item
-        diff = np.abs(np.array(item["probs"]) - keras_probs[item["id"]]).max()
+        diff = np.abs(np.array(_probs(item)) - keras_probs[item["id"]]).max()
         worst = max(worst, diff)
-        assert diff <= 1e-4, (item["id"], item["probs"], keras_probs[item["id"]].tolist())
-        assert (np.argmax(item["probs"]) == np.argmax(keras_probs[item["id"]])) or item[
+        assert diff <= 1e-4, (item["id"], _probs(item), keras_probs[item["id"]].tolist())
+        assert (np.argmax(_probs(item)) == np.argmax(keras_probs[item["id"]])) or item[
             "decision"
-        ] == "uncertain"
+        ] in ("uncertain", None)
     for name in ("lesion.png", "lesion.jpg"):
         up = _upload(run, name)
         assert up["error"] is None and not up["notes"], up
-        np.testing.assert_allclose(up["probs"], keras_probs[name], atol=1e-4)
+        np.testing.assert_allclose(_probs(up), keras_probs[name], atol=1e-4)
 
 
 def test_tensor_count_is_stable_over_100_predictions(run):
@@ -183,7 +208,7 @@ def test_tensor_count_is_stable_over_100_predictions(run):
 @pytest.mark.parametrize(
     "name, kind, words",
     [
-        ("notes.txt", "not-image", ["notes.txt", "is not an image"]),
+        ("notes.txt", "not-image", ["notes.txt", "is not a photo this page can read"]),
         ("corrupt.jpg", "corrupt", ["corrupt.jpg", "cannot be decoded"]),
         ("photo.heic", "unsupported", ["photo.heic", "HEIC", "Convert it to JPEG"]),
     ],
@@ -199,7 +224,6 @@ def test_bad_files_get_a_clear_message(run, name, kind, words):
 @pytest.mark.parametrize(
     "name, kind, words",
     [
-        ("gray.jpg", "grayscale", ["Grayscale"]),
         ("alpha.png", "alpha", ["transparent", "white"]),
         ("huge.jpg", "huge", ["8000 × 6000", "reduced"]),
     ],
@@ -236,5 +260,102 @@ def test_webgl_backend_when_forced(inputs, tmp_path_factory, keras_probs):
     assert out["backend"] == "webgl"
     assert len(out["gallery"]) == len(_gallery_files())
     for item in out["gallery"]:
-        np.testing.assert_allclose(item["probs"], keras_probs[item["id"]], atol=1e-4)
+        np.testing.assert_allclose(_probs(item), keras_probs[item["id"]], atol=1e-4)
     assert len(out["memory"]) == 20 and len(set(out["memory"])) == 1
+
+
+GATE_TITLE = "This does not look like a close-up photo of a skin lesion"
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("black.png", "uniform"),
+        ("white.png", "uniform"),
+        ("tiny.jpg", "too-small"),
+        ("gray.jpg", "grayscale"),  # issue #16: was analysed with only a note
+        ("testpattern.png", "unfamiliar"),
+    ],
+)
+def test_gate_refuses_what_is_not_a_lesion(run, name, reason):
+    up = _upload(run, name)
+    assert up["error"] is None, up
+    assert up["probs"] is None and up["decision"] is None, up  # no diagnosis shown
+    assert up["gate"] is not None and reason in up["gate"]["reasons"], up["gate"]
+    assert GATE_TITLE in up["gate"]["text"]
+
+
+def test_fake_camera_pattern_is_refused_and_the_camera_stops(run):
+    if run["mode"] != "http":
+        pytest.skip("the camera is checked in the http run")
+    cam = run["camera"]
+    assert cam["error"] is None and cam["decision"] is None, cam
+    assert cam["gate"] is not None and GATE_TITLE in cam["gate"]["text"], cam
+    assert cam["stopped"], "the camera stream stayed live after the photo"
+
+
+def test_two_files_dropped_outside_the_zone(run):
+    if run["mode"] != "http":
+        pytest.skip("checked in the http run")
+    drop = run["dropTwo"]
+    assert drop["prevented"] and drop["sameUrl"], drop  # the browser did not open the file
+    assert drop["error"] is None and (drop["probs"] or drop["gate"]), drop
+    notes = [n for n in drop["notes"] if n["kind"] == "multiple"]
+    assert notes and "2 files" in notes[0]["text"], drop["notes"]
+
+
+def test_phone_layout_390px(run):
+    if run["mode"] != "http":
+        pytest.skip("checked in the http run")
+    ph = run["phone"]
+    assert ph["scrollWidth"] <= 390, ph  # nothing wider than the screen
+
+    def overlap(a, b):
+        return not (
+            a["right"] <= b["left"]
+            or b["right"] <= a["left"]
+            or a["bottom"] <= b["top"]
+            or b["bottom"] <= a["top"]
+        )
+
+    assert not overlap(ph["scale"], ph["preview"]), ph
+    assert not overlap(ph["decision"], ph["preview"]), ph
+    assert ph["heatmapVisible"]
+    for k in ("left", "top", "width", "height"):  # the heat-map lies exactly on the photo
+        assert abs(ph["heatmap"][k] - ph["preview"][k]) <= 1, ph
+
+
+def test_heatmap_matches_python_cam(run):
+    """The page's CAM (worker.js, from the graph's last conv features and meta.json's head
+    weights) equals `export.ood.cam` on the Keras model's features for the same images."""
+    import keras
+
+    from export import ood
+    from export.parity import preprocess_file
+
+    meta = json.loads((WEB / "models" / "meshnet" / "meta.json").read_text())
+    model = keras.saving.load_model(KERAS_RUN, safe_mode=True, compile=False)
+    shown = [g for g in run["gallery"] if g["cam"] is not None]
+    assert shown, "no gallery image got a heat-map"
+    files = {p.stem: p for p in _gallery_files()}
+    x = np.stack([preprocess_file(files[g["id"]], model.input_shape[1:3]) for g in shown])
+    maps, _, _ = ood.features(model, meta["gate"]["layer"], x)
+    w, b = model.get_layer("logits").get_weights()
+    want = ood.cam(maps, w, b, meta["class_names"].index("melanoma"))
+    for g, ref in zip(shown, want, strict=True):
+        got = np.array(g["cam"]["values"]).reshape(g["cam"]["shape"])
+        np.testing.assert_allclose(got, ref, atol=1e-3 * max(1.0, np.abs(ref).max()))
+
+
+def test_gate_statistics_match_python(run):
+    """worker.js computes the image checks' statistics like `export.ood.image_stats`."""
+    from export import ood
+    from export.parity import preprocess_file
+
+    meta = json.loads((WEB / "models" / "meshnet" / "meta.json").read_text())
+    size = (meta["input"]["height"], meta["input"]["width"])
+    files = {p.stem: p for p in _gallery_files()}
+    for item in run["gallery"]:
+        want = ood.image_stats(preprocess_file(files[item["id"]], size)[None])
+        for key, value in item["stats"].items():
+            np.testing.assert_allclose(value, want[key][0], rtol=2e-3, atol=1e-3, err_msg=key)

@@ -70,6 +70,17 @@ def test_committed_tfjs_bundle_matches_node_modules():
     assert (WEB / "vendor" / "LICENSE-tfjs").is_file()
 
 
+def test_bundle_ships_only_what_the_page_can_use():
+    """WASM SIMD + CPU in the bundle; WebGL apart (loaded only where it can run); no WebGPU,
+    no threaded or non-SIMD WASM (issue #16: 3.1 MB before)."""
+    wasm = _assigned_json(WEB / "vendor" / "tfjs-bundle.js", "TFJS_WASM")
+    assert set(wasm) == {"tfjs-backend-wasm-simd.wasm"}
+    bundle = (WEB / "vendor" / "tfjs-bundle.js").read_text()
+    assert "tf-backend-webgpu" not in bundle and "tf-backend-webgl" not in bundle
+    assert (WEB / "vendor" / "tfjs-bundle.js").stat().st_size < 1_500_000
+    assert "TFJS_WEBGL_SOURCE" in (WEB / "vendor" / "tfjs-webgl.js").read_text()
+
+
 def test_gallery_embeds_its_cc0_files():
     items = _assigned_json(WEB / "gallery" / "gallery.js", "TFMELANOMA_GALLERY")
     assert len(items) >= 4

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import tensorflow_datasets as tfds
@@ -96,13 +97,38 @@ def ensure_prepared(
         if manual_dir:
             root = fsio.expand(manual_dir)
             sub = root / full.split("/")[0]
-            download_config = tfds.download.DownloadConfig(
-                manual_dir=str(sub if sub.is_dir() else root)
-            )
+            folder = sub if sub.is_dir() else root
+            _check_manual_dir(folder, builder)
+            download_config = tfds.download.DownloadConfig(manual_dir=str(folder))
         logger.info("preparing %s in %s (%s)", full, builder.data_dir, file_format)
+        quiet_progress_bars()
         import_tensorflow_quietly()  # TFDS prepares with TensorFlow, also under JAX or torch
         builder.download_and_prepare(download_config=download_config, file_format=file_format)
     return builder
+
+
+def _check_manual_dir(folder: Path, builder) -> None:
+    """MissingFilesError with the download instructions when `folder` is missing or empty
+    (TFDS would end in a bare AssertionError)."""
+    from tfds_builders.common import MissingFilesError
+
+    problem = "does not exist" if not folder.is_dir() else None
+    if problem is None and not any(folder.iterdir()):
+        problem = "is empty"
+    if problem is None:
+        return
+    how = (getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", "") or "").strip()
+    raise MissingFilesError(
+        f"{builder.name}: the manual download folder {folder} {problem}; put the dataset's "
+        "download there (data.manual_dir, or a sub-folder named after the dataset):\n" + how
+    )
+
+
+def quiet_progress_bars() -> None:
+    """No TFDS progress bars outside a terminal: TFDS draws tqdm bars whether or not one is
+    there, and in a log file they are lines of escape codes (`[A`)."""
+    if not sys.stderr.isatty():
+        tfds.disable_progress_bar()
 
 
 def _check_format(builder, name: str, file_format: str):

@@ -19,7 +19,7 @@ import argparse
 import sys
 import textwrap
 
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, interrupted
 from tfmelanoma.datasets import presets
 from tfmelanoma.datasets.rules import DEFAULT_MAX_DISTANCE, RULE_MEANINGS, RULES
 from tfmelanoma.fsio import expand
@@ -184,14 +184,6 @@ def _split_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _quiet_progress() -> None:
-    """TFDS draws tqdm bars whether or not a terminal is there; in a log they are escape codes."""
-    if not sys.stderr.isatty():
-        import tensorflow_datasets as tfds
-
-        tfds.disable_progress_bar()
-
-
 def _prepare(names: list[str], args) -> None:
     """Prepares each dataset as `train` does (`ensure_prepared`), or says how to prepare it."""
     import tfds_builders
@@ -226,8 +218,9 @@ def _report(args) -> int:
     from tfmelanoma.logging_utils import quiet_tensorflow
 
     quiet_tensorflow()  # before TensorFlow Datasets loads TensorFlow
-    _quiet_progress()
-    from tfmelanoma.data.prepare import builder_name
+    from tfmelanoma.data.prepare import builder_name, quiet_progress_bars
+
+    quiet_progress_bars()
     from tfmelanoma.datasets import load_combination, report
     from tfmelanoma.datasets.combination import TestSet, parse_tests
 
@@ -295,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"report": _report, "presets": _presets, "label-table": _label_table}
     try:
         return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return interrupted(PROG, "a dataset being prepared is finished by the next run")
     except USER_ERRORS as e:
         return fail(PROG, e)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,18 @@ from tfmelanoma.datasets import dedup
 from tfmelanoma.datasets.combination import SPLITS, STAGES
 
 
+def format_value(value) -> str:
+    """A table cell as a person reads it: 0.286 not 0.2857142857142857, 94498 not 94498.0,
+    'n/a' for a missing value (None, NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        if value.is_integer():
+            return f"{int(value)}"
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
 def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
     """A GitHub Markdown table (written here to avoid a `tabulate` dependency for one call)."""
     if index:
@@ -19,7 +32,7 @@ def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
     cols = [str(c) for c in frame.columns]
 
     def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return format_value(v).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]

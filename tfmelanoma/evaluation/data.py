@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfmelanoma.data.images import check_images
 from tfmelanoma.evaluation.inference import Predictor
 from tfmelanoma.logging_utils import get_logger
 
@@ -44,8 +45,11 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
 
     Raises:
         ValueError: missing folder, a sub-folder that maps to no class, or no images at all.
+        ImageReadError: unreadable files (all of them listed).
     """
     import tensorflow as tf
+
+    from tfmelanoma.data.pipeline import decode_image
 
     root = Path(root)
     if not root.is_dir():
@@ -66,11 +70,15 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
         raise ValueError(
             f"{root}: no images found (expected {'/'.join(IMAGE_SUFFIXES)} files in class sub-folders)"
         )
+    # Every file decoded once before anything runs: all bad files in one message, each named
+    # (TensorFlow's decode error inside tf.data names none, and stops at the first).
+    check_images(paths)
     # <folder>/<file stem>: file names repeat across class folders in some datasets (Kaggle).
     ids = [f"{Path(p).parent.name}/{Path(p).stem}" for p in paths]
 
     def load(path, label, image_id):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        # The training decoder (accurate IDCT): the same pixels as training and the browser.
+        image = decode_image(tf.io.read_file(path))
         return {"image": image, "label": label, "image_id": image_id}
 
     ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64), ids))
@@ -80,12 +88,13 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
 def _batches(ds, image_size: int, batch_size: int, label_key: str):
     import tensorflow as tf
 
-    from tfmelanoma.data.pipeline import resize  # the training resize: same pixels as training
+    # The training decoder and resize: the same pixels as training.
+    from tfmelanoma.data.pipeline import decode_image, resize
 
     def prep(ex):
         image = ex["image"]
         if image.dtype == tf.string:  # datasets read with SkipDecoding
-            image = tf.io.decode_image(image, channels=3, expand_animations=False)
+            image = decode_image(image)
         return resize(image, image_size), tf.cast(ex[label_key], tf.int64), ex["image_id"]
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)

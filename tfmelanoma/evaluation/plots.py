@@ -280,7 +280,7 @@ def roc_plot(y_true_positive, p_positive, retained, path: Path, positive_name: s
 
 
 def training_curves(history_csv: Path, path: Path, best_epoch: int | None = None) -> Path | None:
-    """Per-epoch curves of a training run (`history.csv` of Keras's CSVLogger), train vs validation.
+    """Per-epoch curves of a training run (`history.csv`, epochs from 1), train vs validation.
 
     One panel per metric (loss first), training solid and validation dashed, the best epoch
     (1-based, as in metrics.json) marked. Returns None when the history has no epoch yet.
@@ -290,7 +290,7 @@ def training_curves(history_csv: Path, path: Path, best_epoch: int | None = None
     history = pd.read_csv(history_csv)
     if history.empty or "epoch" not in history:
         return None
-    epochs = history["epoch"].to_numpy() + 1  # CSVLogger counts from 0
+    epochs = history["epoch"].to_numpy()  # from 1 (training.progress.HistoryCSV)
     names = [c for c in history.columns if c != "epoch" and not c.startswith("val_")]
     names = sorted(names, key=lambda n: (n != "loss", n))  # loss first
     names = [n for n in names if n != "learning_rate"] + (

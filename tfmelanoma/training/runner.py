@@ -4,7 +4,7 @@ Run folder layout:
     config.yaml        the resolved config (rerun with `--config <run>/config.yaml`)
     versions.json      library versions, platform, devices
     data.json          split sizes, class counts and what de-duplication removed
-    history.csv        per-epoch metrics (CSVLogger); tensorboard/ for TensorBoard
+    history.csv        per-epoch metrics (epochs from 1); tensorboard/ for TensorBoard
     history.png        the same as curves, training vs validation, best epoch marked
     checkpoints/       epoch-NNNN.keras + state.json naming it; state.json is replaced last,
                        atomically, every epoch: one commit point (resume)
@@ -36,7 +36,7 @@ from tfmelanoma.config import Config, save_config
 from tfmelanoma.errors import RunFolderError
 from tfmelanoma.fsio import atomic_write_text, folder_lock
 from tfmelanoma.logging_utils import get_logger
-from tfmelanoma.training import checkpoints, devices, inputs
+from tfmelanoma.training import checkpoints, devices, inputs, progress
 from tfmelanoma.training.data import Splits, load_splits
 from tfmelanoma.training.optim import make_optimizer
 
@@ -160,6 +160,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     verbose: int = 1,
+    progress_every: float = 0.0,
 ) -> RunResult:
     """Trains, checkpoints and evaluates one config.
 
@@ -169,6 +170,8 @@ def train(
         resume: continue from `run_dir/checkpoints` if it holds a run.
         overwrite: start again in a folder that already holds a run.
         verbose: Keras progress output (1 = bar, 2 = one line per epoch).
+        progress_every: with verbose=2, also a line every this many seconds inside an epoch
+            (step, images/s, ETA), for logs; 0 = none.
 
     Returns:
         The run folder and the summary metrics.
@@ -185,7 +188,9 @@ def train(
     created = not run_dir.exists()
     with folder_lock(run_dir, "run folder"):
         try:
-            return _train_locked(config, run_dir, resume, overwrite, verbose, placement, pipeline)
+            return _train_locked(
+                config, run_dir, resume, overwrite, verbose, progress_every, placement, pipeline
+            )
         except BaseException:
             # A run that failed before its first checkpoint leaves no stub folder behind.
             if created and not (run_dir / "checkpoints" / "state.json").exists():
@@ -199,6 +204,7 @@ def _train_locked(
     resume: bool,
     overwrite: bool,
     verbose: int,
+    progress_every: float,
     placement: devices.Placement,
     pipeline: str,
 ) -> RunResult:
@@ -242,8 +248,12 @@ def _train_locked(
     callbacks = [
         *data.callbacks,
         checkpoint,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=start_epoch > 0),
+        progress.HistoryCSV(str(run_dir / "history.csv"), append=start_epoch > 0),
     ]
+    if progress_every and verbose == 2:
+        callbacks.append(
+            progress.StepProgress(steps, config.run.batch_size, config.run.epochs, progress_every)
+        )
     if importlib.util.find_spec("tensorflow") is not None:  # its summary writer needs TensorFlow
         callbacks.append(
             keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False)
@@ -341,6 +351,7 @@ def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> d
             val_labels=y_val,
             val_probs=p_val,
             config={"bootstrap_seed": config.run.seed},
+            target_sensitivity=config.eval.target_sensitivity,
         )
         summaries[name] = result["summary"]
     return summaries

@@ -45,10 +45,10 @@ export function serve(root = ROOT, headers = {}) {
 }
 
 /** Launches Chromium with a fresh profile; returns {browser, context, requests, userDataDir}. */
-export async function launch(executablePath = '/usr/bin/chromium') {
+export async function launch(executablePath = '/usr/bin/chromium', extraArgs = []) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'tfm-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1100, height: 900 },
+    executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], viewport: { width: 1100, height: 900 },
   });
   const requests = [];
   context.on('request', (r) => requests.push(r.url()));
@@ -63,8 +63,12 @@ async function readOutcome(page) {
   return page.evaluate(() => {
     const msg = document.getElementById('message');
     const res = document.getElementById('result');
+    const gate = document.getElementById('gate');
     return {
       error: msg.hidden ? null : { kind: msg.dataset.kind, text: msg.textContent },
+      gate: gate.hidden ? null : { reasons: JSON.parse(gate.dataset.reasons), text: gate.textContent, probs: JSON.parse(gate.dataset.probs) },
+      cam: res.hidden || !res.dataset.cam ? null : JSON.parse(res.dataset.cam),
+      stats: self.tfmelanoma.last ? self.tfmelanoma.last.gate.stats : null,
       probs: res.hidden ? null : JSON.parse(res.dataset.probs),
       decision: res.hidden ? null : res.dataset.decision,
       decisionText: res.hidden ? null : document.getElementById('decision').textContent,
@@ -86,7 +90,9 @@ async function main() {
   } else {
     url = `${pathToFileURL(join(ROOT, 'index.html')).href}${query}`;
   }
-  const { context, requests, close } = await launch(config.chromium);
+  // Chromium's fake camera (a green test pattern with a Pac-Man), granted without a prompt.
+  const extra = config.camera ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'] : [];
+  const { context, requests, close } = await launch(config.chromium, extra);
   const out = { mode: config.mode, url, console: [], pageErrors: [], gallery: [], uploads: [], memory: [] };
   try {
     const page = await context.newPage();
@@ -132,6 +138,53 @@ async function main() {
       const outcome = await readOutcome(page);
       out.uploads.push({ file: basename(file), maxGapMs, ...outcome });
       if (shots) await page.screenshot({ path: join(shots, `${config.mode}-upload-${basename(file)}.png`), fullPage: true });
+    }
+    if (config.camera) {
+      await page.click('#camera-btn');
+      await page.waitForFunction(() => document.getElementById('camera').videoWidth > 0 && !document.getElementById('camera').paused, null, { timeout: 30000 });
+      await page.waitForTimeout(500);
+      if (shots) await page.screenshot({ path: join(shots, `${config.mode}-camera.png`), fullPage: true });
+      await page.click('#snap');
+      await waitAnalysed(page, n++);
+      out.camera = {
+        ...(await readOutcome(page)),
+        stopped: await page.evaluate(() => document.getElementById('camera').srcObject === null && document.getElementById('camera-box').hidden),
+      };
+    }
+    if (config.dropTwo) {
+      // two files dropped at once, outside the dashed zone (on the gallery heading)
+      const [a, b] = config.dropTwo.map((f) => ({ name: basename(f), b64: readFileSync(f).toString('base64') }));
+      const urlBefore = page.url();
+      const prevented = await page.evaluate(([fa, fb]) => {
+        const dt = new DataTransfer();
+        for (const f of [fa, fb]) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: 'image/jpeg' }));
+        const target = document.getElementById('gallery-h');
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        // false when the page called preventDefault(): the browser then does not open the file
+        return !target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, [a, b]);
+      await waitAnalysed(page, n++);
+      await page.waitForFunction(() => document.querySelector('#notes li[data-kind="multiple"]'), null, { timeout: 10000 });
+      out.dropTwo = { ...(await readOutcome(page)), sameUrl: page.url() === urlBefore, prevented };
+    }
+    if (config.phone) {
+      // 390 px wide (a phone): one sample with the heat-map on; nothing may overlap or overflow.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.click(`.thumb[data-id="${config.phone.id}"]`);
+      await waitAnalysed(page, n++);
+      await page.check('#show-heatmap');
+      out.phone = await page.evaluate(() => {
+        const box = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+        return {
+          scrollWidth: document.documentElement.scrollWidth,
+          scale: box('scale'), preview: box('preview'), heatmap: box('heatmap'), decision: box('decision'),
+          heatmapVisible: !document.getElementById('heatmap').hidden,
+        };
+      });
+      if (shots) await page.screenshot({ path: join(shots, `${config.mode}-phone-390.png`), fullPage: true });
+      await page.setViewportSize({ width: 1100, height: 900 });
+      if (shots) await page.screenshot({ path: join(shots, `${config.mode}-heatmap-desktop.png`), fullPage: true });
+      await page.uncheck('#show-heatmap');
     }
     if (config.memoryRuns) {
       out.memory = await page.evaluate(async (runs) => {

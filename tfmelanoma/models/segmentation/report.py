@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfmelanoma.fsio import atomic_write_text
 from tfmelanoma.models.segmentation import metrics
 
 
@@ -66,7 +67,7 @@ def write_scores(rows: list, summary: dict, out_dir: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["jaccard"]))
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
 
 
 def pick_cases(scores: np.ndarray, per_group: int = 2) -> list[tuple[str, int]]:
@@ -164,5 +165,5 @@ def write_ablation(rows: list, out: Path) -> None:
             f"{r.get('jaccard', float('nan')):.4f} | {r.get('dice', float('nan')):.4f} | "
             f"{r.get('thresholded_jaccard', float('nan')):.4f} |"
         )
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "ablation.md", "\n".join(lines) + "\n")
     print("\n".join(lines))

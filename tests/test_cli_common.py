@@ -1,0 +1,72 @@
+"""What every CLI shares: whole error messages, -v tracebacks, ~ in path options."""
+
+from __future__ import annotations
+
+import pytest
+
+from tfmelanoma import cli, evaluate, segment
+from tfmelanoma.errors import RunFolderError
+
+
+def test_fail_prints_every_line_of_the_message(capsys):
+    error = FileNotFoundError("isic2017: 2 expected file(s) missing:\na.csv\nb.zip")
+    assert cli.fail("prog", error) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "prog: error: isic2017: 2 expected file(s) missing:",
+        "  a.csv",
+        "  b.zip",
+    ]
+
+
+def test_traceback_only_with_v(capsys):
+    parser = cli.OneLineErrorParser(prog="prog")
+    for argv, shown in (([], False), (["-v"], True)):
+        parser.parse_args(argv)
+        try:
+            raise RunFolderError("runs/x: no run to resume")
+        except RunFolderError as e:
+            cli.fail("prog", e)
+        err = capsys.readouterr().err
+        assert ("Traceback" in err) is shown, err
+        assert err.rstrip().endswith("prog: error: runs/x: no run to resume")
+    parser.parse_args([])  # leave the module as the other tests expect it
+
+
+def test_v_works_before_and_after_a_sub_command():
+    parser = segment.build_parser()
+    assert (
+        parser.parse_args(["-v", "predict", "--model", "m", "--images", "i", "--out", "o"]).verbose
+        == 1
+    )
+    assert (
+        parser.parse_args(["predict", "-vv", "--model", "m", "--images", "i", "--out", "o"]).verbose
+        == 2
+    )
+    assert (
+        parser.parse_args(["predict", "--model", "m", "--images", "i", "--out", "o"]).verbose == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "argv", "attrs"),
+    [
+        (
+            evaluate.build_parser,
+            ["--model", "~/r", "--out", "~/o", "--images-dir", "$HOME/i", "--data-dir", "~/d"],
+            ("model", "out", "images_dir", "data_dir"),
+        ),
+        (
+            segment.build_parser,
+            ["predict", "--model", "~/m.keras", "--images", "~/i", "--out", "$HOME/o"],
+            ("model", "images", "out"),
+        ),
+    ],
+)
+def test_path_options_expand_home_and_variables(monkeypatch, tmp_path, build, argv, attrs):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = build().parse_args(argv)
+    for attr in attrs:
+        value = getattr(args, attr)
+        value = value[0] if isinstance(value, list) else value
+        assert str(value).startswith(str(tmp_path)), (attr, value)
