@@ -48,3 +48,17 @@ def test_each_test_set_gets_its_folder_and_summary(tmp_path, monkeypatch):
         assert 0.0 <= summaries[name]["auc_roc"] <= 1.0
         rows = (tmp_path / "evaluation" / folder / "predictions.csv").read_text().splitlines()
         assert len(rows) == 1 + len(tests[name])
+
+
+def test_summary_names_each_test_set_report(capsys):
+    from pathlib import Path
+
+    from tfmelanoma.train import _print_summary
+
+    block = {"auc_roc": 0.7, "n_test": 40}
+    metrics = {"best_epoch": 1, "epochs_done": 1, "test": block}
+    metrics["test_sets"] = {"ph2": block, "derm7pt:test": block}
+    _print_summary(Path("runs/x"), metrics)
+    out = capsys.readouterr().out
+    assert "test sets: ph2, derm7pt:test (the numbers above are ph2's)" in out
+    assert f"report (derm7pt:test): {Path('runs/x/evaluation/derm7pt_test/report.md')}" in out
