@@ -31,7 +31,9 @@ class DataConfig:
     train: tuple[str, ...] = ("sample",)
     """Training datasets by name (`sample` is the embedded CC0 set)."""
     test: str = "sample"
-    """Test dataset; its official test split, or a held-out part where it has none."""
+    """Test sets, comma-separated ("ph2,derm7pt"); NAME:SPLIT names a split (NAME:all: every
+    split). A dataset not trained on is used whole; a training dataset gives its official test
+    split, or a held-out part where it has none."""
     data_dir: str = ""
     """TFDS data dir ("" = the TFDS default; the embedded sample goes to ~/.cache/tfmelanoma)."""
     manual_dir: str = ""

@@ -227,6 +227,13 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
         print(
             textwrap.fill(test["rejection_note"], 100, initial_indent="  ", subsequent_indent="  ")
         )
+    sets = list(metrics.get("test_sets") or {})
+    if len(sets) > 1:  # data.test=a,b: one report each (runner._evaluate), the numbers above: a's
+        print(f"test sets: {', '.join(sets)} (the numbers above are {sets[0]}'s)")
+        for name in sets:
+            folder = name.replace("/", "_").replace(":", "_")
+            print(f"report ({name}): {run_dir / 'evaluation' / folder / 'report.md'}")
+        return
     print(f"report: {run_dir / 'evaluation' / 'report.md'}")
 
 

@@ -76,7 +76,7 @@ def test_unprepared_dataset_suggests_a_command_that_works(tmp_path, capsys):
 def test_manual_dir_prepares_like_train_does(tiny_manual_dirs, tmp_path, capsys):
     manual = tiny_manual_dirs
     data_dir = tmp_path / "tfds"
-    argv = ["report", "--test", "ds4_tiny/alpha", "--manual-dir", str(manual["alpha"]),
+    argv = ["report", "--test", "ds4_tiny/alpha:test", "--manual-dir", str(manual["alpha"]),
             "--data-dir", str(data_dir), "--out", str(tmp_path / "report")]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     assert tfds.builder("ds4_tiny/alpha", data_dir=str(data_dir)).is_prepared()

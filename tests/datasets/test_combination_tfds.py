@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfmelanoma.datasets import dedup, load_combination, load_split
+from tfmelanoma.datasets import dedup, load_combination, load_split, read_index, report
 from tfmelanoma.datasets.__main__ import main
 
 ALPHA, BETA = "ds4_tiny/alpha", "ds4_tiny/beta"
@@ -90,7 +90,8 @@ def test_oversampling_balances_classes(comb):
 
 
 def test_held_out_test_matches_load_split(tiny_data_dir):
-    c = load_combination([ALPHA], BETA, data_dir=str(tiny_data_dir), seed=3)
+    # Beta is trained on too: an external test set (not trained on) would be used whole.
+    c = load_combination([ALPHA, BETA], BETA, data_dir=str(tiny_data_dir), seed=3)
     assert c.report.test_source == "held_out"
     assert 0 < len(c.test) < 21
     view = load_split(BETA, "test", data_dir=str(tiny_data_dir), seed=3)
@@ -177,3 +178,26 @@ def test_random_access_refuses_a_tfrecord_dataset_with_what_to_do(tiny_tfrecord_
         ensure_prepared(ALPHA, str(tiny_tfrecord_dir), file_format="array_record")
     # tf.data reads TFRecord: the same call for it returns the prepared builder.
     assert ensure_prepared(ALPHA, str(tiny_tfrecord_dir)).is_prepared()
+
+
+def test_several_test_sets_and_their_report(tiny_data_dir, tmp_path):
+    c = load_combination([ALPHA], f"{ALPHA}:test,{BETA}", data_dir=str(tiny_data_dir))
+    sets = c.test_sets
+    assert list(sets) == [f"{ALPHA}:test", BETA]
+    assert len(sets[BETA]) == len(read_index(BETA, str(tiny_data_dir)))  # external: whole
+    assert sum(map(len, sets.values())) == len(c.test)
+    table = report.test_set_table(c)
+    assert list(table["source"]) == ["split", "whole"]
+    assert table["removed"].sum() == c.report.removed_count("test_overlap")
+    paths = report.write_report(c, tmp_path / "r")
+    assert "Test sets, and the training rows removed" in paths["markdown"].read_text()
+    # Every removal on a contact sheet: one pair per removal, images read back from TFDS.
+    sheets = sorted((tmp_path / "r").glob("removed_*.png"))
+    assert len(sheets) == -(-len(c.report.removed) // 40) >= 1
+
+
+def test_phash_removals_are_checked_on_the_pixels(comb):
+    removed = comb.report.removed
+    by_phash = removed[removed["rule"] == "phash"]
+    assert len(by_phash) and by_phash["texture"].notna().all()
+    assert comb.report.rejected.empty  # the planted copies are copies

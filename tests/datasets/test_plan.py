@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tfmelanoma.datasets import MergeOptions, plan
+from tfmelanoma.datasets.combination import TestSet, parse_tests
 from tfmelanoma.datasets.index import INDEX_COLUMNS
 
 
@@ -141,7 +142,7 @@ def test_held_out_test_for_dataset_without_test_split():
     assert report.test_source == "held_out"
     assert 0.15 < len(out["test"]) / 500 < 0.25
     # Same seed -> same test set; the test set does not depend on the other training datasets.
-    out2, _ = plan(index[index["dataset"] == "beta"], ROLES, [], "beta", opts)
+    out2, _ = plan(index[index["dataset"] == "beta"], ROLES, ["beta"], "beta", opts)
     assert list(out["test"]["image_id"]) == list(out2["test"]["image_id"])
     out3, _ = plan(index, ROLES, ["beta", "gamma"], "beta", MergeOptions(seed=4))
     assert list(out3["test"]["image_id"]) != list(out["test"]["image_id"])
@@ -215,3 +216,63 @@ def test_leakage_groups_link_patients_lesions_and_copies():
     assert groups[5002] == groups[5003] == groups[0]
     assert groups[5000] == groups[5001] != groups[0]
     assert len(set(groups)) == 1 + 1 + (6000 - 5004)
+
+
+# --- Several test sets: external datasets used whole, named splits, per-set removals ---
+
+
+def test_parse_tests():
+    assert parse_tests(None) == parse_tests("") == []
+    assert parse_tests("ph2, derm7pt:test") == [TestSet("ph2"), TestSet("derm7pt", "test")]
+    assert parse_tests("isic2017/classification_512:1.0.0") == [
+        TestSet("isic2017/classification_512:1.0.0")
+    ]  # a TFDS version, not a split
+    assert parse_tests(["ph2:all"])[0].name == "ph2:all"
+    with pytest.raises(ValueError, match="given twice"):
+        parse_tests("ph2,ph2")
+
+
+@pytest.fixture
+def three_datasets():
+    rng = np.random.default_rng(5)
+    return pd.concat(
+        [
+            _rows("alpha", "train", 40, rng=rng),
+            _rows("alpha", "validation", 10, rng=rng),
+            _rows("alpha", "test", 12, rng=rng),
+            _rows("beta", "train", 30, rng=rng),
+            _rows("gamma", "train", 25, rng=rng),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_external_test_sets_are_used_whole(three_datasets):
+    # Gamma's first row is a copy of one of beta's: beta is trained on, gamma is a test set.
+    index = three_datasets.copy()
+    copy = index.index[index["dataset"] == "gamma"][0]
+    beta_row = index.index[index["dataset"] == "beta"][3]
+    index.loc[beta_row, ["sha256", "phash"]] = index.loc[copy, ["sha256", "phash"]].to_numpy()
+    out, report = plan(index, ROLES, ["beta"], "alpha,gamma", MergeOptions())
+    sizes = out["test"].groupby("test_set").size().to_dict()
+    assert sizes == {"alpha": 62, "gamma": 25}  # every split of alpha, all of gamma
+    assert report.test_sources == {"alpha": "whole", "gamma": "whole"}
+    removed = report.removed[report.removed["stage"] == "test_overlap"]
+    assert list(removed["matched_test_set"]) == ["gamma"]
+    assert len(out["train"]) + len(out["validation"]) == 29
+
+
+def test_named_split_and_training_dataset(three_datasets):
+    out, report = plan(three_datasets, ROLES, ["alpha", "beta"], "alpha:test,gamma", MergeOptions())
+    assert out["test"].groupby("test_set").size().to_dict() == {"alpha:test": 12, "gamma": 25}
+    assert report.test_sources == {"alpha:test": "split", "gamma": "whole"}
+    assert set(out["train"]["dataset"]) == {"alpha", "beta"}
+    assert not set(out["train"]["split"]) & {"test"}
+    # A training dataset named alone keeps its official test split.
+    same, rep = plan(three_datasets, ROLES, ["alpha", "beta"], "alpha", MergeOptions())
+    assert rep.test_source == "official" and len(same["test"]) == 12
+
+
+def test_unknown_split_names_the_splits(three_datasets):
+    with pytest.raises(ValueError, match=r"gamma has no split 'test'; its splits: \['train'\]"):
+        plan(three_datasets, ROLES, ["beta"], "gamma:test", MergeOptions())

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
 
-from tfmelanoma.datasets import dedup, load_combination, read_index
+from tfmelanoma.datasets import dedup, load_combination, read_index, verify
 from tfmelanoma.datasets.report import cross_dataset_overlaps
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
@@ -56,6 +56,13 @@ def test_456_shared_ids_found_by_id_and_by_content(real_dir, shared_ids):
         for a, b in zip(pairs["left"], pairs["right"], strict=True)
     }
     assert {(i, i) for i in shared_ids} <= by_content
+    # The pixel check confirms every one of them (recall of the second check on real copies).
+    checked = verify.PixelCheck(real_dir)(archive, train17, pairs, "test_overlap")
+    confirmed = {
+        (archive["image_id"][a], train17["image_id"][b])
+        for a, b in zip(checked["left"], checked["right"], strict=True)
+    }
+    assert {(i, i) for i in shared_ids} <= confirmed
     # Extra content matches (same lesion re-imaged under another id) stay few.
     assert len(by_content) - 456 < 25
     assert cross.loc[(*key, "phash"), "rows_b"] >= 456
@@ -64,19 +71,39 @@ def test_456_shared_ids_found_by_id_and_by_content(real_dir, shared_ids):
 
 
 def test_held_out_archive_test_never_leaks_into_isic2017_training(real_dir, shared_ids):
-    comb = load_combination([ISIC2017], ARCHIVE, data_dir=real_dir, seed=0)
+    # The archive is trained on too, so its test set is a held-out part (a dataset that is not
+    # trained on is an external test set, used whole: next test).
+    comb = load_combination([ISIC2017, ARCHIVE], ARCHIVE, data_dir=real_dir, seed=0)
     assert comb.report.test_source == "held_out"
     test_ids = set(comb.test.frame["image_id"])
     assert 100 <= len(test_ids) <= 125  # 20 % of 557
     kept = pd.concat([comb.train.frame, comb.validation.frame])
     assert not set(kept["isic_id"]) & test_ids
     removed = comb.report.removed
+    removed = removed[removed["stage"] == "test_overlap"]
     by_id = set(removed.loc[removed["rule"] == "isic_id", "image_id"])
     assert by_id == test_ids & shared_ids
     overlaps = comb.report.overlaps.set_index(["stage", "rule"])
     # The content rule finds the same images on its own.
     assert overlaps.loc[("test_overlap", "phash"), "rows"] >= len(by_id)
-    assert dedup.match_pairs(kept, comb.test.frame).empty
+    # What still matches is only pHash look-alikes that the pixel check rejected (and lists).
+    left = dedup.match_pairs(kept.reset_index(drop=True), comb.test.frame)
+    assert set(left["rule"]) <= {"phash"}
+    rejected = comb.report.rejected
+    listed = set(zip(rejected["image_id"], rejected["matched_image_id"], strict=True))
+    for a, b in zip(left["left"], left["right"], strict=True):
+        assert (kept["image_id"].iloc[a], comb.test.frame["image_id"].iloc[b]) in listed
+
+
+def test_whole_archive_as_external_test_set(real_dir, shared_ids):
+    comb = load_combination([ISIC2017], ARCHIVE, data_dir=real_dir, seed=0)
+    assert comb.report.test_source == "whole" and len(comb.test) == 557
+    removed = comb.report.removed
+    assert set(removed.loc[removed["rule"] == "isic_id", "image_id"]) == shared_ids
+    # Every shared image is also matched by content and confirmed on the pixels.
+    overlaps = comb.report.overlaps.set_index(["stage", "rule"])
+    assert overlaps.loc[("test_overlap", "phash"), "rows"] >= len(shared_ids)
+    assert len(comb.report.rejected) < 25  # look-alike lesions kept, listed for the audit
 
 
 def test_made_splits_stratified_and_deterministic(real_dir):

@@ -8,6 +8,7 @@ count, and that nothing half-written is left in the data dir.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -360,7 +361,8 @@ def test_tfds_build_on_builder_folder(tmp_path):
     assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 5, "test": 4}
 
 
-def test_missing_metadata_csvs_listed_before_generation(tmp_path):
+def test_missing_metadata_csvs_are_named_and_leave_age_and_sex_unknown(tmp_path, caplog):
+    """Issue #19: the metadata CSVs hold only age and sex, so they are optional (a warning each)."""
     manual = _copy(ISIC_DUMMY, tmp_path)
     gone = [
         manual / f"{stem}_Data" / f"{stem}_Data_metadata.csv"
@@ -368,7 +370,7 @@ def test_missing_metadata_csvs_listed_before_generation(tmp_path):
     ]
     for path in gone:
         path.unlink()
-    with pytest.raises(common.MissingFilesError) as err:
-        _prepare(isic2017.Builder, manual, tmp_path / "data")
-    assert all(str(path) in str(err.value) for path in gone)
-    _assert_nothing_prepared(tmp_path / "data", "isic2017")
+    with caplog.at_level(logging.WARNING):
+        builder = _prepare(isic2017.Builder, manual, tmp_path / "data")
+    assert all(str(path) in caplog.text for path in gone)
+    assert _split_sizes(builder) == {"train": 3, "validation": 2, "test": 2}

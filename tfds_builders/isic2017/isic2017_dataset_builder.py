@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 
 from tfds_builders import common
 from tfmelanoma import labels
+from tfmelanoma.logging_utils import get_logger
 
 _NAME = "isic2017"
 # Split -> the official file-name stem of its archives.
@@ -18,6 +19,7 @@ _SPLIT_STEMS = {
     "test": "ISIC-2017_Test_v2",
 }
 _OPTIONAL_SPLITS = ("test",)
+logger = get_logger(__name__)
 # The Data zips also hold `ISIC_xxxxxxx_superpixels.png` files, which are not lesion images.
 _IMAGE_RE = re.compile(r"^ISIC_\d+\.jpg$")
 
@@ -60,9 +62,48 @@ def _read_labels(path: Path) -> tuple[dict[str, str], dict[str, int]]:
     return diagnoses, lines
 
 
-def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
+def _read_metadata(path: Path | None) -> dict[str, dict[str, str]]:
     """`*_Data_metadata.csv`: image_id -> {age_approximate, sex} ("unknown" where absent)."""
+    if path is None:
+        return {}
     return {row["image_id"]: row for _, row in common.read_csv(path, ("image_id",))}
+
+
+def _present(manual: Path, name: str) -> bool:
+    return (manual / name.rstrip("/")).exists() or (manual / f"{name.rstrip('/')}.zip").exists()
+
+
+def _optional_split_files(manual: Path, split: str, expected: list[str]) -> list[str]:
+    """The files to ask for of an optional split: none when its download is absent.
+
+    The classification files (Data + Part 3 labels) decide whether the split is there; a
+    segmentation config skips it, with a warning, when only its Part 1 masks are missing (the
+    user has the classification download), so train and validation still build. A split with
+    some but not all classification files is asked for whole, so the error names what is missing.
+    """
+    core = [n for n in expected if "Part1" not in n]
+    if not any(_present(manual, n) for n in expected):
+        return []
+    masks = [n for n in expected if "Part1" in n]
+    if masks and all(_present(manual, n) for n in core) and not _present(manual, masks[0]):
+        logger.warning(
+            "%s: no %s split in this config: %s(.zip) is missing (only the classification "
+            "files are there)",
+            _NAME,
+            split,
+            manual / masks[0].rstrip("/"),
+        )
+        return []
+    return expected
+
+
+def _metadata_csv(data_dir: Path, stem: str) -> Path | None:
+    """`<stem>_Data_metadata.csv` inside the Data folder; None (age and sex unknown) if absent."""
+    path = data_dir / f"{stem}_Data_metadata.csv"
+    if path.is_file():
+        return path
+    logger.warning("%s: %s is missing; age and sex are left unknown", _NAME, path)
+    return None
 
 
 class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
@@ -82,7 +123,9 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     Optional test split (prepared when its files are present):
       ISIC-2017_Test_v2_Data.zip, ISIC-2017_Test_v2_Part1_GroundTruth.zip,
       ISIC-2017_Test_v2_Part3_GroundTruth.csv
-    Age and sex come from the `*_Data_metadata.csv` inside each Data zip.
+    Age and sex come from the `*_Data_metadata.csv` inside each Data zip (optional: without it
+    they are unknown). A segmentation config leaves out the test split when only its Part 1
+    masks are missing.
     """
     BUILDER_CONFIGS = [
         common.LesionConfig(
@@ -118,28 +161,15 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         splits = []
         for split, stem in _SPLIT_STEMS.items():
             expected = _expected_files(stem, segmentation=segmentation)
-            present = any(
-                (manual / n.rstrip("/")).exists() or (manual / f"{n.rstrip('/')}.zip").exists()
-                for n in expected
-            )
-            if split in _OPTIONAL_SPLITS and not present:
-                continue
+            if split in _OPTIONAL_SPLITS:
+                expected = _optional_split_files(manual, split, expected)
+                if not expected:
+                    continue
             names += expected
             splits.append(split)
         found = common.locate_manual_files(
             dl_manager, names, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
-        # The metadata CSV sits inside each Data archive; check them all before generating.
-        metadata_csvs = {
-            s: found[f"{_SPLIT_STEMS[s]}_Data"] / f"{_SPLIT_STEMS[s]}_Data_metadata.csv"
-            for s in splits
-        }
-        missing = [str(p) for p in metadata_csvs.values() if not p.is_file()]
-        if missing:
-            raise common.MissingFilesError(
-                f"{_NAME}: {len(missing)} metadata file(s) missing from the Data folders:\n"
-                + "\n".join(f"  - {m}" for m in missing)
-            )
         generators = {}
         for split in splits:
             stem = _SPLIT_STEMS[split]
@@ -147,7 +177,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                 split=split,
                 data_dir=found[f"{stem}_Data"],
                 labels_csv=found[f"{stem}_Part3_GroundTruth.csv"],
-                metadata_csv=metadata_csvs[split],
+                metadata_csv=_metadata_csv(found[f"{stem}_Data"], stem),
                 masks_dir=found.get(f"{stem}_Part1_GroundTruth"),
             )
         return generators

@@ -110,7 +110,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             description="Task 1 images and masks at the downloaded size (up to 6688x4439).",
         ),
     ]
-    DEFAULT_CONFIG_NAME = "classification_original"
+    DEFAULT_BUILDER_CONFIG_NAME = "classification_original"
 
     def _info(self) -> tfds.core.DatasetInfo:
         segmentation = self.builder_config.segmentation

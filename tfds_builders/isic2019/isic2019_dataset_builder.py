@@ -79,7 +79,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         ),
         common.LesionConfig(name="original", description="Images at their downloaded size."),
     ]
-    DEFAULT_CONFIG_NAME = "resized_512"
+    DEFAULT_BUILDER_CONFIG_NAME = "resized_512"
 
     def __init__(self, *, use_beam: bool = False, **kwargs):
         super().__init__(**kwargs)

@@ -93,7 +93,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             description="Long side shrunk to 512 px; all 33,126 images, duplicates kept.",
         ),
     ]
-    DEFAULT_CONFIG_NAME = "resized_512"
+    DEFAULT_BUILDER_CONFIG_NAME = "resized_512"
 
     def __init__(self, *, use_beam: bool = False, **kwargs):
         super().__init__(**kwargs)

@@ -53,7 +53,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             description="The 300x300 images as distributed; binary benign/malignant labels.",
         ),
     ]
-    DEFAULT_CONFIG_NAME = "original"
+    DEFAULT_BUILDER_CONFIG_NAME = "original"
 
     def _info(self) -> tfds.core.DatasetInfo:
         return common.lesion_info(

@@ -52,7 +52,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             name="original", image_type="clinical", description="PNGs at the downloaded size."
         ),
     ]
-    DEFAULT_CONFIG_NAME = "resized_512"
+    DEFAULT_BUILDER_CONFIG_NAME = "resized_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
         return common.lesion_info(self, "https://data.mendeley.com/datasets/zr7vgbcyr2/1")

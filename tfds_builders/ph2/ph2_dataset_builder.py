@@ -7,44 +7,37 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from tfds_builders import common
-from tfmelanoma import labels
-from tfmelanoma.errors import LabelError
+from tfds_builders.ph2 import tables
+from tfmelanoma.logging_utils import get_logger
 
 _NAME = "ph2"
 _ROOT = "PH2Dataset/"
 _IMAGES = "PH2 Dataset images"
-_TABLE = "PH2_dataset.txt"
-# "Clinical Diagnosis" column of PH2_dataset.txt.
-_CLINICAL_DIAGNOSIS = {"0": "common_nevus", "1": "atypical_nevus", "2": "melanoma"}
 
 
-def _read_table(path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    """`PH2_dataset.txt`, a "||"-separated table: case name -> diagnosis string, and its line.
+logger = get_logger(__name__)
 
-    Columns after splitting on "||": "", Name, Histological Diagnosis, Clinical Diagnosis
-    (0 common nevus, 1 atypical nevus, 2 melanoma), dermoscopic criteria, colours; a legend
-    follows the table.
 
-    Raises:
-        tfmelanoma.errors.LabelError: an unknown clinical diagnosis, or a case listed twice with
-            different diagnoses (naming the file, line, case and value).
+def find_root(manual_dir: Path) -> Path | None:
+    """The extracted `PH2Dataset/` folder: `manual_dir/PH2Dataset/`, or `manual_dir` itself.
+
+    The builder, `tfmelanoma.segment --data ph2 --data-dir` and the docs name the folder that
+    holds `PH2Dataset/`; a user who points at `PH2Dataset/` itself is understood too (logged).
     """
-    entries, lines = [], {}
-    with path.open(encoding="utf-8-sig", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            fields = [p.strip() for p in line.split("||")]
-            if len(fields) < 4 or not fields[1].startswith("IMD"):
-                continue  # header, legend or blank line
-            if fields[3] not in _CLINICAL_DIAGNOSIS:
-                raise LabelError(
-                    f"{path}:{line_no}: clinical diagnosis {fields[3]!r} of {fields[1]} is not "
-                    f"one of {sorted(_CLINICAL_DIAGNOSIS)}"
-                )
-            entries.append((fields[1], _CLINICAL_DIAGNOSIS[fields[3]], f"line {line_no}"))
-            lines.setdefault(fields[1], line_no)
-    if not entries:
-        raise ValueError(f"{path}: no case rows (`|| IMDxxx || ... ||`) found")
-    return labels.unique_labels(entries, path=path), lines
+    if (manual_dir / _ROOT / _IMAGES).is_dir():
+        return manual_dir / _ROOT
+    if (manual_dir / _IMAGES).is_dir():
+        logger.info("ph2: %s is the PH2Dataset folder itself; reading it", manual_dir)
+        return manual_dir
+    return None
+
+
+def table_path(root: Path) -> Path | None:
+    """`PH2_dataset.xlsx` (the official table) if present, else `PH2_dataset.txt`, else None."""
+    for name in (tables.XLSX, tables.TXT):
+        if (root / name).is_file():
+            return root / name
+    return None
 
 
 class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
@@ -56,8 +49,9 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     Request and download `PH2Dataset.rar` from https://www.fc.up.pt/addi/ph2%20database.html
     (research and education use), extract it (TFDS cannot open .rar), and put the extracted
     `PH2Dataset/` folder in `manual_dir` (a `PH2Dataset.zip` re-pack of that folder also works).
-    The builder reads `PH2Dataset/PH2_dataset.txt` and
-    `PH2Dataset/PH2 Dataset images/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp` (+ `IMDxxx_lesion/`).
+    (`manual_dir` may also be the `PH2Dataset/` folder itself.) The builder reads the labels from
+    `PH2Dataset/PH2_dataset.xlsx` (or, without it, `PH2Dataset/PH2_dataset.txt`, either form)
+    and `PH2Dataset/PH2 Dataset images/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp` (+ `IMDxxx_lesion/`).
     """
     BUILDER_CONFIGS = [
         common.LesionConfig(
@@ -65,7 +59,10 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             description="Images resized to a 512 px long side.",
             max_side=512,
         ),
-        common.LesionConfig(name="classification_original", description="Original 768x560 images."),
+        common.LesionConfig(
+            name="classification_original",
+            description="Original images (about 765x572; sizes vary).",
+        ),
         common.LesionConfig(
             name="segmentation_512",
             description="Images and lesion masks resized to a 512 px long side.",
@@ -84,18 +81,25 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         return common.lesion_info(self, "https://www.fc.up.pt/addi/ph2%20database.html")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = common.locate_manual_files(
-            dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
-        )[_ROOT.rstrip("/")]
+        root = find_root(Path(dl_manager.manual_dir))
+        if root is None:
+            root = common.locate_manual_files(
+                dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+            )[_ROOT.rstrip("/")]
         common.check_manual_files(
-            root, [_TABLE, _IMAGES], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
+            root, [_IMAGES], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
+        if table_path(root) is None:
+            raise common.MissingFilesError(
+                f"{_NAME}: the label table is missing: neither {root / tables.XLSX} nor "
+                f"{root / tables.TXT} exists\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()}"
+            )
         # PH2 has no official split: everything is `train`; the merge step splits it.
         return {"train": self._generate_examples(split="train", root=root)}
 
     def _generate_examples(self, split: str, root: Path):
-        table = root / _TABLE
-        cases, lines = _read_table(table)
+        table = table_path(root)
+        cases, lines = tables.read_labels(table)
         images_dir = root / _IMAGES
         paths = common.id_paths(
             table,

@@ -76,8 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--test",
         default=None,
-        metavar="NAME",
-        help="test dataset: its official test split, else a held-out part (default: none)",
+        metavar="NAMES",
+        help="comma-separated test sets; NAME:SPLIT names a split (NAME:all: every split). A "
+        "dataset not in --train is used whole; a training dataset gives its official test split, "
+        "else a held-out part (default: none)",
     )
     r.add_argument(
         "--preset",
@@ -128,6 +130,18 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_DISTANCE,
         help="pHash Hamming threshold in bits for the phash rule (default: %(default)s)",
+    )
+    r.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="trust pHash matches without the pixel check (faster; look-alike lesions with "
+        "colliding hashes are then removed too) (default: off)",
+    )
+    r.add_argument(
+        "--no-contact-sheets",
+        action="store_true",
+        help="skip removed_NNN.png / rejected_NNN.png, the image pairs of every removal "
+        "(default: off)",
     )
     r.add_argument(
         "--keep-train-duplicates",
@@ -208,6 +222,7 @@ def _report(args) -> int:
 
     quiet_progress_bars()
     from tfmelanoma.datasets import load_combination, report
+    from tfmelanoma.datasets.combination import TestSet, parse_tests
 
     train, test = _split_names(args.train), args.test
     if args.preset:
@@ -217,10 +232,11 @@ def _report(args) -> int:
         train, test = list(cells[args.cell].train), cells[args.cell].test
     if not train and not test:
         raise ValueError("give --train and/or --test (or --preset)")
-    _prepare(list(dict.fromkeys([*train, *([test] if test else [])])), args)
+    tests = parse_tests(test)
+    _prepare(list(dict.fromkeys([*train, *(t.dataset for t in tests)])), args)
     comb = load_combination(
         [builder_name(n) for n in train],
-        builder_name(test) if test else None,
+        [TestSet(builder_name(t.dataset), t.split) for t in tests] or None,
         data_dir=str(args.data_dir) if args.data_dir else None,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
@@ -228,10 +244,15 @@ def _report(args) -> int:
         rules=_split_names(args.rules),
         max_distance=args.max_distance,
         dedup_train=not args.keep_train_duplicates,
+        verify=not args.no_verify,
     )
     print(report.render_terminal(comb))
-    paths = report.write_report(comb, args.out)
+    paths = report.write_report(comb, args.out, contact_sheets=not args.no_contact_sheets)
+    sheets = [p for k, p in paths.items() if "_sheet_" in k]
+    paths = {k: p for k, p in paths.items() if "_sheet_" not in k}
     names = ", ".join(p.name for p in paths.values())
+    if sheets:
+        names += f", {len(sheets)} contact sheet(s)"
     print(f"\nreport written to {paths['markdown'].parent} ({names})")
     return 0
 

@@ -19,7 +19,7 @@ class Combination:
 
     Attributes:
         train_names: training datasets, in priority order.
-        test_name: test dataset (None: no test split).
+        test_name: the test sets as given, comma-joined ("ph2,derm7pt:test"; None: no test split).
         train, validation, test: `SplitView`s (``.frame`` index tables, ``.as_tf_dataset()``,
             ``.as_data_source()``).
         report: `MergeReport` (what was removed, by which rule, and why).
@@ -35,6 +35,20 @@ class Combination:
     report: MergeReport
     index: pd.DataFrame
     options: MergeOptions
+
+    @property
+    def test_sets(self) -> dict[str, SplitView]:
+        """Test set name -> its rows (a view of `test` each), in the order given."""
+        frame = self.test.frame
+        names = combination.parse_tests(self.test_name)
+        return {
+            t.name: SplitView(
+                frame[frame["test_set"] == t.name].reset_index(drop=True),
+                self.test.data_dir,
+                f"test:{t.name}",
+            )
+            for t in names
+        }
 
     def split(self, name: str) -> SplitView:
         """The `SplitView` called "train", "validation" or "test"."""
@@ -86,23 +100,30 @@ def _parse_names(names: str | Sequence[str] | None) -> list[str]:
 
 
 def read_indices(
-    names: Sequence[str], data_dir: str | None, test: str | None
+    names: Sequence[str], data_dir: str | None, test
 ) -> tuple[pd.DataFrame, dict[str, dict[str, str]]]:
     """Index rows and split roles of the datasets a combination needs.
 
-    Training datasets contribute their train/validation splits; the test dataset its test split,
-    or every split when it has no test split (the merge holds part of it out).
+    Training datasets contribute their train/validation splits; each test set (`parse_tests`)
+    its named split, or every split (a training dataset's official test split is among them;
+    the merge picks, or holds part out).
     """
+    tests = combination.parse_tests(test)
     frames, roles = [], {}
-    for name in dict.fromkeys([*names, *([test] if test else [])]):
+    for name in dict.fromkeys([*names, *(t.dataset for t in tests)]):
         builder = index_lib.get_builder(name, data_dir)
         roles[name] = index_lib.split_roles(builder)
         wanted = set()
         if name in names:
             wanted |= {s for s, r in roles[name].items() if r in ("train", "validation")}
-        if name == test:
-            official = {s for s, r in roles[name].items() if r == "test"}
-            wanted |= official or set(roles[name])
+        for t in (t for t in tests if t.dataset == name):
+            if t.split in roles[name]:
+                wanted.add(t.split)
+            elif t.split is None and name in names:
+                official = {s for s, r in roles[name].items() if r == "test"}
+                wanted |= official or set(roles[name])
+            else:  # whole, "all", or an unknown split (the merge names the valid ones)
+                wanted |= set(roles[name])
         if wanted:
             ordered = [s for s in roles[name] if s in wanted]
             frames.append(index_lib.read_index(name, data_dir, ordered))
@@ -113,7 +134,7 @@ def read_indices(
 
 def load_combination(
     train: str | Sequence[str],
-    test: str | None = None,
+    test: str | Sequence[str] | None = None,
     *,
     data_dir: str | None = None,
     val_fraction: float = 0.2,
@@ -122,12 +143,15 @@ def load_combination(
     rules: Sequence[str] = combination.dedup.RULES,
     max_distance: int = combination.dedup.DEFAULT_MAX_DISTANCE,
     dedup_train: bool = True,
+    verify: bool = True,
 ) -> Combination:
     """Builds a leak-free combination from prepared TFDS datasets.
 
     Args:
         train: training dataset names ("isic2016,isic2017" or a list), in priority order.
-        test: test dataset name; its official test split, else a held-out part of it.
+        test: test sets, "ph2,derm7pt:test" or a list: a dataset not trained on is used whole,
+            "name:split" is that split, a training dataset gives its official test split, else
+            a held-out part (`tfmelanoma.datasets.combination`, step 1).
         data_dir: TFDS data directory where the datasets are prepared.
         val_fraction: validation share for datasets without an official validation split.
         test_fraction: held-out share when the test dataset has no official test split.
@@ -135,6 +159,8 @@ def load_combination(
         rules: match rules for removals (see `tfmelanoma.datasets.dedup.RULES`).
         max_distance: pHash Hamming threshold.
         dedup_train: drop repeated images inside training.
+        verify: confirm every pHash match on the pixels before it removes anything
+            (`tfmelanoma.datasets.verify`; reads the candidate images); False trusts the hashes.
 
     Returns:
         A `Combination`.
@@ -151,11 +177,18 @@ def load_combination(
         max_distance=max_distance,
         dedup_train=dedup_train,
     )
-    index, roles = read_indices(names, data_dir, test)
-    frames, report = combination.plan(index, roles, names, test, options)
+    tests = combination.parse_tests(test)
+    index, roles = read_indices(names, data_dir, tests)
+    from tfmelanoma.datasets.verify import PixelCheck
+
+    check = PixelCheck(data_dir) if verify else None
+    frames, report = combination.plan(index, roles, names, tests, options, confirm=check)
     views = {k: SplitView(v, data_dir, k) for k, v in frames.items()}
     indexed = combination._role_frame(index, roles)
-    return Combination(tuple(names), test, **views, report=report, index=indexed, options=options)
+    test_name = ",".join(t.name for t in tests) or None
+    return Combination(
+        tuple(names), test_name, **views, report=report, index=indexed, options=options
+    )
 
 
 def load_split(
@@ -169,7 +202,8 @@ def load_split(
     """One split of one dataset, for evaluation.
 
     ``split="test"`` of a dataset without an official test split returns the same held-out test
-    set that `load_combination(..., test=name, seed=seed, test_fraction=test_fraction)` uses.
+    set that `load_combination(train=[name, ...], test=name, seed=seed,
+    test_fraction=test_fraction)` uses (the test set of a dataset that is also trained on).
 
     Args:
         name: dataset name.
@@ -179,9 +213,11 @@ def load_split(
         test_fraction: share of the held-out test split.
     """
     if split == "test":
-        index, roles = read_indices([], data_dir, name)
+        # As a training dataset's test set: official, else held out (an external test set
+        # would be the whole dataset).
+        index, roles = read_indices([name], data_dir, name)
         options = MergeOptions(test_fraction=test_fraction, seed=seed)
-        frames, _ = combination.plan(index, roles, [], name, options)
-        return SplitView(frames["test"], data_dir, f"{name}:test")
+        frames, _ = combination.plan(index, roles, [name], name, options)
+        return SplitView(frames["test"].drop(columns="test_set"), data_dir, f"{name}:test")
     frame = index_lib.read_index(name, data_dir, [split])
     return SplitView(frame, data_dir, f"{name}:{split}")

@@ -1,15 +1,17 @@
-"""Leak-free combinations: training datasets + one test set -> train / validation / test.
+"""Leak-free combinations: training datasets + test sets -> train / validation / test.
 
 The merge runs on index frames (`tfmelanoma.datasets.index`), in this order:
 
-1. **Test set.** The test dataset's official ``test`` split; a dataset without one (ISIC Archive,
-   the embedded sample, ISIC 2019/2020 training data, PH2, ...) gets a held-out test split of
-   `test_fraction`, grouped by patient (else lesion, else image) and by duplicate content,
-   stratified by label, seeded. The same seed and fraction always give the same test set, in every
-   combination and in `load_split`.
+1. **Test sets.** One or more (`parse_tests`: "ph2,derm7pt", "isic2017:test"). A test set that
+   names a split is that split ("all": every split). A dataset that is not trained on is an
+   external test set and is used whole. A training dataset's test set is its official ``test``
+   split; one without (ISIC Archive, the embedded sample, ISIC 2019/2020 training data, PH2, ...)
+   gets a held-out test split of `test_fraction`, grouped by patient (else lesion, else image)
+   and by duplicate content, stratified by label, seeded. The same seed and fraction always give
+   the same test set, in every combination and in `load_split`. Test rows carry ``test_set``.
 2. **Pool.** The ``train`` and ``validation`` splits of the training datasets. Official test splits
    are never trained on, whichever dataset they belong to.
-3. **Test priority.** Every pool row that matches a test row (same ISIC id, same pixels, pHash
+3. **Test priority.** Every pool row that matches a row of any test set (same ISIC id, same pixels, pHash
    within `max_distance`, same lesion, same patient) is removed.
 4. **Validation.** Official validation splits are kept, and remaining rows that match one of
    their rows are removed. Rows of datasets without an official validation split are split
@@ -39,6 +41,59 @@ logger = get_logger(__name__)
 
 STAGES = ("test_overlap", "validation_overlap", "train_duplicate")
 SPLITS = ("train", "validation", "test")
+ALL_SPLITS = "all"
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One test set of a combination: a dataset, and the split named after ":" (or None).
+
+    Attributes:
+        dataset: TFDS name, e.g. "ph2" or "isic2017/classification_512".
+        split: a split of the dataset, "all", or None (see the module docstring, step 1).
+    """
+
+    __test__ = False  # not a pytest class
+
+    dataset: str
+    split: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The spec as written: "dataset" or "dataset:split"."""
+        return self.dataset if self.split is None else f"{self.dataset}:{self.split}"
+
+
+def parse_tests(test: str | TestSet | Sequence[str | TestSet] | None) -> list[TestSet]:
+    """Test sets from "ph2,derm7pt:test" or a list of names / `TestSet`s; [] for None or "".
+
+    A ":" suffix names a split unless it is a TFDS version ("isic2017:1.0.0" stays one name).
+
+    Raises:
+        ValueError: a test set given twice.
+    """
+    if test is None:
+        return []
+    items = (
+        test.split(",") if isinstance(test, str) else [test] if isinstance(test, TestSet) else test
+    )
+    out: list[TestSet] = []
+    for item in items:
+        if isinstance(item, TestSet):
+            spec = item
+        else:
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, split = item.rpartition(":")
+            if not sep or not split or split[0].isdigit():  # no suffix, or a TFDS version
+                spec = TestSet(item)
+            else:
+                spec = TestSet(name, split)
+        if spec in out:
+            raise ValueError(f"test set {spec.name!r} is given twice")
+        out.append(spec)
+    return out
 
 
 @dataclass(frozen=True)
@@ -71,14 +126,19 @@ class MergeReport:
             ``matched_dataset``, ``matched_split``, ``matched_image_id``.
         overlaps: per stage x rule: ``pairs`` found, ``rows`` matched (distinct, by that rule
             alone) and ``removed`` (rows attributed to that rule, first matching rule wins).
-        test_source: "official" or "held_out".
+        test_source: of the first test set: "official", "held_out", "whole" or "split".
         notes: human-readable lines (what was held out, which splits were made).
+        test_sources: test set name -> its source (as `test_source`), in order.
+        rejected: pHash candidates that the pixel check (`verify.PixelCheck`) found to be
+            different images, so nothing was removed for them; empty without the check.
     """
 
     removed: pd.DataFrame
     overlaps: pd.DataFrame
     test_source: str = "official"
     notes: list[str] = field(default_factory=list)
+    test_sources: dict[str, str] = field(default_factory=dict)
+    rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def removed_count(self, stage: str | None = None, rule: str | None = None) -> int:
         sel = self.removed
@@ -95,10 +155,12 @@ def _role_frame(frame: pd.DataFrame, roles: dict[str, dict[str, str]]) -> pd.Dat
 
 
 def _match_and_remove(
-    left: pd.DataFrame, right: pd.DataFrame, stage: str, rules, max_distance: int
+    left: pd.DataFrame, right: pd.DataFrame, stage: str, rules, max_distance: int, confirm=None
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Rows of `left` matching `right`: (keep mask, removed records, overlap counts)."""
     pairs = dedup.match_pairs(left, right, rules=rules, max_distance=max_distance)
+    if confirm is not None:
+        pairs = confirm(left, right, pairs, stage)
     return _apply_pairs(left, right, pairs, stage, rules)
 
 
@@ -122,15 +184,23 @@ def _apply_pairs(left, right, pairs, stage, rules):
     removed["stage"] = stage
     removed["rule"] = first.to_numpy()
     # The matched row: first pair of the attributed rule for each removed row.
-    match = (
+    chosen = (
         pairs.merge(first.rename("rule").rename_axis("left").reset_index(), on=["left", "rule"])
         .drop_duplicates("left")
-        .set_index("left")["right"]
+        .set_index("left")
+        .reindex(first.index)
     )
-    matched = right.iloc[match.reindex(first.index).to_numpy(dtype=np.int64)]
+    matched = right.iloc[chosen["right"].to_numpy(dtype=np.int64)]
     removed["matched_dataset"] = matched["dataset"].to_numpy()
     removed["matched_split"] = matched["split"].to_numpy()
     removed["matched_image_id"] = matched["image_id"].to_numpy()
+    removed["matched_position"] = matched["position"].to_numpy()
+    if "test_set" in matched.columns:
+        removed["matched_test_set"] = matched["test_set"].to_numpy()
+    removed["distance"] = chosen["distance"].fillna(-1).to_numpy(dtype=np.int64)
+    if "texture" in chosen.columns:  # scores of the pixel check (`verify`), where it ran
+        removed["texture"] = chosen["texture"].to_numpy(dtype=float)
+        removed["inliers"] = chosen["inliers"].fillna(-1).to_numpy(dtype=np.int64)
     return keep, removed, pd.DataFrame(overlap_rows)
 
 
@@ -138,8 +208,9 @@ def plan(
     index: pd.DataFrame,
     roles: dict[str, dict[str, str]],
     train: Sequence[str],
-    test: str | None,
+    test: str | Sequence[str | TestSet] | None,
     options: MergeOptions = MergeOptions(),
+    confirm=None,
 ) -> tuple[dict[str, pd.DataFrame], MergeReport]:
     """The merge on index frames alone (no TFDS access): see the module docstring.
 
@@ -147,40 +218,34 @@ def plan(
         index: index rows of every split involved (`index.INDEX_COLUMNS`).
         roles: {dataset: {split name: role}} with roles "train" / "validation" / "test".
         train: training dataset names, in priority order.
-        test: test dataset name, or None for no test split.
+        test: test sets (`parse_tests`: "ph2,derm7pt:test", a list), or None for no test split.
         options: `MergeOptions`.
+        confirm: checks content matches on the pixels before they remove anything:
+            `confirm(left, right, pairs, stage) -> pairs` (`tfmelanoma.datasets.verify.
+            PixelCheck`); None trusts the hashes (index frames only, no images needed).
 
     Returns:
         ({"train": frame, "validation": frame, "test": frame}, MergeReport). Frames carry the
-        index columns plus ``role`` (the row's official role).
+        index columns plus ``role`` (the row's official role); the test frame also ``test_set``.
+
+    Raises:
+        ValueError: a named split that the dataset does not have.
     """
     o = options
     frame = _role_frame(index, roles).reset_index(drop=True)
     notes: list[str] = []
     removed_parts, overlap_parts = [], []
-    test_source = "official"
 
-    # 1. Test set.
-    test_rows = pd.DataFrame(columns=frame.columns)
+    # 1. Test sets.
     held_out = np.zeros(len(frame), dtype=bool)
-    if test is not None:
-        own = frame["dataset"] == test
-        official = own & (frame["role"] == "test")
-        if official.any():
-            test_rows = frame[official]
-        else:
-            test_source = "held_out"
-            candidates = frame[own]
-            mask = splits.grouped_split(
-                candidates, o.test_fraction, seed=o.seed, max_distance=o.max_distance
-            )
-            held_out[np.flatnonzero(own)[mask]] = True
-            test_rows = frame[held_out]
-            notes.append(
-                f"{test} has no official test split: held out {mask.sum()} of {len(candidates)} "
-                f"examples (test_fraction={o.test_fraction}, seed={o.seed}, grouped by patient/"
-                "lesion/duplicate, stratified by label)"
-            )
+    test_set = np.full(len(frame), "", dtype=object)
+    sources: dict[str, str] = {}
+    for spec in parse_tests(test):
+        mask, sources[spec.name] = _test_rows(frame, spec, train, o, notes)
+        test_set[mask & ~held_out] = spec.name
+        held_out |= mask
+    test_rows = frame.assign(test_set=test_set)[held_out]
+    test_source = next(iter(sources.values()), "official")
 
     # 2. Pool: train/validation splits of the training datasets.
     in_train = frame["dataset"].isin(list(train)) & frame["role"].isin(["train", "validation"])
@@ -189,7 +254,12 @@ def plan(
     # 3. Test priority.
     if len(test_rows) and len(pool):
         keep, removed, overlaps = _match_and_remove(
-            pool, test_rows.reset_index(drop=True), "test_overlap", o.rules, o.max_distance
+            pool,
+            test_rows.reset_index(drop=True),
+            "test_overlap",
+            o.rules,
+            o.max_distance,
+            confirm,
         )
         pool = pool[keep].reset_index(drop=True)
         removed_parts.append(removed)
@@ -202,7 +272,7 @@ def plan(
         rest = pool[~official_val].reset_index(drop=True)
         keep, removed, overlaps = _match_and_remove(
             rest, pool[official_val].reset_index(drop=True), "validation_overlap", o.rules,
-            o.max_distance,
+            o.max_distance, confirm,
         )  # fmt: skip
         pool = pd.concat([pool[official_val], rest[keep]], ignore_index=True)
         removed_parts.append(removed)
@@ -218,7 +288,7 @@ def plan(
     # 5. Train vs the made validation rows (cross-dataset links): validation keeps its rows.
     if len(training) and len(validation):
         keep, removed, overlaps = _match_and_remove(
-            training, validation, "validation_overlap", o.rules, o.max_distance
+            training, validation, "validation_overlap", o.rules, o.max_distance, confirm
         )
         training = training[keep].reset_index(drop=True)
         removed_parts.append(removed)
@@ -235,6 +305,8 @@ def plan(
         )
         rules = [r for r in o.rules if r in dedup.CONTENT_RULES]
         pairs = dedup.match_pairs(training, None, rules=rules, max_distance=o.max_distance)
+        if confirm is not None:
+            pairs = confirm(training, training, pairs, "train_duplicate")
         # Pairs are (earlier, later). Greedy in row order: a row goes when an earlier kept row
         # matches it, so no two kept rows match. In a chain a~b~c with a !~ c, b goes and c stays.
         drop = _later_duplicates(pairs, len(training))
@@ -261,7 +333,41 @@ def plan(
         if overlap_parts
         else pd.DataFrame(columns=["stage", "rule", "pairs", "rows", "removed"])
     )
-    return out, MergeReport(removed, overlaps, test_source, notes)
+    rejected = confirm.rejected() if hasattr(confirm, "rejected") else pd.DataFrame()
+    return out, MergeReport(removed, overlaps, test_source, notes, sources, rejected)
+
+
+def _test_rows(
+    frame: pd.DataFrame, spec: TestSet, train: Sequence[str], o: MergeOptions, notes: list[str]
+) -> tuple[np.ndarray, str]:
+    """(row mask, source) of one test set; see the module docstring, step 1."""
+    own = (frame["dataset"] == spec.dataset).to_numpy()
+    if spec.split not in (None, ALL_SPLITS):
+        present = sorted(set(frame.loc[own, "split"]))
+        if spec.split not in present:
+            raise ValueError(
+                f"test set {spec.name!r}: {spec.dataset} has no split {spec.split!r}; "
+                f"its splits: {present} (or {ALL_SPLITS!r})"
+            )
+        return own & (frame["split"] == spec.split).to_numpy(), "split"
+    if spec.split == ALL_SPLITS or spec.dataset not in train:
+        notes.append(f"{spec.name}: used whole as a test set ({int(own.sum())} examples)")
+        return own, "whole"
+    official = own & (frame["role"] == "test").to_numpy()
+    if official.any():
+        return official, "official"
+    candidates = frame[own]
+    mask = splits.grouped_split(
+        candidates, o.test_fraction, seed=o.seed, max_distance=o.max_distance
+    )
+    held = np.zeros(len(frame), dtype=bool)
+    held[np.flatnonzero(own)[mask]] = True
+    notes.append(
+        f"{spec.dataset} has no official test split: held out {mask.sum()} of {len(candidates)} "
+        f"examples (test_fraction={o.test_fraction}, seed={o.seed}, grouped by patient/"
+        "lesion/duplicate, stratified by label)"
+    )
+    return held, "held_out"
 
 
 def _later_duplicates(pairs: pd.DataFrame, n: int) -> set[int]:

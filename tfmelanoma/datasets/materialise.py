@@ -191,3 +191,43 @@ def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
         deterministic=True,
     )
     return ds.enumerate().flat_map(lambda i, ex: tf.data.Dataset.from_tensors(ex).repeat(counts[i]))
+
+
+def read_images(rows: pd.DataFrame, data_dir: str | None) -> dict[tuple[str, str, int], np.ndarray]:
+    """Decoded images of index rows, by (dataset, split, position): uint8 RGB (H, W, 3).
+
+    For the few rows de-duplication looks at (pixel checks, contact sheets): ArrayRecord data is
+    read by position, a TFRecord split once up to its last wanted position (image bytes only).
+    Decoded with Pillow, as the builders decoded the originals.
+    """
+    import io
+
+    from PIL import Image
+
+    def decode(data) -> np.ndarray:
+        with Image.open(io.BytesIO(bytes(data))) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+    out: dict[tuple[str, str, int], np.ndarray] = {}
+    for (dataset, split), group in rows.groupby(["dataset", "split"], sort=False):
+        builder = index_lib.get_builder(dataset, data_dir)
+        wanted = sorted({int(p) for p in group["position"]})
+        decoders = index_lib._skip_decoding(builder)
+        if index_lib.is_array_record(builder):
+            source = builder.as_data_source(split, decoders=decoders)
+            for p in wanted:
+                out[(dataset, split, p)] = decode(source[p]["image"])
+            continue
+        import tensorflow_datasets as tfds
+
+        ds = builder.as_dataset(
+            split=split,
+            shuffle_files=False,
+            decoders=decoders,
+            read_config=index_lib.read_config(),
+        ).map(lambda ex: ex["image"])
+        want = set(wanted)
+        for position, data in enumerate(tfds.as_numpy(ds.take(wanted[-1] + 1))):
+            if position in want:
+                out[(dataset, split, position)] = decode(data)
+    return out

@@ -27,8 +27,14 @@ PAPER_DATASETS: dict[str, str] = {
 }
 """The paper's dataset letters (Table 1 notes) -> our builder names."""
 
-PAPER_TEST_SETS: tuple[str, ...] = ("isic2017", "isic2018", "derm7pt", "kaggle_fanconic")
-"""The paper evaluates on the official test sets of ISIC'17, ISIC'18, 7-point and Kaggle."""
+PAPER_TEST_SETS: tuple[str, ...] = (
+    "isic2017:test",
+    "isic2018:test",
+    "derm7pt:test",
+    "kaggle_fanconic:test",
+)
+"""The paper evaluates on the official test sets of ISIC'17, ISIC'18, 7-point and Kaggle (":test"
+names the split: a dataset that is not trained on would otherwise be used whole)."""
 
 # Training combinations in the paper's letter notation, in the order the authors' scripts run them.
 _PAPER_TRAIN_COMBINATIONS: tuple[str, ...] = (
@@ -56,7 +62,7 @@ class CombinationSpec:
     Attributes:
         name: short id, e.g. "paper_07_A-B-C__isic2017".
         train: training dataset names.
-        test: test dataset name.
+        test: test set(s), as `data.test` takes them (e.g. "isic2017:test").
         letters: the paper's notation of the training set, e.g. "[A,B,C]".
     """
 
@@ -84,7 +90,7 @@ def _paper_grid() -> list[CombinationSpec]:
         for i, letters in enumerate(_PAPER_TRAIN_COMBINATIONS, start=1):
             specs.append(
                 CombinationSpec(
-                    name=f"paper{i:02d}_{letters}__{test}",
+                    name=f"paper{i:02d}_{letters}__{test.split(':')[0]}",
                     train=_letters_to_names(letters),
                     test=test,
                     letters="[" + ",".join(sorted(letters)) + "]",

@@ -77,6 +77,35 @@ def removal_table(comb) -> pd.DataFrame:
     return comb.report.overlaps.copy()
 
 
+def test_set_table(comb) -> pd.DataFrame:
+    """Per test set: how it was chosen, its size, and training rows removed for matching it.
+
+    Returns:
+        DataFrame: ``test_set``, ``source`` (official / held_out / whole / split), ``examples``,
+        ``melanoma``, ``removed`` (pool rows removed for matching it) and one ``removed_<rule>``
+        column per rule that removed something.
+    """
+    removed = comb.report.removed
+    if "matched_test_set" in removed.columns:
+        removed = removed[removed["stage"] == "test_overlap"]
+    else:
+        removed = removed.iloc[:0].assign(matched_test_set=pd.Series(dtype=object))
+    rows = []
+    for name, view in comb.test_sets.items():
+        mine = removed[removed["matched_test_set"] == name]
+        row = {
+            "test_set": name,
+            "source": comb.report.test_sources.get(name, comb.report.test_source),
+            "examples": len(view),
+            "melanoma": int(view.labels.sum()),
+            "removed": len(mine),
+        }
+        for rule, count in mine["rule"].value_counts().items():
+            row[f"removed_{rule}"] = int(count)
+        rows.append(row)
+    return pd.DataFrame(rows).fillna(0)
+
+
 def cross_dataset_overlaps(
     index: pd.DataFrame, *, max_distance: int = dedup.DEFAULT_MAX_DISTANCE
 ) -> pd.DataFrame:
@@ -149,10 +178,37 @@ def image_sizes(comb) -> pd.DataFrame:
     return out.join(hist).reset_index()
 
 
-def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
+def write_contact_sheets(comb, out_dir: Path) -> dict[str, Path]:
+    """``removed_NNN.png`` (every removal) and ``rejected_NNN.png`` (pHash candidates the pixel
+    check kept): image pairs side by side with rule and scores. {} when the images cannot be read
+    (logged: the CSVs still say everything)."""
+    from tfmelanoma.datasets import contact_sheet
+    from tfmelanoma.datasets.materialise import read_images
+    from tfmelanoma.logging_utils import get_logger
+
+    tables = {"removed": comb.report.removed, "rejected": comb.report.rejected}
+    tables = {k: v for k, v in tables.items() if len(v) and "matched_position" in v.columns}
+    if not tables:
+        return {}
+    try:
+        wanted = pd.concat([contact_sheet.sides(t) for t in tables.values()]).drop_duplicates()
+        images = read_images(wanted, comb.train.data_dir)
+    except Exception as e:  # a report without pictures beats no report
+        get_logger(__name__).warning("no contact sheets (images not readable): %s", e)
+        return {}
+    paths = {}
+    for stem, table in tables.items():
+        for i, path in enumerate(contact_sheet.write_sheets(table, images, out_dir, stem)):
+            paths[f"{stem}_sheet_{i + 1}"] = path
+    return paths
+
+
+def write_report(comb, out_dir: str | Path, *, contact_sheets: bool = True) -> dict[str, Path]:
     """Writes CSVs, ``report.md`` and ``report.png`` into `out_dir`; returns the paths by name.
 
-    Also writes ``splits.csv`` (every kept row with its assigned split) and ``removed.csv``.
+    Also writes ``splits.csv`` (every kept row with its assigned split), ``removed.csv``,
+    ``rejected.csv`` (pHash candidates the pixel check found to be different images) and, with
+    `contact_sheets`, ``removed_NNN.png`` / ``rejected_NNN.png``: every pair side by side.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +216,7 @@ def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
         "counts": split_counts(comb),
         "harmonised_counts": harmonised_counts(comb).reset_index(),
         "removals": removal_table(comb),
+        "test_sets": test_set_table(comb),
         "cross_dataset_overlaps": cross_dataset_overlaps(
             comb.index, max_distance=comb.options.max_distance
         ),
@@ -175,6 +232,10 @@ def write_report(comb, out_dir: str | Path) -> dict[str, Path]:
     kept.to_csv(paths["splits"], index=False)
     paths["removed"] = out / "removed.csv"
     comb.report.removed.to_csv(paths["removed"], index=False)
+    paths["rejected"] = out / "rejected.csv"
+    comb.report.rejected.to_csv(paths["rejected"], index=False)
+    sheets = write_contact_sheets(comb, out) if contact_sheets else {}
+    paths.update(sheets)
     paths["markdown"] = out / "report.md"
     paths["markdown"].write_text(render_markdown(comb, tables), encoding="utf-8")
     paths["chart"] = out / "report.png"
@@ -186,6 +247,7 @@ _TITLES = {
     "counts": "Examples per dataset x split x class",
     "harmonised_counts": "Examples per harmonised class",
     "removals": "Removed by stage and rule (pairs found, rows matched, rows removed)",
+    "test_sets": "Test sets, and the training rows removed for matching each",
     "cross_dataset_overlaps": "Same image in two dataset splits (before removal)",
     "patient_groups": "Patient groups",
     "image_sizes": "Stored image sizes (pixels)",
@@ -209,6 +271,16 @@ def render_markdown(comb, tables: dict[str, pd.DataFrame]) -> str:
         lines += [f"## {_TITLES[name]}", ""]
         lines += [markdown_table(table) if len(table) else "(none)", ""]
     lines += ["![counts and removals](report.png)", ""]
+    rejected = comb.report.rejected
+    lines += [
+        "## Audit",
+        "",
+        f"- {len(comb.report.removed)} removals, side by side: removed_001.png, ... "
+        "(left: the removed image, right: the one it matched)",
+        f"- {len(rejected)} pHash candidates that the pixel check found to be different images "
+        "(kept): rejected.csv, rejected_001.png, ...",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -218,6 +290,7 @@ def render_terminal(comb) -> str:
     for title, table in [
         (_TITLES["counts"], split_counts(comb)),
         (_TITLES["removals"], removal_table(comb)),
+        (_TITLES["test_sets"], test_set_table(comb)),
         (_TITLES["patient_groups"], patient_groups(comb)),
     ]:
         blocks += ["", title, table.to_string(index=False) if len(table) else "(none)"]

@@ -26,6 +26,8 @@ class Splits:
             `.as_data_source()`, `.frame`).
         class_weight: class -> weight when `data.balance` asks for weights, else None.
         summary: sizes, class counts, removed duplicates, for `data.json`.
+        test_sets: test set name as `data.test` gives it ("ph2", "derm7pt:test") -> its rows;
+            `test` is all of them together.
     """
 
     train: SplitView
@@ -33,6 +35,7 @@ class Splits:
     test: SplitView
     class_weight: dict[int, float] | None = None
     summary: dict = field(default_factory=dict)
+    test_sets: dict[str, SplitView] = field(default_factory=dict)
 
 
 def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
@@ -48,13 +51,17 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
     """
     from tfmelanoma import datasets
     from tfmelanoma.data.prepare import builder_name, ensure_prepared
+    from tfmelanoma.datasets.combination import TestSet, parse_tests
 
     d = config.data
-    for name in dict.fromkeys([*d.train, d.test]):
+    tests = parse_tests(d.test)
+    for name in dict.fromkeys([*d.train, *(t.dataset for t in tests)]):
         ensure_prepared(name, d.data_dir or None, d.manual_dir or None, file_format=file_format)
+    # The user's names ("sample", "ph2:all") -> the builders' ("isic_archive/sample:all").
+    resolved = {t.name: TestSet(builder_name(t.dataset), t.split) for t in tests}
     combination = datasets.load_combination(
         train=[builder_name(n) for n in d.train],
-        test=builder_name(d.test),
+        test=list(resolved.values()),
         data_dir=d.data_dir or None,
         val_fraction=d.val_fraction,
         test_fraction=d.test_fraction,
@@ -65,7 +72,9 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
         "validation": combination.validation,
         "test": combination.test,
     }
-    for name, view in views.items():
+    by_builder = combination.test_sets
+    test_sets = {name: by_builder[t.name] for name, t in resolved.items()}
+    for name, view in {**views, **{f"test set {n!r}": v for n, v in test_sets.items()}}.items():
         if len(view) == 0:
             raise ValueError(f"the {name} split of train={list(d.train)} test={d.test!r} is empty")
     label_key = d.label
@@ -78,6 +87,7 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
         "test": d.test,
         "label": label_key,
         "sizes": {n: len(v) for n, v in views.items()},
+        "test_set_sizes": {n: len(v) for n, v in test_sets.items()},
         "class_counts": {
             n: np.bincount(
                 v.frame[label_key].to_numpy(dtype=np.int64),
@@ -96,6 +106,7 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
         test=views["test"],
         class_weight=class_weight,
         summary=summary,
+        test_sets=test_sets,
     )
 
 

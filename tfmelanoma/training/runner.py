@@ -10,8 +10,10 @@ Run folder layout:
                        atomically, every epoch: one commit point (resume)
     .lock              held by the process writing the folder (a second writer is refused)
     best.keras         best model by `run.monitor` on validation
-    evaluation/        the evaluation report of best.keras on the test split
-    metrics.json       summary: test metrics, best epoch, wall time, throughput
+    evaluation/        the evaluation report of best.keras on the test set
+                       (several test sets: evaluation/<name>/ each)
+    metrics.json       summary: test metrics (`test_sets`: per test set; `test`: the first),
+                       best epoch, wall time, throughput
 
 Backend-agnostic Keras 3: on TensorFlow the input is tf.data; on JAX (or torch) it is the TF-free
 NumPy pipeline over ArrayRecord (`tfmelanoma.training.inputs`), and TensorFlow is never imported,
@@ -303,7 +305,8 @@ def _train_locked(
     }
     _plot_history(run_dir, checkpoint.state.best_epoch)
     if config.run.evaluate:
-        summary["test"] = _evaluate(config, splits, run_dir, pipeline)
+        summary["test_sets"] = _evaluate(config, splits, run_dir, pipeline)
+        summary["test"] = next(iter(summary["test_sets"].values()))  # the first test set
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, default=float))
     return RunResult(run_dir, summary)
 
@@ -320,24 +323,35 @@ def _plot_history(run_dir: Path, best_epoch: int) -> None:
 
 
 def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> dict:
-    """The evaluation report of `best.keras` on the test split, calibrated on validation.
+    """Evaluation reports of `best.keras` on each test set, calibrated on validation.
 
+    One test set: `evaluation/`; several (`data.test=ph2,derm7pt`): `evaluation/<name>/` each.
     Runs outside the distribution scope: one device predicts, so no batch has to split evenly.
+
+    Returns:
+        test set name -> its summary.
     """
     from tfmelanoma.evaluation import evaluate_predictions
 
     model = keras.models.load_model(run_dir / "best.keras")
     y_val, p_val, _ = inputs.predict_view(model, splits.validation, config, pipeline)
-    y_test, p_test, ids = inputs.predict_view(model, splits.test, config, pipeline)
-    result = evaluate_predictions(
-        y_test,
-        p_test,
-        ids,
-        class_names(config),
-        run_dir / "evaluation",
-        val_labels=y_val,
-        val_probs=p_val,
-        config={"bootstrap_seed": config.run.seed},
-        target_sensitivity=config.eval.target_sensitivity,
-    )
-    return result["summary"]
+    test_sets = splits.test_sets or {config.data.test: splits.test}
+    summaries = {}
+    for name, view in test_sets.items():
+        y_test, p_test, ids = inputs.predict_view(model, view, config, pipeline)
+        out_dir = run_dir / "evaluation"
+        if len(test_sets) > 1:
+            out_dir = out_dir / name.replace("/", "_").replace(":", "_")
+        result = evaluate_predictions(
+            y_test,
+            p_test,
+            ids,
+            class_names(config),
+            out_dir,
+            val_labels=y_val,
+            val_probs=p_val,
+            config={"bootstrap_seed": config.run.seed},
+            target_sensitivity=config.eval.target_sensitivity,
+        )
+        summaries[name] = result["summary"]
+    return summaries

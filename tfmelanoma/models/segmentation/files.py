@@ -61,7 +61,8 @@ def find_pairs(
 
     Args:
         dataset: "isic2017", "isic2018" or "ph2".
-        data_dir: the folder holding the official folders (e.g. `../shared/data/isic2017`).
+        data_dir: the folder holding the official folders (e.g. `../shared/data/isic2017`; for
+            PH2 the folder holding `PH2Dataset/`, as the TFDS builder's manual_dir).
         split: "train", "validation" or "test" (PH2 has only "train").
         limit: keep the first `limit` pairs (sorted by id), for smoke runs.
 
@@ -140,8 +141,10 @@ def folder_pairs(
 
 def _ph2_pairs(root: Path, limit: int | None) -> Pairs:
     # PH2: "PH2 Dataset images/IMD002/IMD002_Dermoscopic_Image/IMD002.bmp" and
-    # ".../IMD002_lesion/IMD002_lesion.bmp".
-    base = root / "PH2 Dataset images" if (root / "PH2 Dataset images").is_dir() else root
+    # ".../IMD002_lesion/IMD002_lesion.bmp". `root` is the folder holding `PH2Dataset/`, as for
+    # the TFDS builder's manual_dir; `PH2Dataset/` itself and its image folder are accepted too.
+    candidates = [root / "PH2Dataset" / "PH2 Dataset images", root / "PH2 Dataset images"]
+    base = next((c for c in candidates if c.is_dir()), root)
     cases = sorted(p for p in base.glob("IMD*") if p.is_dir())
     if not cases:
         raise FileNotFoundError(f"no PH2 case folders (IMD*) under {base}")
