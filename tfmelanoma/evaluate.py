@@ -247,10 +247,18 @@ def _sources(args, names, config):
                 ),
             )
         run_splits = load_splits(config)
+    run_sets = run_splits.test_sets if run_splits is not None else {}
     if args.images_dir:
         test = data.images_dir_dataset(args.images_dir, names, class_map)
+    elif args.test and args.test in run_sets:  # one of the run's test sets, as the run saw it
+        test = (run_sets[args.test].as_tf_dataset(), len(run_sets[args.test]))
     elif args.test:
         test = _dataset(args.test, args.split, args, config)
+    elif len(run_sets) > 1:
+        raise ValueError(
+            f"the run has {len(run_sets)} test sets ({', '.join(run_sets)}); evaluate one at a "
+            "time with --test NAME (the run's own reports are in <run>/evaluation/<name>/)"
+        )
     else:
         test = (run_splits.test.as_tf_dataset(), run_splits.summary["sizes"]["test"])
     val = (None, 0)

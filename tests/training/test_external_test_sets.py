@@ -62,3 +62,38 @@ def test_summary_names_each_test_set_report(capsys):
     out = capsys.readouterr().out
     assert "test sets: ph2, derm7pt:test (the numbers above are ph2's)" in out
     assert f"report (derm7pt:test): {Path('runs/x/evaluation/derm7pt_test/report.md')}" in out
+
+
+def test_evaluate_picks_one_of_a_runs_test_sets(monkeypatch):
+    import argparse
+
+    import pytest
+
+    from tfmelanoma import evaluate
+    from tfmelanoma.training import data as training_data
+
+    class View:
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+        def as_tf_dataset(self):
+            return f"dataset of {self.n}"
+
+    splits = Splits(
+        train=View(10), validation=View(6), test=View(90),
+        summary={"sizes": {"test": 90, "validation": 6}},
+        test_sets={"ph2": View(40), "derm7pt:test": View(50)},
+    )  # fmt: skip
+    monkeypatch.setattr(training_data, "load_splits", lambda config: splits)
+    args = argparse.Namespace(
+        class_map=None, test=None, images_dir=None, val=None, val_images_dir=None,
+        no_val=False, data_dir=None, manual_dir=None, split="test",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"2 test sets \(ph2, derm7pt:test\).*--test NAME"):
+        evaluate._sources(args, ["non_melanoma", "melanoma"], Config())
+    args.test = "derm7pt:test"
+    test, n, val, n_val = evaluate._sources(args, ["non_melanoma", "melanoma"], Config())
+    assert (test, n, val, n_val) == ("dataset of 50", 50, "dataset of 6", 6)
