@@ -22,7 +22,21 @@ def test_import_is_cheap():
     assert tfmelanoma.__all__ == ["__version__", "load_config", "load_model", "train"]
 
 
+@pytest.mark.parametrize("cli_imported", [False, True])
+def test_train_is_callable_whether_or_not_the_cli_module_was_imported(cli_imported):
+    code = (
+        "import tfmelanoma, inspect\n"
+        + ("import tfmelanoma.train\n" if cli_imported else "")
+        + "print(callable(tfmelanoma.train), type(tfmelanoma.train).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    kind = "_CallableModule" if cli_imported else "function"
+    assert out.stdout.strip() == f"True {kind}"
+
+
 def test_config_train_load(tmp_path, monkeypatch):
+    import tfmelanoma.train  # noqa: F401  (the CLI module; the call below must still work)
+
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     config = tfmelanoma.load_config("smoke", ["run.epochs=1"])
     with pytest.raises(ConfigError, match="run.epoch"):

@@ -22,6 +22,11 @@ from pathlib import Path
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_config", "load_model", "train"]
 
+# `tfmelanoma.train` is also the CLI module (`python -m tfmelanoma.train`); once that module is
+# imported, Python binds the package attribute to it, so the module is made callable and calls
+# `_train` (see the end of tfmelanoma/train.py): `tfmelanoma.train(config, run_dir)` works either
+# way.
+
 
 def load_config(preset_or_path: str = "default", overrides: list[str] | None = None):
     """A training config: a preset name or YAML file plus `section.key=value` overrides.
@@ -33,7 +38,7 @@ def load_config(preset_or_path: str = "default", overrides: list[str] | None = N
     return load(preset_or_path, overrides)
 
 
-def train(config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False):
+def _train(config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False):
     """Trains, checkpoints and evaluates `config` into `run_dir`, as `python -m tfmelanoma.train`.
 
     Args:
@@ -68,3 +73,6 @@ def load_model(path: str | Path):
 
     model_path, _ = loading.resolve_model_path(expand(path))
     return loading.load_model(model_path)
+
+
+train = _train

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+import types
 from pathlib import Path
 
 from tfmelanoma import config as config_lib
@@ -270,6 +271,21 @@ def main(argv: list[str] | None = None) -> int:
     _print_summary(result.run_dir, json.loads((result.run_dir / "metrics.json").read_text()))
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as the public `tfmelanoma.train(config, run_dir, ...)`.
+
+    The package attribute `tfmelanoma.train` is the function until this module is imported;
+    then Python binds the attribute to the module, which therefore calls the same function.
+    """
+
+    def __call__(self, *args, **kwargs):
+        from tfmelanoma import _train
+
+        return _train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())
