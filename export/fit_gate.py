@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from export import ood
+from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
 log = get_logger(__name__)
@@ -118,15 +119,15 @@ def fit(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True, help="kaggle_fanconic folder")
-    ap.add_argument("--uda1", type=Path, help="isic_archive_uda1 folder (extra in-distribution)")
+    ap.add_argument("--model", type=expand, required=True)
+    ap.add_argument("--data", type=expand, required=True, help="kaggle_fanconic folder")
+    ap.add_argument("--uda1", type=expand, help="isic_archive_uda1 folder (extra in-distribution)")
     ap.add_argument("--n-uda1", type=int, default=250, help="UDA-1 images per part")
     ap.add_argument(
         "--max-reject", type=float, default=0.02, help="in-distribution rejection allowed"
     )
     ap.add_argument("--layer", default=None, help="feature layer (default: the registry's)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=expand, required=True)
     args = ap.parse_args(argv)
     quiet_tensorflow()
     setup_logging()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from tfmelanoma.fsio import expand
+
 
 def choose(source: Path, per_class: int) -> list[dict]:
     """First `per_class` melanoma and benign images (by id) with their archive metadata."""
@@ -53,8 +55,8 @@ def downsized_jpeg(path: Path, size: int) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--source", type=Path, required=True, help="isic_archive_uda1 folder")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--source", type=expand, required=True, help="isic_archive_uda1 folder")
+    ap.add_argument("--out", type=expand, required=True)
     ap.add_argument("--per-class", type=int, default=3)
     ap.add_argument("--size", type=int, default=256)
     args = ap.parse_args(argv)

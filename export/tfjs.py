@@ -222,9 +222,9 @@ def build_meta(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = OneLineErrorParser(prog=PROG, description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, required=True, help=".keras file or run folder")
+    ap.add_argument("--model", type=fsio.expand, required=True, help=".keras file or run folder")
     ap.add_argument(
-        "--out", type=Path, required=True, help="output folder, e.g. webdemo/models/meshnet"
+        "--out", type=fsio.expand, required=True, help="output folder, e.g. webdemo/models/meshnet"
     )
     ap.add_argument(
         "--force",
@@ -233,10 +233,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--quantization", choices=("float32", "float16", "uint8"), default="float32")
     ap.add_argument(
-        "--metrics", type=Path, help="evaluation metrics.json (default: the run folder's)"
+        "--metrics", type=fsio.expand, help="evaluation metrics.json (default: the run folder's)"
     )
     ap.add_argument(
-        "--gate", type=Path, help="out-of-distribution gate.json (default: the run folder's)"
+        "--gate", type=fsio.expand, help="out-of-distribution gate.json (default: the run folder's)"
     )
     ap.add_argument("--name", help="model name shown on the page (default: the Keras model name)")
     ap.add_argument(
@@ -245,12 +245,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--parity-images",
-        type=Path,
+        type=fsio.expand,
         nargs="*",
         help="images for the parity check (default: webdemo/gallery/*.jpg)",
     )
     ap.add_argument(
-        "--webdemo", type=Path, help="webdemo folder with node_modules (default: beside export/)"
+        "--webdemo",
+        type=fsio.expand,
+        help="webdemo folder with node_modules (default: beside export/)",
     )
     ap.add_argument(
         "--skip-parity", action="store_true", help="do not run the Keras/TF.js parity check"
