@@ -70,3 +70,15 @@ def test_path_options_expand_home_and_variables(monkeypatch, tmp_path, build, ar
         value = getattr(args, attr)
         value = value[0] if isinstance(value, list) else value
         assert str(value).startswith(str(tmp_path)), (attr, value)
+
+
+def test_export_path_options_expand_home(monkeypatch, tmp_path):
+    from export import tfjs
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = tfjs.parse_args(["--model", "~/m.keras", "--out", "$HOME/web", "--metrics", "~/x.json"])
+    assert (args.model, args.out, args.metrics) == (
+        tmp_path / "m.keras",
+        tmp_path / "web",
+        tmp_path / "x.json",
+    )
