@@ -41,39 +41,21 @@ class ParityResult:
         return asdict(self)
 
 
-def decode(data):
-    """Decodes encoded image bytes (a string tensor) to uint8 RGB exactly as browsers do.
-
-    JPEG uses the accurate integer IDCT (libjpeg's JDCT_ISLOW), which Chromium, Firefox, PIL
-    and OpenCV use. TensorFlow's default (`decode_image`, `decode_jpeg` without `dct_method`)
-    is the fast IDCT, whose pixels differ by up to ~5 levels, enough to move P(melanoma) by
-    >1e-2 on real photos (measured on the gallery): training and the page must decode alike.
-    """
-    import tensorflow as tf
-
-    return tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.ensure_shape(
-            tf.io.decode_image(data, channels=3, expand_animations=False), [None, None, 3]
-        ),
-    )
-
-
 def preprocess_file(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """Decodes an image file and resizes it as training and the page do.
-
-    `decode`, then bilinear resize with half-pixel centres, no antialiasing, no crop
-    (`tf.image.resize` defaults; the page uses `tf.image.resizeBilinear(x, size, false, true)`,
-    the same op).
+    """Decodes an image file and resizes it as training and the page do
+    (`tfmelanoma.data.image_ops`: accurate-IDCT decode, bilinear resize with half-pixel centres,
+    no antialiasing, no crop; the page uses `tf.image.resizeBilinear(x, size, false, true)`, the
+    same op).
 
     Returns:
         float32 (H, W, 3) in [0, 255].
     """
     import tensorflow as tf
 
-    img = decode(tf.io.read_file(str(path)))
-    return tf.image.resize(tf.cast(img, tf.float32), size, method="bilinear").numpy()
+    from tfmelanoma.data.image_ops import RESIZE_METHOD, decode_tf
+
+    img = decode_tf(tf.io.read_file(str(path)))
+    return tf.image.resize(tf.cast(img, tf.float32), size, method=RESIZE_METHOD).numpy()
 
 
 def parity_inputs(size: tuple[int, int], images: list[Path], n_random: int = 4) -> np.ndarray:

@@ -45,7 +45,7 @@ def list_split(root: Path, split: str) -> tuple[list[str], np.ndarray]:
 def load_images(paths: list[str], size: int) -> np.ndarray:
     """Decodes (browser-exact JPEG IDCT) and resizes as the web demo does: bilinear, no crop."""
 
-    from export.parity import decode
+    from tfmelanoma.data.image_ops import decode_tf as decode
 
     def one(p):
         img = decode(tf.io.read_file(p))

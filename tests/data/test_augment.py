@@ -95,7 +95,7 @@ def test_decode_image_matches_pil_exactly(tmp_path):
 
     from PIL import Image
 
-    from tfmelanoma.data.pipeline import decode_image
+    from tfmelanoma.data.image_ops import decode_tf
 
     rng = np.random.default_rng(1)
     buffer = io.BytesIO()
@@ -104,7 +104,7 @@ def test_decode_image_matches_pil_exactly(tmp_path):
     )
     data = buffer.getvalue()
     expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    np.testing.assert_array_equal(decode_image(tf.constant(data)).numpy(), expected)
+    np.testing.assert_array_equal(decode_tf(tf.constant(data)).numpy(), expected)
     png = io.BytesIO()
     Image.fromarray(expected).save(png, "PNG")
-    np.testing.assert_array_equal(decode_image(tf.constant(png.getvalue())).numpy(), expected)
+    np.testing.assert_array_equal(decode_tf(tf.constant(png.getvalue())).numpy(), expected)

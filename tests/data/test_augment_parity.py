@@ -19,7 +19,7 @@ from PIL import Image
 
 from tfmelanoma.config import AugmentConfig
 from tfmelanoma.data import augment as tf_augment
-from tfmelanoma.data import numpy_pipeline
+from tfmelanoma.data import image_ops, numpy_pipeline
 
 SEEDS = 120
 OFF = AugmentConfig(
@@ -46,7 +46,7 @@ def image() -> np.ndarray:
     path = sorted(p for p in folder.iterdir() if p.name.endswith(".jpg"))[0]
     with Image.open(path) as img:
         rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
-    return numpy_pipeline.resize_antialiased(rgb, 64)
+    return image_ops.resize_antialiased_np(rgb, 64)
 
 
 def _stats(original: np.ndarray, outputs: list[np.ndarray]) -> tuple[float, float]:

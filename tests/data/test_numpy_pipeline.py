@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tests.tf_hidden import HIDE_TENSORFLOW
 from tfmelanoma.config import AugmentConfig
+from tfmelanoma.data import image_ops
 from tfmelanoma.data import numpy_pipeline as npp
 
 
@@ -20,7 +21,7 @@ from tfmelanoma.data import numpy_pipeline as npp
 def test_resize_matches_tensorflow(shape, size):
     image = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
     expected = tf.image.resize(image, (size, size), method="bilinear", antialias=False).numpy()
-    np.testing.assert_allclose(npp.resize_bilinear(image, size), expected, atol=1e-3)
+    np.testing.assert_allclose(image_ops.resize_np(image, size), expected, atol=1e-3)
 
 
 def test_augment_shape_range_and_seed():
@@ -192,12 +193,12 @@ def test_fit_reads_each_epoch_by_its_number_so_resume_sees_the_same_batches(work
 def test_pillow_upsampling_equals_the_numpy_bilinear(shape, size):
     image = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
     np.testing.assert_allclose(
-        npp.resize_antialiased(image, size), npp.resize_bilinear(image, size), atol=1e-3
+        image_ops.resize_antialiased_np(image, size), image_ops.resize_np(image, size), atol=1e-3
     )
 
 
 def test_resize_to_the_same_size_is_the_identity():
     image = np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)
-    out = npp.resize_bilinear(image, 24)
+    out = image_ops.resize_np(image, 24)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, image)

@@ -16,35 +16,9 @@ import tensorflow as tf
 
 from tfmelanoma.config import AugmentConfig
 from tfmelanoma.data.augment import augment
-
-RESIZE_METHOD = "bilinear"
-"""Resize used for training, evaluation and (in JS) the web demo: bilinear, half-pixel centres,
-no antialiasing, straight to a square (aspect ratio not kept, as in the ISIC challenge data)."""
+from tfmelanoma.data.image_ops import decode_tf, resize_tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def resize(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Decoded uint8/float image (H, W, 3) -> float32 (size, size, 3) in [0, 255]."""
-    image = tf.cast(image, tf.float32)
-    out = tf.image.resize(image, (size, size), method=RESIZE_METHOD, antialias=False)
-    return tf.clip_by_value(out, 0.0, 255.0)
-
-
-def decode_image(data: tf.Tensor) -> tf.Tensor:
-    """Encoded image bytes -> uint8 (H, W, 3), JPEG with the accurate integer IDCT.
-
-    TensorFlow's default JPEG decode uses a fast IDCT whose pixels differ from PIL's and the
-    browsers' by up to 5 levels (enough to move P(melanoma) by ~0.01); decoding accurately keeps
-    training, evaluation and the web demo on the same pixels.
-    """
-    image = tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
-    )
-    image.set_shape([None, None, 3])
-    return image
 
 
 def encode_target(label: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -57,8 +31,8 @@ def encode_target(label: tf.Tensor, num_classes: int) -> tf.Tensor:
 def _decode(example: dict, image_size: int, label_key: str) -> tuple[tf.Tensor, tf.Tensor]:
     image = example["image"]
     if image.dtype == tf.string:  # datasets read with SkipDecoding
-        image = decode_image(image)
-    return resize(image, image_size), tf.cast(example[label_key], tf.int64)
+        image = decode_tf(image)
+    return resize_tf(image, image_size), tf.cast(example[label_key], tf.int64)
 
 
 def count(ds: tf.data.Dataset) -> int:

@@ -139,11 +139,11 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
 
     TFDS offers no `as_dataset` for ArrayRecord files, so the records are read by position in a
     generator and the JPEG/PNG bytes are decoded in parallel (`tfmelanoma.data.pipeline.
-    decode_image`: accurate IDCT, the pixels PIL and browsers see).
+    decode_tf`: accurate IDCT, the pixels PIL and browsers see).
     """
     import tensorflow as tf
 
-    from tfmelanoma.data.pipeline import decode_image
+    from tfmelanoma.data.image_ops import decode_tf
 
     features = builder.info.features
     # Masks (segmentation configs) are dropped, so they stay undecoded too.
@@ -159,7 +159,7 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
 
     def decode(ex):
         ex = dict(ex)
-        ex["image"] = decode_image(ex["image"])
+        ex["image"] = decode_tf(ex["image"])
         return ex
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
@@ -169,13 +169,13 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
 def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
     """Sequential read of a TFRecord split; each record repeated as often as its position occurs.
 
-    Images are read undecoded and decoded by `tfmelanoma.data.pipeline.decode_image` (accurate
+    Images are read undecoded and decoded by `tfmelanoma.data.image_ops.decode_tf` (accurate
     IDCT, the pixels PIL and browsers see) rather than by TFDS's default fast-IDCT decoder.
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from tfmelanoma.data.pipeline import decode_image
+    from tfmelanoma.data.image_ops import decode_tf
 
     n = builder.info.splits[split].num_examples
     counts = tf.constant(np.bincount(positions, minlength=n), dtype=tf.int64)
@@ -186,7 +186,7 @@ def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
         decoders={"image": tfds.decode.SkipDecoding()},
     )
     ds = ds.map(
-        lambda ex: {k: decode_image(ex[k]) if k == "image" else ex[k] for k in COMMON_KEYS},
+        lambda ex: {k: decode_tf(ex[k]) if k == "image" else ex[k] for k in COMMON_KEYS},
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

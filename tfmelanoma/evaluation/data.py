@@ -49,7 +49,7 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
     """
     import tensorflow as tf
 
-    from tfmelanoma.data.pipeline import decode_image
+    from tfmelanoma.data.image_ops import decode_tf
 
     root = Path(root)
     if not root.is_dir():
@@ -78,7 +78,7 @@ def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, st
 
     def load(path, label, image_id):
         # The training decoder (accurate IDCT): the same pixels as training and the browser.
-        image = decode_image(tf.io.read_file(path))
+        image = decode_tf(tf.io.read_file(path))
         return {"image": image, "label": label, "image_id": image_id}
 
     ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64), ids))
@@ -89,13 +89,13 @@ def _batches(ds, image_size: int, batch_size: int, label_key: str):
     import tensorflow as tf
 
     # The training decoder and resize: the same pixels as training.
-    from tfmelanoma.data.pipeline import decode_image, resize
+    from tfmelanoma.data.image_ops import decode_tf, resize_tf
 
     def prep(ex):
         image = ex["image"]
         if image.dtype == tf.string:  # datasets read with SkipDecoding
-            image = decode_image(image)
-        return resize(image, image_size), tf.cast(ex[label_key], tf.int64), ex["image_id"]
+            image = decode_tf(image)
+        return resize_tf(image, image_size), tf.cast(ex[label_key], tf.int64), ex["image_id"]
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
 

@@ -1,6 +1,6 @@
 """Mask prediction for folders of images and lesion cropping for the classifier.
 
-No TensorFlow: Pillow decodes and writes the files and `numpy_pipeline.resize_antialiased` resizes exactly
+No TensorFlow: Pillow decodes and writes the files and `image_ops.resize_antialiased_np` resizes exactly
 as the tf.data pipeline does, so `segment predict` runs on every Keras backend.
 """
 
@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tfmelanoma.data.numpy_pipeline import resize_antialiased
+from tfmelanoma.data.image_ops import resize_antialiased_np
 from tfmelanoma.models.segmentation.files import IMAGE_SUFFIXES
 
 
@@ -34,10 +34,12 @@ def predict_probs(model: keras.Model, image: np.ndarray) -> np.ndarray:
     Returns:
         float32 (H, W) probabilities, resized back (bilinear) to the image size.
     """
-    x = resize_antialiased(image, model_input_size(model))[None]  # antialiased, clipped to [0, 255]
+    x = resize_antialiased_np(image, model_input_size(model))[
+        None
+    ]  # antialiased, clipped to [0, 255]
     probs = np.asarray(model.predict_on_batch(x), dtype=np.float32)[0]
     # Back to the image size; upsampling, where the antialiased filter equals plain bilinear.
-    return resize_antialiased(probs, image.shape[:2])[..., 0]
+    return resize_antialiased_np(probs, image.shape[:2])[..., 0]
 
 
 def lesion_box(mask: np.ndarray, margin: float = 0.1) -> tuple[int, int, int, int] | None:

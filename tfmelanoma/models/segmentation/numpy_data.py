@@ -21,8 +21,9 @@ import keras
 import numpy as np
 from PIL import Image
 
+from tfmelanoma.data.image_ops import resize_antialiased_np
 from tfmelanoma.data.masks import binarise, read_mask
-from tfmelanoma.data.numpy_pipeline import SeededBatches, resize_antialiased
+from tfmelanoma.data.numpy_pipeline import SeededBatches
 from tfmelanoma.models.segmentation.files import Pairs
 
 MASK_KEY = "segmentation_mask"
@@ -78,8 +79,8 @@ def augment_pair(
     image = image[top : top + side, left : left + side]
     mask = mask[top : top + side, left : left + side]
     # Upsampling (the crop is never larger): Pillow's filter equals plain bilinear here, i.e.
-    # `numpy_pipeline.resize_bilinear` and tf.data's crop resize (tested), faster and GIL-free.
-    image = resize_antialiased(image, size)
+    # `image_ops.resize_np` and tf.data's crop resize (tested), faster and GIL-free.
+    image = resize_antialiased_np(image, size)
     mask = resize_mask(mask, size)
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(mask, np.float32)
 
@@ -223,7 +224,7 @@ class SegmentationBatches(SeededBatches):
         if self._cache is not None and row in self._cache:
             return self._cache[row]
         ex = self.source[row]
-        image = resize_antialiased(ex["image"], self.image_size)
+        image = resize_antialiased_np(ex["image"], self.image_size)
         mask = resize_mask(binary_mask(ex[MASK_KEY]), self.image_size)
         image_id = ex.get("image_id", f"#{row}")
         image_id = image_id.decode() if isinstance(image_id, bytes) else str(image_id)
