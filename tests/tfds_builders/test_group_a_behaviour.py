@@ -121,10 +121,10 @@ def test_corrupt_image_names_the_file_and_leaves_nothing(tmp_path, caplog):
         _prepare(isic2017.Builder, manual, tmp_path / "data")
     _assert_nothing_prepared(tmp_path / "data", "isic2017")
 
-    with caplog.at_level("WARNING", logger="tfds_builders.common"):
+    with caplog.at_level("WARNING", logger="tfds_builders.generation"):
         builder = _prepare(isic2017.Builder, manual, tmp_path / "data", skip_bad_files=True)
     assert _split_sizes(builder)["train"] == 2
-    logged = [r.getMessage() for r in caplog.records if r.name == "tfds_builders.common"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "tfds_builders.generation"]
     assert any(str(bad) in m for m in logged)
     assert "isic2017/train: skipped 1 bad file(s); see info.metadata" in logged
     assert builder.info.metadata["num_skipped"] == {"train": 1}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma.fsio import path_under
 
 _NAME = "derm7pt"
@@ -28,7 +28,7 @@ def _read_meta(path: Path, images: Path) -> list[dict[str, str]]:
             naming the file, line, column and value.
     """
     rows = []
-    for line, row in common.read_csv(path, _META_COLUMNS):
+    for line, row in manual_files.read_csv(path, _META_COLUMNS):
         for column in _IMAGE_COLUMN.values():
             if row[column]:
                 path_under(images, row[column], source=f"{path}:{line}: {column}")
@@ -39,7 +39,7 @@ def _read_meta(path: Path, images: Path) -> list[dict[str, str]]:
 def _read_indexes(path: Path, n_rows: int) -> list[int]:
     """`meta/<split>_indexes.csv`: 0-based row numbers of meta.csv in column `indexes`."""
     indexes = []
-    for line_no, row in common.read_csv(path, ("indexes",)):
+    for line_no, row in manual_files.read_csv(path, ("indexes",)):
         value = row.get("indexes") or ""
         if not value.strip().isdigit() or int(value) >= n_rows:
             raise ValueError(
@@ -49,7 +49,7 @@ def _read_indexes(path: Path, n_rows: int) -> list[int]:
     return indexes
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for derm7pt (dermoscopic and clinical configs, official splits)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -77,12 +77,12 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         return common.lesion_info(self, "https://derm.cs.sfu.ca")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = common.locate_manual_files(
+        root = manual_files.locate_manual_files(
             dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )[_ROOT.rstrip("/")]
         names = ["meta/meta.csv", "images"]
         names += [f"meta/{prefix}_indexes.csv" for prefix in _SPLIT_INDEXES.values()]
-        common.check_manual_files(
+        manual_files.check_manual_files(
             root, names, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
         meta = _read_meta(root / "meta" / "meta.csv", root / "images")
@@ -112,7 +112,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             for p in (root / "images").rglob("*")
             if p.suffix.lower() in _IMAGE_SUFFIXES and p.resolve() not in referenced
         ]
-        common.report_unlabeled(self, "all", unlabeled, root / "meta" / "meta.csv")
+        generation.report_unlabeled(self, "all", unlabeled, root / "meta" / "meta.csv")
 
     def _generate_examples(self, split: str, root: Path, rows: list[dict[str, str]]):
         image_type = self.builder_config.image_type
@@ -134,7 +134,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                     image_type=image_type,
                 )
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield image_id, example
         self.log_skipped(split)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma import labels as label_values
 
 _NAME = "isic2016"
@@ -35,7 +35,7 @@ def _read_labels(path: Path) -> tuple[dict[str, str], dict[str, int]]:
             listed twice with different labels (naming file, line, id and value).
     """
     entries, lines = [], {}
-    for line, row in common.read_csv(path, fieldnames=("image_id", "label")):
+    for line, row in manual_files.read_csv(path, fieldnames=("image_id", "label")):
         image_id = (row["image_id"] or "").strip()
         if not image_id.startswith("ISIC_"):
             continue  # blank line or a header added by a re-pack
@@ -48,7 +48,7 @@ def _read_labels(path: Path) -> tuple[dict[str, str], dict[str, int]]:
     return label_values.unique_labels(entries, path=path), lines
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ISIC 2016 (classification and segmentation configs)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -64,27 +64,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
       ISBI2016_ISIC_Part1_Test_Data.zip, ISBI2016_ISIC_Part1_Test_GroundTruth.zip,
       ISBI2016_ISIC_Part3_Training_GroundTruth.csv, ISBI2016_ISIC_Part3_Test_GroundTruth.csv
     """
-    BUILDER_CONFIGS = [
-        common.LesionConfig(
-            name="classification_512",
-            description="Part 3 images resized to a 512 px long side.",
-            max_side=512,
-        ),
-        common.LesionConfig(
-            name="classification_original", description="Part 3 images at original size."
-        ),
-        common.LesionConfig(
-            name="segmentation_512",
-            description="Part 1 images and masks resized to a 512 px long side.",
-            max_side=512,
-            segmentation=True,
-        ),
-        common.LesionConfig(
-            name="segmentation_original",
-            description="Part 1 images and masks at original size.",
-            segmentation=True,
-        ),
-    ]
+    BUILDER_CONFIGS = common.lesion_configs("Part 3 images", "Part 1 images and masks")
     DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -96,7 +76,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             split: _expected_files(part, segmentation=segmentation)
             for split, part in _SPLITS.items()
         }
-        found = common.locate_manual_files(
+        found = manual_files.locate_manual_files(
             dl_manager,
             [name for files in expected.values() for name in files.values()],
             dataset=_NAME,
@@ -113,11 +93,11 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split, labels, images, masks=None):
         label_csv = labels
         diagnoses, lines = _read_labels(label_csv)
-        paths = common.id_paths(
+        paths = manual_files.id_paths(
             label_csv, lines, (images, "{id}.jpg"), masks and (masks, "{id}_Segmentation.png")
         )
         on_disk = {p.stem: p for p in images.iterdir() if _IMAGE_RE.match(p.name)}
-        common.report_unlabeled(
+        generation.report_unlabeled(
             self, split, (p for i, p in on_disk.items() if i not in diagnoses), label_csv
         )
         max_side = self.builder_config.max_side
@@ -125,20 +105,17 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
             def make(image_id=image_id, diagnosis=diagnosis):
                 image_path, mask_path = paths[image_id]
-                image = common.read_image(image_path, max_side=max_side)
-                mask = None
-                if mask_path is not None:
-                    mask = common.read_mask(mask_path, image_path, image)
-                return common.make_example(
+                return common.example_from_files(
+                    image_path,
+                    mask_path,
+                    max_side=max_side,
                     dataset=_NAME,
-                    image=image,
                     image_id=image_id,
                     diagnosis=diagnosis,
                     image_type="dermoscopic",
-                    mask=mask,
                 )
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield image_id, example
         self.log_skipped(split)

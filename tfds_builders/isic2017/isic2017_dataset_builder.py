@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma import labels
 from tfmelanoma.logging_utils import get_logger
 
@@ -42,7 +42,7 @@ def _read_labels(path: Path) -> tuple[dict[str, str], dict[str, int]]:
             image listed twice with different labels (naming file, line, id and value).
     """
     columns = ("melanoma", "seborrheic_keratosis")
-    rows = common.read_csv(path, ("image_id", *columns))
+    rows = manual_files.read_csv(path, ("image_id", *columns))
     diagnoses = labels.unique_labels(
         (
             (
@@ -66,7 +66,7 @@ def _read_metadata(path: Path | None) -> dict[str, dict[str, str]]:
     """`*_Data_metadata.csv`: image_id -> {age_approximate, sex} ("unknown" where absent)."""
     if path is None:
         return {}
-    return {row["image_id"]: row for _, row in common.read_csv(path, ("image_id",))}
+    return {row["image_id"]: row for _, row in manual_files.read_csv(path, ("image_id",))}
 
 
 def _present(manual: Path, name: str) -> bool:
@@ -106,7 +106,7 @@ def _metadata_csv(data_dir: Path, stem: str) -> Path | None:
     return None
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ISIC 2017 (classification and segmentation configs)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -127,28 +127,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     they are unknown). A segmentation config leaves out the test split when only its Part 1
     masks are missing.
     """
-    BUILDER_CONFIGS = [
-        common.LesionConfig(
-            name="classification_512",
-            description="Images resized to a 512 px long side; no masks.",
-            max_side=512,
-        ),
-        common.LesionConfig(
-            name="classification_original",
-            description="Images at their original size; no masks.",
-        ),
-        common.LesionConfig(
-            name="segmentation_512",
-            description="Images resized to a 512 px long side, with Part 1 lesion masks.",
-            max_side=512,
-            segmentation=True,
-        ),
-        common.LesionConfig(
-            name="segmentation_original",
-            description="Original-size images with Part 1 lesion masks.",
-            segmentation=True,
-        ),
-    ]
+    BUILDER_CONFIGS = common.lesion_configs("Images, no masks", "Images with Part 1 lesion masks")
     DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -167,7 +146,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                     continue
             names += expected
             splits.append(split)
-        found = common.locate_manual_files(
+        found = manual_files.locate_manual_files(
             dl_manager, names, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
         generators = {}
@@ -185,14 +164,14 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split, data_dir, labels_csv, metadata_csv, masks_dir):
         diagnoses, lines = _read_labels(labels_csv)
         metadata = _read_metadata(metadata_csv)
-        paths = common.id_paths(
+        paths = manual_files.id_paths(
             labels_csv,
             lines,
             (data_dir, "{id}.jpg"),
             masks_dir and (masks_dir, "{id}_segmentation.png"),
         )
         images = {p.stem: p for p in data_dir.iterdir() if _IMAGE_RE.match(p.name)}
-        common.report_unlabeled(
+        generation.report_unlabeled(
             self, split, (p for i, p in images.items() if i not in diagnoses), labels_csv
         )
         max_side = self.builder_config.max_side
@@ -200,23 +179,20 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
             def make(image_id=image_id, diagnosis=diagnosis):
                 image_path, mask_path = paths[image_id]
-                image = common.read_image(image_path, max_side=max_side)
-                mask = None
-                if mask_path is not None:
-                    mask = common.read_mask(mask_path, image_path, image)
                 meta = metadata.get(image_id, {})
-                return common.make_example(
+                return common.example_from_files(
+                    image_path,
+                    mask_path,
+                    max_side=max_side,
                     dataset=_NAME,
-                    image=image,
                     image_id=image_id,
                     diagnosis=diagnosis,
                     age=meta.get("age_approximate"),
                     sex=meta.get("sex"),
                     image_type="dermoscopic",
-                    mask=mask,
                 )
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield image_id, example
         self.log_skipped(split)

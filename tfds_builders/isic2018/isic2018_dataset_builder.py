@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma.errors import LabelError
 from tfmelanoma.logging_utils import get_logger
 
@@ -82,34 +82,15 @@ def _segmentation_features() -> tfds.features.FeaturesDict:
     )
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ISIC 2018 Task 1 (segmentation) and Task 3 (HAM10000 classification)."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-    BUILDER_CONFIGS = [
-        common.LesionConfig(
-            name="classification_original",
-            description="Task 3 (HAM10000, 600x450 images) at the downloaded size.",
-        ),
-        common.LesionConfig(
-            name="classification_512",
-            max_side=512,
-            description="Task 3 with the long side shrunk to 512 px.",
-        ),
-        common.LesionConfig(
-            name="segmentation_512",
-            max_side=512,
-            segmentation=True,
-            description="Task 1 images and masks, long side shrunk to 512 px (masks nearest).",
-        ),
-        common.LesionConfig(
-            name="segmentation_original",
-            segmentation=True,
-            description="Task 1 images and masks at the downloaded size (up to 6688x4439).",
-        ),
-    ]
+    BUILDER_CONFIGS = common.lesion_configs(
+        "Task 3 (HAM10000, 600x450 images)", "Task 1 images and masks (up to 6688x4439)"
+    )
     DEFAULT_BUILDER_CONFIG_NAME = "classification_original"
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -135,7 +116,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             expected += names
         if not segmentation:
             expected.append(HAM_METADATA)
-        found = common.locate_manual_files(
+        found = manual_files.locate_manual_files(
             dl_manager, expected, dataset=_NAME, instructions=MANUAL_DOWNLOAD_INSTRUCTIONS
         )
         generators = {}
@@ -161,7 +142,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         for error in errors.values():
             self.handle_bad_file(split, error)
         images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == ".jpg"}
-        common.report_unlabeled(
+        generation.report_unlabeled(
             self, split, [images[i] for i in images.keys() - rows.keys() - errors.keys()], gt
         )
         # Contradicting or image-less rows are reported before any image is decoded.
@@ -196,7 +177,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                     image_type="dermoscopic",
                 )
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield image_id, example
         self.log_skipped(split)
@@ -209,7 +190,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             for p in mask_dir.iterdir()
             if p.suffix.lower() == ".png" and p.stem.endswith(suffix)
         }
-        common.report_unlabeled(
+        generation.report_unlabeled(
             self, split, [images[i] for i in images.keys() - masks.keys()], mask_dir
         )
         for image_id in sorted(masks.keys() - images.keys()):
@@ -232,7 +213,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                     "phash": image.phash,
                 }
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield image_id, example
         self.log_skipped(split)
@@ -245,7 +226,7 @@ def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
         GroundTruthError: a column is missing, or an image is listed twice with different
             labels (naming the file, the id and both lines).
     """
-    rows, errors = common.one_hot_ground_truth(
+    rows, errors = manual_files.one_hot_ground_truth(
         gt, "image", list(TASK3_CLASSES), error=GroundTruthError
     )
     return {row["image"]: TASK3_CLASSES[hot] for _, row, hot in rows}, errors
@@ -254,4 +235,6 @@ def read_task3(gt: Path) -> tuple[dict[str, str], dict[str, GroundTruthError]]:
 def read_ham_metadata(path: Path) -> dict[str, dict[str, str]]:
     """HAM10000_metadata.csv -> {image_id: row} (lesion_id, dx, dx_type, age, sex, localization)."""
     required = ["lesion_id", "image_id", "dx", "age", "sex", "localization"]
-    return {r["image_id"]: r for _, r in common.read_csv(path, required, error=GroundTruthError)}
+    return {
+        r["image_id"]: r for _, r in manual_files.read_csv(path, required, error=GroundTruthError)
+    }

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma import labels
 from tfmelanoma.errors import LabelError
 from tfmelanoma.fsio import path_under
@@ -60,10 +60,10 @@ class GroundTruthError(LabelError):
     """A ground-truth row that is not exactly one-hot over the nine classes."""
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for the ISIC 2019 challenge (training set; test set when labelled).
 
-    Builder kwargs: `skip_bad_files` (see `common.BadFilePolicyMixin`) and `use_beam`
+    Builder kwargs: `skip_bad_files` (see `generation.BadFilePolicyMixin`) and `use_beam`
     (generate with Apache Beam, `pip install apache-beam`; pass a runner through
     `tfds.download.DownloadConfig(beam_runner=...)` or let TFDS use the DirectRunner).
     """
@@ -90,7 +90,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         return common.lesion_info(self, "https://challenge.isic-archive.com/data/#2019")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        files = common.locate_manual_files(
+        files = manual_files.locate_manual_files(
             dl_manager,
             [f"{TRAIN_INPUT}/", TRAIN_GT, TRAIN_META],
             dataset=_NAME,
@@ -100,7 +100,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             "train": self._split("train", files[TRAIN_INPUT], files[TRAIN_GT], files[TRAIN_META])
         }
         if (Path(dl_manager.manual_dir) / TEST_GT).exists():
-            test = common.locate_manual_files(
+            test = manual_files.locate_manual_files(
                 dl_manager,
                 [f"{TEST_INPUT}/", TEST_GT, TEST_META],
                 dataset=_NAME,
@@ -124,10 +124,10 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         policy: an error naming the file, or skipped and counted with `skip_bad_files=True`.
         """
         rows, errors = read_rows(image_dir, ground_truth, metadata)
-        return common.pair_rows_with_images(self, split, rows, errors, image_dir, ground_truth)
+        return generation.pair_rows_with_images(self, split, rows, errors, image_dir, ground_truth)
 
     def _generate_examples(self, split: str, rows: list[Row]):
-        return common.row_examples(self, split, rows, example_from_row, _NAME)
+        return generation.row_examples(self, split, rows, example_from_row, _NAME)
 
 
 def read_rows(
@@ -152,11 +152,11 @@ def read_rows(
     """
     meta = {
         r["image"]: r
-        for _, r in common.read_csv(
+        for _, r in manual_files.read_csv(
             metadata, ["image", "age_approx", "sex"], error=GroundTruthError
         )
     }
-    good, errors = common.one_hot_ground_truth(
+    good, errors = manual_files.one_hot_ground_truth(
         ground_truth, "image", list(CLASSES), error=GroundTruthError
     )
     rows = []
@@ -180,9 +180,10 @@ def read_rows(
 
 def example_from_row(row: Row, max_side: int | None) -> dict:
     """Reads the image of one row and builds its example (raises `common.ImageReadError`)."""
-    return common.make_example(
+    return common.example_from_files(
+        row.path,
+        max_side=max_side,
         dataset=_NAME,
-        image=common.read_image(row.path, max_side=max_side),
         image_id=row.image_id,
         diagnosis=row.diagnosis,
         lesion_id=row.lesion_id,

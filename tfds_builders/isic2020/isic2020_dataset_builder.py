@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma import labels
 from tfmelanoma.errors import LabelError
 from tfmelanoma.fsio import path_under
@@ -66,10 +66,10 @@ class GroundTruthError(LabelError):
     """A ground-truth row whose `target` disagrees with its diagnosis, or a missing column."""
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for the SIIM-ISIC 2020 training set.
 
-    Builder kwargs: `skip_bad_files` (see `common.BadFilePolicyMixin`) and `use_beam` (generate
+    Builder kwargs: `skip_bad_files` (see `generation.BadFilePolicyMixin`) and `use_beam` (generate
     with Apache Beam; `pip install apache-beam`).
     """
 
@@ -136,12 +136,14 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         rows, errors = read_rows(image_dir, gt)
         dropped = read_duplicates(duplicates) if duplicates else set()
         # A dropped duplicate is listed in the ground truth, so it is not "without a label".
-        kept = common.pair_rows_with_images(self, split, rows, errors, image_dir, gt, drop=dropped)
+        kept = generation.pair_rows_with_images(
+            self, split, rows, errors, image_dir, gt, drop=dropped
+        )
         self.info.metadata["duplicates_dropped"] = sum(r.image_id in dropped for r in rows)
         return kept
 
     def _generate_examples(self, split: str, rows: list[Row]):
-        return common.row_examples(self, split, rows, example_from_row, _NAME)
+        return generation.row_examples(self, split, rows, example_from_row, _NAME)
 
 
 def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTruthError]]:
@@ -158,7 +160,7 @@ def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTru
     required = ["image_name", "patient_id", "lesion_id", "diagnosis", "target"]
     hint = f"the v2 file {GROUND_TRUTH} is needed: it has lesion_id"
     rows, errors, entries = {}, {}, []
-    for line, r in common.read_csv(gt, required, error=GroundTruthError, hint=hint):
+    for line, r in manual_files.read_csv(gt, required, error=GroundTruthError, hint=hint):
         where = f"{gt}:{line}"
         binary = labels.map_diagnosis(_NAME, r["diagnosis"]).binary
         try:
@@ -197,15 +199,16 @@ def read_rows(image_dir: Path, gt: Path) -> tuple[list[Row], dict[str, GroundTru
 
 def read_duplicates(path: Path) -> set[str]:
     """`image_name_2` of every pair in the official duplicates list (the images to drop)."""
-    rows = common.read_csv(path, ["image_name_1", "image_name_2"], error=GroundTruthError)
+    rows = manual_files.read_csv(path, ["image_name_1", "image_name_2"], error=GroundTruthError)
     return {r["image_name_2"] for _, r in rows}
 
 
 def example_from_row(row: Row, max_side: int | None) -> dict:
     """Reads the image of one row and builds its example (raises `common.ImageReadError`)."""
-    return common.make_example(
+    return common.example_from_files(
+        row.path,
+        max_side=max_side,
         dataset=_NAME,
-        image=common.read_image(row.path, max_side=max_side),
         image_id=row.image_id,
         diagnosis=row.diagnosis,
         patient_id=row.patient_id,

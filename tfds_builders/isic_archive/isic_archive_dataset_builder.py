@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 
 _NAME = "isic_archive"
 
@@ -33,7 +33,7 @@ class IsicArchiveConfig(tfds.core.BuilderConfig):
         self.max_side = max_side
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for a folder of ISIC Archive images and JSON metadata."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -63,7 +63,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
             manual_dir = sample_dir()
         else:
             manual_dir = dl_manager.manual_dir
-        root = common.check_manual_files(
+        root = manual_files.check_manual_files(
             manual_dir,
             ["images", "metadata"],
             dataset=_NAME,
@@ -80,7 +80,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, images: list[Path], metadata_dir: Path):
         # Bad files (unreadable image, missing or invalid JSON) raise, or with
-        # `skip_bad_files=True` are skipped and counted in info.metadata (common.BadFilePolicyMixin).
+        # `skip_bad_files=True` are skipped and counted in info.metadata (generation.BadFilePolicyMixin).
         for path in images:
             try:
                 record = _read_metadata(metadata_dir / f"{path.stem}.json")

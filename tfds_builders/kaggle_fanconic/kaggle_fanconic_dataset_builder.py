@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 
 _NAME = "kaggle_fanconic"
 _CLASSES = ("benign", "malignant")
@@ -29,13 +29,13 @@ def _find_root(dl_manager: tfds.download.DownloadManager, instructions: str) -> 
             return root
     # Nothing complete: report every expected folder under the manual dir.
     names = [f"{s}/{c}/" for s in _SPLITS.values() for c in _CLASSES]
-    common.check_manual_files(
+    manual_files.check_manual_files(
         manual, [n.rstrip("/") for n in names], dataset=_NAME, instructions=instructions
     )
     return manual
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for the Kaggle "Skin Cancer: Malignant vs. Benign" images."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -64,7 +64,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = _find_root(dl_manager, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
         missing = [f"{s}/{c}" for s in _SPLITS.values() for c in _CLASSES]
-        common.check_manual_files(
+        manual_files.check_manual_files(
             root, missing, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
         return {
@@ -73,7 +73,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, split: str, split_dir: Path):
-        return common.class_folder_examples(
+        return generation.class_folder_examples(
             self,
             dataset=_NAME,
             split=split,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 
 _NAME = "kaggle_melanoma_10000"
 ROOT = "melanoma_cancer_dataset"
@@ -41,7 +41,7 @@ def _find_root(dl_manager: tfds.download.DownloadManager) -> Path:
     return manual / ROOT
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for the Kaggle 10,000-image melanoma set (binary labels)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -65,7 +65,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         root = _find_root(dl_manager)
         # Reported relative to the manual dir when nothing was extracted from a zip.
         base = root.parent
-        common.check_manual_files(
+        manual_files.check_manual_files(
             base,
             [f"{root.name}/{s}/{c}" for s in SPLITS for c in CLASSES],
             dataset=_NAME,
@@ -76,7 +76,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, split: str, split_dir: Path):
-        return common.class_folder_examples(
+        return generation.class_folder_examples(
             self,
             dataset=_NAME,
             split=split,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 
 _NAME = "med_node"
 _ROOT = "complete_mednode_dataset/"
@@ -14,7 +14,7 @@ _CLASSES = ("melanoma", "naevus")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for MED-NODE (one `train` split; the merge step makes held-out splits)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -41,17 +41,17 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         return common.lesion_info(self, "https://www.cs.rug.nl/~imaging/databases/melanoma_naevi/")
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = common.locate_manual_files(
+        root = manual_files.locate_manual_files(
             dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )[_ROOT.rstrip("/")]
-        common.check_manual_files(
+        manual_files.check_manual_files(
             root, _CLASSES, dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
         # No official split: everything is `train`.
         return {"train": self._generate_examples(split="train", root=root)}
 
     def _generate_examples(self, split: str, root: Path):
-        return common.class_folder_examples(
+        return generation.class_folder_examples(
             self,
             dataset=_NAME,
             split=split,

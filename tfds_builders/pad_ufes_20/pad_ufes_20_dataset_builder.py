@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfmelanoma.errors import LabelError
 from tfmelanoma.logging_utils import get_logger
 
@@ -35,7 +35,7 @@ Download PAD-UFES-20 from Mendeley Data, https://data.mendeley.com/datasets/zr7v
 """
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for PAD-UFES-20 (clinical smartphone images)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -82,7 +82,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         images: dict[str, Path] = {}
         for folder in part_dirs:
             images.update({p.name: p for p in folder.iterdir() if p.suffix.lower() == ".png"})
-        common.report_unlabeled(
+        generation.report_unlabeled(
             self, split, [images[n] for n in images.keys() - rows.keys()], metadata
         )
         # Rows without an image are reported before any image is decoded.
@@ -109,7 +109,7 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
                     image_type="clinical",
                 )
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield Path(img_id).stem, example
         self.log_skipped(split)
@@ -136,7 +136,7 @@ def read_metadata(path: Path) -> dict[str, dict[str, str]]:
         tfmelanoma.errors.LabelError: an img_id repeats (naming the file and line).
     """
     rows: dict[str, dict[str, str]] = {}
-    for line, r in common.read_csv(path, REQUIRED_COLUMNS):
+    for line, r in manual_files.read_csv(path, REQUIRED_COLUMNS):
         if r["img_id"] in rows:
             raise LabelError(f"{path}:{line}: img_id {r['img_id']} appears twice")
         rows[r["img_id"]] = r

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfds_builders import common
+from tfds_builders import common, generation, manual_files
 from tfds_builders.ph2 import tables
 from tfmelanoma.logging_utils import get_logger
 
@@ -40,7 +40,7 @@ def table_path(root: Path) -> Path | None:
     return None
 
 
-class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(generation.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for PH2 (classification and segmentation configs)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -53,28 +53,9 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     `PH2Dataset/PH2_dataset.xlsx` (or, without it, `PH2Dataset/PH2_dataset.txt`, either form)
     and `PH2Dataset/PH2 Dataset images/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp` (+ `IMDxxx_lesion/`).
     """
-    BUILDER_CONFIGS = [
-        common.LesionConfig(
-            name="classification_512",
-            description="Images resized to a 512 px long side.",
-            max_side=512,
-        ),
-        common.LesionConfig(
-            name="classification_original",
-            description="Original images (about 765x572; sizes vary).",
-        ),
-        common.LesionConfig(
-            name="segmentation_512",
-            description="Images and lesion masks resized to a 512 px long side.",
-            max_side=512,
-            segmentation=True,
-        ),
-        common.LesionConfig(
-            name="segmentation_original",
-            description="Original images with their lesion masks.",
-            segmentation=True,
-        ),
-    ]
+    BUILDER_CONFIGS = common.lesion_configs(
+        "Images (about 765x572; sizes vary)", "Images with their lesion masks"
+    )
     DEFAULT_BUILDER_CONFIG_NAME = "classification_512"
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -83,10 +64,10 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = find_root(Path(dl_manager.manual_dir))
         if root is None:
-            root = common.locate_manual_files(
+            root = manual_files.locate_manual_files(
                 dl_manager, [_ROOT], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
             )[_ROOT.rstrip("/")]
-        common.check_manual_files(
+        manual_files.check_manual_files(
             root, [_IMAGES], dataset=_NAME, instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS
         )
         if table_path(root) is None:
@@ -101,14 +82,14 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
         table = table_path(root)
         cases, lines = tables.read_labels(table)
         images_dir = root / _IMAGES
-        paths = common.id_paths(
+        paths = manual_files.id_paths(
             table,
             lines,
             (images_dir, "{id}/{id}_Dermoscopic_Image/{id}.bmp"),
             (images_dir, "{id}/{id}_lesion/{id}_lesion.bmp"),
         )
         case_dirs = {p.name: p for p in images_dir.iterdir() if p.is_dir()}
-        common.report_unlabeled(
+        generation.report_unlabeled(
             self, split, (p for name, p in case_dirs.items() if name not in cases), table
         )
         max_side = self.builder_config.max_side
@@ -117,18 +98,17 @@ class Builder(common.BadFilePolicyMixin, tfds.core.GeneratorBasedBuilder):
 
             def make(case=case, diagnosis=diagnosis):
                 image_path, mask_path = paths[case]
-                image = common.read_image(image_path, max_side=max_side)
-                mask = common.read_mask(mask_path, image_path, image) if segmentation else None
-                return common.make_example(
+                return common.example_from_files(
+                    image_path,
+                    mask_path if segmentation else None,
+                    max_side=max_side,
                     dataset=_NAME,
-                    image=image,
                     image_id=case,
                     diagnosis=diagnosis,
                     image_type="dermoscopic",
-                    mask=mask,
                 )
 
-            example = common.example_or_skip(self, split, make)
+            example = generation.example_or_skip(self, split, make)
             if example is not None:
                 yield case, example
         self.log_skipped(split)
