@@ -99,35 +99,36 @@ def _resume_command(run_dir: Path) -> str:
     return f"{PROG} --run-dir {run_dir} --resume"
 
 
-def _interrupted(run_dir: Path) -> int:
-    """Ctrl-C: where the checkpoint is and the exact command that continues the run."""
+def _saved_epoch(run_dir: Path) -> int | None:
+    """The epoch of the run's last checkpoint, or None (none yet, or unreadable)."""
     from tfmelanoma.training import checkpoints
 
     try:
         state = checkpoints.load_state(run_dir / "checkpoints")
     except USER_ERRORS:
-        state = None
-    if state is None:
+        return None
+    return None if state is None else state.epochs_done
+
+
+def _interrupted(run_dir: Path) -> int:
+    """Ctrl-C: where the checkpoint is and the exact command that continues the run."""
+    epoch = _saved_epoch(run_dir)
+    if epoch is None:
         return interrupted(PROG, "before the first checkpoint; nothing to resume")
     return interrupted(
         PROG,
-        f"the checkpoint after epoch {state.epochs_done} is in {run_dir / 'checkpoints'}\n"
+        f"the checkpoint after epoch {epoch} is in {run_dir / 'checkpoints'}\n"
         f"continue with: {_resume_command(run_dir)}",
     )
 
 
 def _kept(run_dir: Path) -> str:
     """What survives a failed write, and the command that goes on from it."""
-    from tfmelanoma.training import checkpoints
-
-    try:
-        state = checkpoints.load_state(run_dir / "checkpoints")
-    except USER_ERRORS:
-        return ""
-    if state is None:
+    epoch = _saved_epoch(run_dir)
+    if epoch is None:
         return ""
     return (
-        f"\nthe checkpoint after epoch {state.epochs_done} is kept; once the folder is writable, "
+        f"\nthe checkpoint after epoch {epoch} is kept; once the folder is writable, "
         f"continue with: {_resume_command(run_dir)}"
     )
 
