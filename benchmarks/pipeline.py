@@ -75,9 +75,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
 
-    from tfmelanoma.data.prepare import ensure_prepared
+    from tfmelanoma.datasets import get_builder
 
-    builder = ensure_prepared(args.dataset, args.data_dir, args.manual_dir)
+    builder = get_builder(args.dataset, args.data_dir, manual_dir=args.manual_dir)
     split = "train"
     import tensorflow_datasets as tfds
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from tfmelanoma import labels
 from tfmelanoma.data import images, masks
-from tfmelanoma.errors import ImageReadError
+from tfmelanoma.errors import DatasetError, ImageReadError
 from tfmelanoma.logging_utils import get_logger
 
 UNKNOWN_AGE = -1
@@ -28,7 +28,7 @@ IMAGE_TYPES = ("dermoscopic", "clinical")
 logger = get_logger(__name__)
 
 
-class MissingFilesError(FileNotFoundError):
+class MissingFilesError(DatasetError, FileNotFoundError):
     """One or more files of a manual download are missing; the message lists all of them."""
 
 

@@ -42,3 +42,14 @@ class ToolMissingError(TfmelanomaError, RuntimeError):
 
 class ImageReadError(TfmelanomaError, ValueError):
     """An image file that is missing, empty, truncated or not an image; the message names it."""
+
+
+class DatasetError(TfmelanomaError, ValueError):
+    """A dataset that cannot be used as asked: an unknown name, one prepared in another file
+    format than the reader needs, a missing manual download. The message names the dataset, the
+    data dir and what to do (`tfmelanoma.datasets.get_builder` raises it)."""
+
+
+class DatasetNotPreparedError(DatasetError, FileNotFoundError):
+    """A dataset that is not prepared in the data dir and cannot be prepared here (no manual
+    download given, or no TensorFlow to prepare with); the message says how to prepare it."""

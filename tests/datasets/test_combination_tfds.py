@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfmelanoma.datasets import dedup, load_combination, load_split, read_index, report
+from tfmelanoma.cli import USER_ERRORS
+from tfmelanoma.datasets import dedup, get_builder, load_combination, load_split, read_index, report
 from tfmelanoma.datasets.__main__ import main
+from tfmelanoma.errors import DatasetError, DatasetNotPreparedError, TfmelanomaError
 
 ALPHA, BETA = "ds4_tiny/alpha", "ds4_tiny/beta"
 
@@ -151,7 +153,7 @@ def test_index_cache_is_reused_and_invalidated(tiny_data_dir, monkeypatch):
 
     fresh = index_lib.read_index(BETA, str(tiny_data_dir), cache=False)
     index_lib.read_index(BETA, str(tiny_data_dir))  # writes (or refreshes) the cache
-    builder = index_lib.get_builder(BETA, str(tiny_data_dir))
+    builder = get_builder(BETA, str(tiny_data_dir), prepare=False)
     path = index_lib._cache_path(builder, "train")
     assert path.is_file()
 
@@ -172,12 +174,35 @@ def test_index_cache_is_reused_and_invalidated(tiny_data_dir, monkeypatch):
 
 
 def test_random_access_refuses_a_tfrecord_dataset_with_what_to_do(tiny_tfrecord_dir):
-    from tfmelanoma.data.prepare import ensure_prepared
-
-    with pytest.raises(ValueError, match=r"is prepared as tfrecord.*--file_format array_record"):
-        ensure_prepared(ALPHA, str(tiny_tfrecord_dir), file_format="array_record")
+    with pytest.raises(DatasetError, match=r"is prepared as tfrecord.*--file_format array_record"):
+        get_builder(ALPHA, str(tiny_tfrecord_dir), file_format="array_record")
     # tf.data reads TFRecord: the same call for it returns the prepared builder.
-    assert ensure_prepared(ALPHA, str(tiny_tfrecord_dir)).is_prepared()
+    assert get_builder(ALPHA, str(tiny_tfrecord_dir)).is_prepared()
+    assert get_builder(ALPHA, str(tiny_tfrecord_dir), file_format="tfrecord").is_prepared()
+
+
+def test_get_builder_errors_name_the_dataset_the_data_dir_and_what_to_do(tmp_path):
+    with pytest.raises(DatasetError, match=r"unknown dataset 'isic2099'; datasets: sample, .*isic"):
+        get_builder("isic2099", str(tmp_path))
+    with pytest.raises(DatasetError, match=r"unknown dataset 'simpte'"):  # TFDS's, not ours
+        get_builder("simpte", str(tmp_path))
+    with pytest.raises(DatasetError, match=r"'isic2017/bogus' in .*: .*BuilderConfig bogus"):
+        get_builder("isic2017/bogus", str(tmp_path))
+    for kw in ({}, {"prepare": False}):  # no manual download given / only reading
+        with pytest.raises(DatasetNotPreparedError) as err:
+            get_builder("ph2", str(tmp_path), **kw)
+        text = str(err.value)
+        assert f"'ph2' is not prepared in {tmp_path}" in text and "tfds_builders/ph2/README" in text
+        assert "--manual-dir <download folder>" in text and f"--data-dir {tmp_path}" in text
+        assert isinstance(err.value, FileNotFoundError)  # what it was before it was typed
+    with pytest.raises(DatasetNotPreparedError, match=r"'sample' is not prepared"):
+        get_builder("sample", str(tmp_path), prepare=False)  # reading never prepares
+    assert not (tmp_path / "isic_archive").exists()
+    with pytest.raises(DatasetError, match=r"manual download folder .*nowhere does not exist"):
+        get_builder("ph2", str(tmp_path), manual_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetError, match="file_format 'parquet'"):
+        get_builder("sample", str(tmp_path), file_format="parquet")
+    assert issubclass(DatasetError, TfmelanomaError) and issubclass(DatasetError, USER_ERRORS)
 
 
 def test_several_test_sets_and_their_report(tiny_data_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Preparing a dataset (`tfmelanoma.data.prepare.ensure_prepared`): a kill -9 mid-way leaves
+"""Preparing a dataset (`tfmelanoma.datasets.get_builder`): a kill -9 mid-way leaves
 nothing that lingers, and two preparations of one dataset do the work once."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import time
 
 from tests.faults.conftest import REPO_ROOT, cli_env, kill_when, snapshot
 from tfmelanoma import fsio
-from tfmelanoma.data.prepare import ensure_prepared, remove_incomplete
+from tfmelanoma.datasets.access import get_builder, remove_incomplete
 
 PREPARE = (
     "from tfmelanoma.logging_utils import setup_logging; setup_logging()\n"
-    "from tfmelanoma.data.prepare import ensure_prepared\n"
-    "print(ensure_prepared('sample', {data_dir!r}).data_dir)\n"
+    "from tfmelanoma.datasets import get_builder\n"
+    "print(get_builder('sample', {data_dir!r}).data_dir)\n"
 )
 
 
@@ -39,7 +39,7 @@ def test_kill_during_preparation_leaves_nothing_behind(tmp_path):
     kill_when(proc, lambda: bool(_incomplete(dataset)), timeout=300)
     assert _incomplete(dataset), "the kill left no incomplete.* folder to clean up"
     # The next preparation (the killed one's lock died with it) removes the leftovers.
-    builder = ensure_prepared("sample", str(data_dir))
+    builder = get_builder("sample", str(data_dir))
     assert builder.is_prepared() and _incomplete(dataset) == []
     assert builder.info.splits["train"].num_examples > 0
     # Leftovers are only TFDS's own temporary names; the prepared data is never touched.

@@ -38,10 +38,10 @@ sys.exit(rc)
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     """The embedded sample prepared as ArrayRecord (here, with TensorFlow; the run has none)."""
-    from tfmelanoma.data.prepare import ensure_prepared
+    from tfmelanoma.datasets import get_builder
 
     path = tmp_path_factory.mktemp("tfds_array_record")
-    ensure_prepared("sample", str(path), file_format="array_record")
+    get_builder("sample", str(path), file_format="array_record")
     return path
 
 

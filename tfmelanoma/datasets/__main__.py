@@ -185,40 +185,20 @@ def _split_names(text: str) -> list[str]:
 
 
 def _prepare(names: list[str], args) -> None:
-    """Prepares each dataset as `train` does (`ensure_prepared`), or says how to prepare it."""
-    import tfds_builders
-    from tfmelanoma.data.prepare import ensure_prepared
-    from tfmelanoma.data.sample import SAMPLE_NAME
-    from tfmelanoma.datasets.index import DatasetNotPreparedError
+    """Prepares each dataset as `train` does; the error of one that cannot be says how."""
+    from tfmelanoma.datasets import get_builder
 
     data_dir = str(args.data_dir) if args.data_dir else None
     manual_dir = str(args.manual_dir) if args.manual_dir else None
     for name in names:
-        builder = ensure_prepared(name, data_dir, manual_dir)
-        if builder.is_prepared():
-            continue
-        if name.split("/")[0] not in tfds_builders.BUILDERS:  # e.g. TFDS's own `simpte`
-            known = ", ".join([SAMPLE_NAME, *tfds_builders.BUILDERS])
-            raise ValueError(f"unknown dataset {name!r}; datasets: {known}")
-        where = f" --data-dir {args.data_dir}" if args.data_dir else ""
-        folder = name.split("/")[0]
-        raise DatasetNotPreparedError(
-            f"dataset {name!r} is not prepared in {builder.data_dir}\n"
-            f"prepare it from its manual download (tfds_builders/{folder}/README.md names the "
-            "files), with this command or by training on it:\n"
-            f"  {PROG} report --train {name} --test {name}{where} "
-            f"--manual-dir <download folder> --out <report folder>\n"
-            f"  {TRAIN_PROG} --set data.train={name} --set data.test={name} "
-            f"--set data.manual_dir=<download folder>"
-            + (f" --set data.data_dir={args.data_dir}" if args.data_dir else "")
-        )
+        get_builder(name, data_dir, manual_dir=manual_dir)
 
 
 def _report(args) -> int:
     from tfmelanoma.logging_utils import quiet_tensorflow
 
     quiet_tensorflow()  # before TensorFlow Datasets loads TensorFlow
-    from tfmelanoma.data.prepare import builder_name, quiet_progress_bars
+    from tfmelanoma.datasets.access import builder_name, quiet_progress_bars
 
     quiet_progress_bars()
     from tfmelanoma.datasets import load_combination, report

@@ -9,6 +9,7 @@ import pandas as pd
 
 from tfmelanoma.datasets import combination, sampling
 from tfmelanoma.datasets import index as index_lib
+from tfmelanoma.datasets.access import get_builder
 from tfmelanoma.datasets.combination import MergeOptions, MergeReport
 from tfmelanoma.datasets.materialise import SplitView
 
@@ -111,7 +112,7 @@ def read_indices(
     tests = combination.parse_tests(test)
     frames, roles = [], {}
     for name in dict.fromkeys([*names, *(t.dataset for t in tests)]):
-        builder = index_lib.get_builder(name, data_dir)
+        builder = get_builder(name, data_dir, prepare=False)
         roles[name] = index_lib.split_roles(builder)
         wanted = set()
         if name in names:
@@ -166,7 +167,8 @@ def load_combination(
         A `Combination`.
 
     Raises:
-        DatasetNotPreparedError: a dataset is unknown or not prepared in `data_dir`.
+        tfmelanoma.errors.DatasetError: a dataset is unknown or not prepared in `data_dir`
+            (prepare it with `get_builder`).
     """
     names = _parse_names(train)
     options = MergeOptions(

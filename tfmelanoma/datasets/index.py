@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from tfmelanoma.datasets import dedup
+from tfmelanoma.datasets.access import get_builder, is_array_record
 from tfmelanoma.fsio import atomic_write_text
 from tfmelanoma.logging_utils import get_logger
 
@@ -46,10 +47,6 @@ ROLE_NAMES = {"train": "train", "validation": "validation", "valid": "validation
 
 _TEXT = ("image_id", "source", "diagnosis", "patient_id", "lesion_id", "image_type", "sha256",
          "phash")  # fmt: skip
-
-
-class DatasetNotPreparedError(FileNotFoundError):
-    """A dataset requested by name is not prepared in the data directory."""
 
 
 def _text(value) -> str:
@@ -114,28 +111,6 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(INDEX_COLUMNS)].reset_index(drop=True)
 
 
-def get_builder(name: str, data_dir: str | None):
-    """A prepared TFDS builder by name; raises `DatasetNotPreparedError` naming what to do."""
-    import tensorflow_datasets as tfds
-
-    import tfds_builders
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as e:  # DatasetNotFoundError and friends
-        raise DatasetNotPreparedError(
-            f"unknown dataset {name!r} ({type(e).__name__}: {e}); registered builders: "
-            f"{tfds_builders.BUILDERS}"
-        ) from None
-    if not builder.is_prepared():
-        raise DatasetNotPreparedError(
-            f"dataset {name!r} is not prepared in {builder.data_dir}; prepare it first, e.g. "
-            f"`tfds build tfds_builders/{name.split('/')[0]} --data_dir {data_dir} "
-            f"--manual_dir <download folder> --file_format array_record`"
-        )
-    return builder
-
-
 def split_roles(builder) -> dict[str, str]:
     """Maps each usable split of a builder to its role: {"train": "train", "test": "test", ...}."""
     roles = {}
@@ -148,10 +123,6 @@ def split_roles(builder) -> dict[str, str]:
         else:
             roles[split] = role
     return roles
-
-
-def is_array_record(builder) -> bool:
-    return "array_record" in str(builder.info.file_format).lower()
 
 
 _INDEX_KEYS = ("image", "label", "harmonised_diagnosis", *_TEXT)
@@ -217,7 +188,7 @@ def read_index(
     Returns:
         Index frame (`INDEX_COLUMNS`), rows in (split, position) order.
     """
-    builder = get_builder(name, data_dir)
+    builder = get_builder(name, data_dir, prepare=False)
     roles = split_roles(builder)
     wanted = list(roles) if splits is None else list(splits)
     frames = []

@@ -47,16 +47,20 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
             "array_record" for the TF-free pipeline.
 
     Raises:
-        ValueError: unknown dataset (listing the valid names) or an empty split.
+        tfmelanoma.errors.DatasetError: unknown dataset (listing the valid names), or one not
+            prepared and not preparable here (the message says how).
+        ValueError: an empty split.
     """
     from tfmelanoma import datasets
-    from tfmelanoma.data.prepare import builder_name, ensure_prepared
+    from tfmelanoma.datasets.access import builder_name
     from tfmelanoma.datasets.combination import TestSet, parse_tests
 
     d = config.data
     tests = parse_tests(d.test)
     for name in dict.fromkeys([*d.train, *(t.dataset for t in tests)]):
-        ensure_prepared(name, d.data_dir or None, d.manual_dir or None, file_format=file_format)
+        datasets.get_builder(
+            name, d.data_dir or None, manual_dir=d.manual_dir or None, file_format=file_format
+        )
     # The user's names ("sample", "ph2:all") -> the builders' ("isic_archive/sample:all").
     resolved = {t.name: TestSet(builder_name(t.dataset), t.split) for t in tests}
     combination = datasets.load_combination(
