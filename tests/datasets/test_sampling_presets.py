@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from tfmelanoma.datasets import class_weights, get_preset, list_presets, oversample, presets
+from tfmelanoma.datasets import class_weights, get_preset, list_presets, presets
+from tfmelanoma.datasets.sampling import oversample
 
 
 def test_inverse_weights_match_sklearn_balanced():

@@ -11,6 +11,7 @@ Quick start::
     train_ds = comb.as_tf_dataset("train", oversample=True, shuffle=True)  # tf.data dicts
     val_src = comb.as_data_source("validation")  # TF-free random access
     weights = comb.class_weights("effective", beta=0.999)
+    builder = datasets.get_builder("sample", "~/tensorflow_datasets")  # prepared TFDS builder
 
 See docs/datasets.md.
 """
@@ -19,28 +20,35 @@ from __future__ import annotations
 
 import importlib
 
-# Public name -> submodule. Imported on first use (PEP 562), so `python -m tfmelanoma.datasets
-# --help` and `import tfmelanoma.datasets.rules` stay free of pandas, scikit-learn and TensorFlow.
+# Public name -> submodule: what a user of another project needs. Imported on first use (PEP
+# 562), so `python -m tfmelanoma.datasets --help` and `import tfmelanoma.datasets.rules` stay free
+# of pandas, scikit-learn and TensorFlow. Everything else is imported from its submodule
+# (`tfmelanoma.datasets.index.read_indices`, `.dedup.normalise_isic_id`, `.rules.RULES`, ...).
 _EXPORTS = {
+    "get_builder": "access",
     "Combination": "api",
     "load_combination": "api",
     "load_split": "api",
-    "read_indices": "api",
     "MergeOptions": "combination",
     "MergeReport": "combination",
     "plan": "combination",
-    "DEFAULT_MAX_DISTANCE": "rules",
-    "RULES": "rules",
-    "normalise_isic_id": "dedup",
-    "DatasetNotPreparedError": "index",
-    "frame_from_examples": "index",
     "read_index": "index",
-    "IndexedDataSource": "materialise",
     "SplitView": "materialise",
-    "PAPER_DATASETS": "presets",
     "get_preset": "presets",
     "list_presets": "presets",
     "class_weights": "sampling",
+}
+
+# Names this package exported before its API was trimmed: still resolved, with a warning naming
+# the submodule to import them from.
+_MOVED = {
+    "read_indices": "api",
+    "DEFAULT_MAX_DISTANCE": "rules",
+    "RULES": "rules",
+    "normalise_isic_id": "dedup",
+    "frame_from_examples": "index",
+    "IndexedDataSource": "materialise",
+    "PAPER_DATASETS": "presets",
     "oversample": "sampling",
 }
 
@@ -49,10 +57,21 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
+    if module is None and name in _MOVED:
+        import warnings
+
+        module = _MOVED[name]
+        warnings.warn(
+            f"tfmelanoma.datasets.{name} is not public any more; import it from "
+            f"tfmelanoma.datasets.{module}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
+    if name in _EXPORTS:
+        globals()[name] = value  # later lookups skip __getattr__
     return value
 
 

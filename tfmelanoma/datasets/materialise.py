@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tfmelanoma.data.image_ops import decode_np
 from tfmelanoma.datasets import index as index_lib
 from tfmelanoma.datasets import sampling
+from tfmelanoma.datasets.access import get_builder, is_array_record
 
 COMMON_KEYS: tuple[str, ...] = (
     "image", "image_id", "source", "label", "diagnosis", "harmonised_diagnosis", "patient_id",
@@ -37,14 +39,13 @@ class IndexedDataSource(Sequence):
     def _source(self, dataset: str, split: str):
         key = (dataset, split)
         if key not in self._sources:
-            builder = index_lib.get_builder(dataset, self._data_dir)
-            if not index_lib.is_array_record(builder):
-                raise ValueError(
-                    f"{dataset}: random access needs the ArrayRecord format, but it was prepared "
-                    f"as {builder.info.file_format}; re-prepare with file_format='array_record' "
-                    "or use as_tf_dataset()"
-                )
-            self._sources[key] = builder.as_data_source(split)
+            builder = get_builder(
+                dataset, self._data_dir, file_format="array_record", prepare=False
+            )
+            # Images read encoded and decoded by `decode_np` (the pixel contract), not by
+            # TFDS's NumPy decoder (OpenCV when installed, else Pillow without EXIF handling).
+            decoders = index_lib._skip_decoding(builder)
+            self._sources[key] = builder.as_data_source(split, decoders=decoders)
         return self._sources[key]
 
     def __getitem__(self, i):
@@ -55,7 +56,9 @@ class IndexedDataSource(Sequence):
         if not 0 <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} examples")
         example = self._source(self._datasets[i], self._splits[i])[int(self._positions[i])]
-        return {k: example[k] for k in COMMON_KEYS}
+        out = {k: example[k] for k in COMMON_KEYS}
+        out["image"] = decode_np(bytes(out["image"]))
+        return out
 
 
 class SplitView:
@@ -117,9 +120,9 @@ class SplitView:
         rows = self._rows(oversample, seed)
         parts = []
         for (dataset, split), group in rows.groupby(["dataset", "split"], sort=False):
-            builder = index_lib.get_builder(dataset, self.data_dir)
+            builder = get_builder(dataset, self.data_dir, prepare=False)
             positions = group["position"].to_numpy(dtype=np.int64)
-            if index_lib.is_array_record(builder):
+            if is_array_record(builder):
                 parts.append(_array_record_dataset(builder, split, positions))
             else:
                 parts.append(_tfrecord_dataset(builder, split, positions))
@@ -198,25 +201,17 @@ def read_images(rows: pd.DataFrame, data_dir: str | None) -> dict[tuple[str, str
 
     For the few rows de-duplication looks at (pixel checks, contact sheets): ArrayRecord data is
     read by position, a TFRecord split once up to its last wanted position (image bytes only).
-    Decoded with Pillow, as the builders decoded the originals.
+    Decoded by `tfmelanoma.data.image_ops.decode_np`, as every NumPy path decodes.
     """
-    import io
-
-    from PIL import Image
-
-    def decode(data) -> np.ndarray:
-        with Image.open(io.BytesIO(bytes(data))) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-
     out: dict[tuple[str, str, int], np.ndarray] = {}
     for (dataset, split), group in rows.groupby(["dataset", "split"], sort=False):
-        builder = index_lib.get_builder(dataset, data_dir)
+        builder = get_builder(dataset, data_dir, prepare=False)
         wanted = sorted({int(p) for p in group["position"]})
         decoders = index_lib._skip_decoding(builder)
-        if index_lib.is_array_record(builder):
+        if is_array_record(builder):
             source = builder.as_data_source(split, decoders=decoders)
             for p in wanted:
-                out[(dataset, split, p)] = decode(source[p]["image"])
+                out[(dataset, split, p)] = decode_np(source[p]["image"])
             continue
         import tensorflow_datasets as tfds
 
@@ -229,5 +224,5 @@ def read_images(rows: pd.DataFrame, data_dir: str | None) -> dict[tuple[str, str
         want = set(wanted)
         for position, data in enumerate(tfds.as_numpy(ds.take(wanted[-1] + 1))):
             if position in want:
-                out[(dataset, split, position)] = decode(data)
+                out[(dataset, split, position)] = decode_np(data)
     return out
