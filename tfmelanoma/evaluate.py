@@ -4,6 +4,12 @@ Writes the report folder of `tfmelanoma.evaluation.evaluate_predictions` (metric
 predictions.csv, report.md / report.html, PNG plots) for a test set given as a prepared dataset
 (`--test isic2017`) or a folder of class sub-folders (`--images-dir`), optionally with TTA, an
 ensemble of several models, and Grad-CAM overlays of the worst mistakes.
+
+Runs on any Keras backend: on TensorFlow, datasets are read with tf.data; on the others
+(`KERAS_BACKEND=jax`, where TensorFlow need not be installed) through `tfds.data_source`
+(datasets prepared as ArrayRecord), decoded and resized by the NumPy twins of the same ops
+(`tfmelanoma.data.image_ops`). `--images-dir` files are read with Pillow on every backend.
+Grad-CAM needs the TensorFlow backend.
 """
 
 from __future__ import annotations
@@ -199,13 +205,30 @@ def _class_names(args, k: int, config) -> tuple[list[str], str]:
     return names, label or "label"
 
 
+def _tf_data() -> bool:
+    """Whether datasets are read with tf.data (TensorFlow backend) or `tfds.data_source`."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
+def _reader(view):
+    """(examples of a `SplitView` for `data.predict_dataset`, size), per Keras backend."""
+    return (view.as_tf_dataset() if _tf_data() else view.as_data_source()), len(view)
+
+
 def _dataset(name: str, split: str, args, config):
-    """A prepared dataset split as tf.data dicts, via `tfmelanoma.datasets.load_split`."""
+    """A prepared dataset split, via `tfmelanoma.datasets.load_split`."""
     from tfmelanoma import datasets
-    from tfmelanoma.data.prepare import builder_name, ensure_prepared
+    from tfmelanoma.datasets.access import builder_name
 
     data_dir = args.data_dir or (config.data.data_dir if config else None) or None
-    builder = ensure_prepared(name, data_dir, args.manual_dir)
+    builder = datasets.get_builder(
+        name,
+        data_dir,
+        manual_dir=args.manual_dir,
+        file_format="tfrecord" if _tf_data() else "array_record",
+    )
     kw = {"seed": config.run.seed, "test_fraction": config.data.test_fraction} if config else {}
     if split == "validation" and "validation" not in builder.info.splits:
         # No official validation split: use the merge step's patient-grouped validation split
@@ -217,7 +240,7 @@ def _dataset(name: str, split: str, args, config):
         view = datasets.load_split(builder_name(name), split, data_dir=data_dir, **kw)
     if len(view) == 0:
         raise ValueError(f"dataset {name!r} split {split!r} is empty: nothing to evaluate")
-    return view.as_tf_dataset(), len(view)
+    return _reader(view)
 
 
 def _sources(args, names, config):
@@ -246,12 +269,12 @@ def _sources(args, names, config):
                     manual_dir=args.manual_dir or config.data.manual_dir,
                 ),
             )
-        run_splits = load_splits(config)
+        run_splits = load_splits(config, file_format="tfrecord" if _tf_data() else "array_record")
     run_sets = run_splits.test_sets if run_splits is not None else {}
     if args.images_dir:
         test = data.images_dir_dataset(args.images_dir, names, class_map)
     elif args.test and args.test in run_sets:  # one of the run's test sets, as the run saw it
-        test = (run_sets[args.test].as_tf_dataset(), len(run_sets[args.test]))
+        test = _reader(run_sets[args.test])
     elif args.test:
         test = _dataset(args.test, args.split, args, config)
     elif len(run_sets) > 1:
@@ -260,7 +283,7 @@ def _sources(args, names, config):
             "time with --test NAME (the run's own reports are in <run>/evaluation/<name>/)"
         )
     else:
-        test = (run_splits.test.as_tf_dataset(), run_splits.summary["sizes"]["test"])
+        test = _reader(run_splits.test)
     val = (None, 0)
     if args.no_val:
         pass
@@ -270,7 +293,7 @@ def _sources(args, names, config):
         name, _, split = args.val.partition(":")
         val = _dataset(name, split or "validation", args, config)
     elif run_splits is not None:
-        val = (run_splits.validation.as_tf_dataset(), run_splits.summary["sizes"]["validation"])
+        val = _reader(run_splits.validation)
     return (*test, *val)
 
 
@@ -319,6 +342,13 @@ def run(args) -> dict:
         raise ValueError("the model accepts any input size; pass --image-size")
     if args.mc_dropout and args.tta:
         raise ValueError("--mc-dropout and --tta together are not supported; choose one")
+    if (args.gradcam or args.gradcam_ids) and not _tf_data():
+        import keras
+
+        raise ValueError(
+            f"--gradcam/--gradcam-ids need the TensorFlow backend (tf.GradientTape); this run "
+            f"uses {keras.backend.backend()}: run again with KERAS_BACKEND=tensorflow"
+        )
     predictors = [_predictor(m, args) for m in models]
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
     predictor = (

@@ -62,3 +62,16 @@ def test_parse_class_map():
     }
     with pytest.raises(ValueError, match="expected folder=class_name"):
         data.parse_class_map("benign")
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_a_random_access_source_gives_the_tf_data_predictions(encoded):
+    """The TF-free path (a sequence of dicts: NumPy decode and resize) predicts as tf.data does."""
+    source = [
+        {k: v.numpy() for k, v in ex.items()} for ex in _dicts(encoded, "label")
+    ]  # a list is a Sequence, as `SplitView.as_data_source()` is
+    want = data.predict_dataset(_mean_red, _dicts(encoded), image_size=8, batch_size=2, limit=4)
+    got = data.predict_dataset(_mean_red, source, image_size=8, batch_size=2, limit=4)
+    assert got[2] == want[2] == IDS[:4]
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], atol=1e-6)

@@ -35,8 +35,9 @@ def test_tta_views_are_zoomed_corner_crops_and_mirrors():
     views = tta.tta_views(IMAGES)
     assert len(views) == 8 and all(v.shape == IMAGES.shape for v in views)
     zoomed = tf.image.resize(IMAGES, (25, 25), method="bilinear").numpy()  # 24 * 1.05 = 25.2
-    np.testing.assert_allclose(views[0], zoomed[:, :24, :24], atol=1e-4)  # top-left
-    np.testing.assert_allclose(views[6], zoomed[:, 1:, 1:], atol=1e-4)  # bottom-right
+    # TTA resizes with image_ops.resize_np on every backend: resize_tf's pixels within 1e-3.
+    np.testing.assert_allclose(views[0], zoomed[:, :24, :24], atol=1e-3)  # top-left
+    np.testing.assert_allclose(views[6], zoomed[:, 1:, 1:], atol=1e-3)  # bottom-right
     np.testing.assert_array_equal(views[1], views[0][:, :, ::-1])  # mirror
     assert len(tta.tta_views(IMAGES, tta.TTAConfig(flip=False, corners=False))) == 1
 

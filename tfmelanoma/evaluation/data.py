@@ -1,14 +1,24 @@
-"""Inputs for the evaluation CLI: folders of images, prediction over example-dict datasets."""
+"""Inputs for the evaluation CLI: folders of images, prediction over example-dict datasets.
+
+Two kinds of dataset are predicted over, with the same pixels (`tfmelanoma.data.image_ops`):
+a `tf.data.Dataset` of example dicts (TensorFlow backend: `SplitView.as_tf_dataset`), decoded and
+resized by the TF ops; and a random-access sequence of example dicts (any backend, no TensorFlow:
+`SplitView.as_data_source`, `ImageFolderSource`), decoded and resized by their NumPy twins.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from tfmelanoma.data.images import check_images
+from tfmelanoma.data.image_ops import decode_np, resize_np
+from tfmelanoma.data.images import open_rgb, unreadable_files_error
+from tfmelanoma.errors import ImageReadError
 from tfmelanoma.evaluation.inference import Predictor
 from tfmelanoma.logging_utils import get_logger
 
@@ -28,64 +38,71 @@ def parse_class_map(text: str | None) -> dict[str, str]:
     return out
 
 
+class ImageFolderSource(Sequence):
+    """`root/<class folder>/<image files>` as a random-access sequence of example dicts.
+
+    Item *i* is `{"image": uint8 (H, W, 3), "label": class index, "image_id": "<folder>/<stem>"}`,
+    in sorted folder / file order, like the TFDS splits. Each file is decoded once, when its item
+    is read, by `tfmelanoma.data.images.open_rgb` (the pixel contract's decoder, EXIF orientation
+    applied; errors name the file). Used on every Keras backend.
+    """
+
+    def __init__(self, root, class_names: Sequence[str], class_map: dict[str, str] | None = None):
+        """Lists the files (nothing is decoded yet).
+
+        Args:
+            root: folder with one sub-folder per class.
+            class_names: the model's class names in output order.
+            class_map: folder name -> class name, for folders not named after a class
+                (e.g. {"benign": "non_melanoma", "malignant": "melanoma"}).
+
+        Raises:
+            ValueError: missing folder, a sub-folder that maps to no class, or no images at all.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise ValueError(f"--images-dir {root}: not a folder (expected <dir>/<class>/<images>)")
+        class_map = class_map or {}
+        self.paths: list[Path] = []
+        self.labels: list[int] = []
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            name = class_map.get(folder.name, folder.name)
+            if name not in class_names:
+                raise ValueError(
+                    f"{folder}: folder {folder.name!r} is not one of the model's classes "
+                    f"{list(class_names)}; rename it or pass --class-map {folder.name}=<class>"
+                )
+            files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            self.paths += files
+            self.labels += [list(class_names).index(name)] * len(files)
+        if not self.paths:
+            raise ValueError(
+                f"{root}: no images found (expected {'/'.join(IMAGE_SUFFIXES)} files in class "
+                "sub-folders)"
+            )
+        # <folder>/<file stem>: file names repeat across class folders in some datasets (Kaggle).
+        self.image_ids = [f"{p.parent.name}/{p.stem}" for p in self.paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        """The example of file `i`. Raises ImageReadError naming the file when it is bad."""
+        image = np.asarray(open_rgb(self.paths[i]), dtype=np.uint8)
+        return {"image": image, "label": self.labels[i], "image_id": self.image_ids[i]}
+
+
 def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, str] | None = None):
-    """A `tf.data.Dataset` of example dicts from `root/<class folder>/<image files>`.
-
-    Each element has `image` (uint8 RGB, decoded), `label` (index in `class_names`) and
-    `image_id` (`<folder>/<file name without suffix>`), in sorted folder / file order, like the TFDS splits.
-
-    Args:
-        root: folder with one sub-folder per class.
-        class_names: the model's class names in output order.
-        class_map: folder name -> class name, for folders not named after a class
-            (e.g. {"benign": "non_melanoma", "malignant": "melanoma"}).
-
-    Returns:
-        (dataset, number of images).
+    """(`ImageFolderSource` of `root`, number of images); see `ImageFolderSource`.
 
     Raises:
         ValueError: missing folder, a sub-folder that maps to no class, or no images at all.
-        ImageReadError: unreadable files (all of them listed).
     """
-    import tensorflow as tf
-
-    from tfmelanoma.data.image_ops import decode_tf
-
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"--images-dir {root}: not a folder (expected <dir>/<class>/<images>)")
-    class_map = class_map or {}
-    paths, labels = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        name = class_map.get(folder.name, folder.name)
-        if name not in class_names:
-            raise ValueError(
-                f"{folder}: folder {folder.name!r} is not one of the model's classes "
-                f"{list(class_names)}; rename it or pass --class-map {folder.name}=<class>"
-            )
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        paths += [str(f) for f in files]
-        labels += [list(class_names).index(name)] * len(files)
-    if not paths:
-        raise ValueError(
-            f"{root}: no images found (expected {'/'.join(IMAGE_SUFFIXES)} files in class sub-folders)"
-        )
-    # Every file decoded once before anything runs: all bad files in one message, each named
-    # (TensorFlow's decode error inside tf.data names none, and stops at the first).
-    check_images(paths)
-    # <folder>/<file stem>: file names repeat across class folders in some datasets (Kaggle).
-    ids = [f"{Path(p).parent.name}/{Path(p).stem}" for p in paths]
-
-    def load(path, label, image_id):
-        # The training decoder (accurate IDCT): the same pixels as training and the browser.
-        image = decode_tf(tf.io.read_file(path))
-        return {"image": image, "label": label, "image_id": image_id}
-
-    ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64), ids))
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), len(paths)
+    source = ImageFolderSource(root, class_names, class_map)
+    return source, len(source)
 
 
-def _batches(ds, image_size: int, batch_size: int, label_key: str):
+def _tf_batches(ds, image_size: int, batch_size: int, label_key: str, limit: int | None):
     import tensorflow as tf
 
     # The training decoder and resize: the same pixels as training.
@@ -97,7 +114,61 @@ def _batches(ds, image_size: int, batch_size: int, label_key: str):
             image = decode_tf(image)
         return resize_tf(image, image_size), tf.cast(ex[label_key], tf.int64), ex["image_id"]
 
-    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+    if limit:
+        ds = ds.take(limit)
+    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+    for images, y, ids in ds:
+        yield images.numpy(), y.numpy(), [_text(i) for i in ids.numpy()]
+
+
+def _numpy_batches(source, image_size: int, batch_size: int, label_key: str, limit: int | None):
+    """Batches of a random-access source, decoded and resized by the NumPy twins in threads
+    (Pillow and NumPy release the GIL). Unreadable files are collected, and all of them named in
+    one ImageReadError once the other files are read: each file is decoded once."""
+    n = min(len(source), limit) if limit else len(source)
+    bad: list[str] = []
+
+    def load(i: int):
+        try:
+            ex = source[i]
+        except ImageReadError as e:
+            bad.append(str(e))
+            return None
+        image = ex["image"]
+        if not isinstance(image, np.ndarray) or image.ndim != 3:  # encoded bytes
+            image = decode_np(image)
+        return resize_np(image, image_size), int(ex[label_key]), _text(ex["image_id"])
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for start in range(0, n, batch_size):
+            rows = [r for r in pool.map(load, range(start, min(start + batch_size, n))) if r]
+            if rows and not bad:
+                images, y, ids = zip(*rows, strict=True)
+                yield np.stack(images), np.asarray(y, np.int64), list(ids)
+    if bad:
+        raise unreadable_files_error(bad)
+
+
+def _text(value) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def iter_batches(
+    ds, image_size: int, batch_size: int, label_key: str = "label", limit: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """(images float32 (B, size, size, 3) in [0, 255], labels (B,), ids) of a dataset, in order.
+
+    Args:
+        ds: a `tf.data.Dataset` of example dicts, or a random-access sequence of them
+            (`SplitView.as_data_source()`, `ImageFolderSource`), which needs no TensorFlow.
+        image_size, batch_size, label_key: as in `predict_dataset`.
+        limit: only the first `limit` examples.
+    """
+    if isinstance(ds, Sequence):
+        return _numpy_batches(ds, image_size, batch_size, label_key, limit)
+    return _tf_batches(ds, image_size, batch_size, label_key, limit)
 
 
 def predict_dataset(
@@ -115,7 +186,8 @@ def predict_dataset(
 
     Args:
         predictor: image batch -> probabilities (model, TTA or ensemble).
-        ds: `tf.data.Dataset` of dicts with `image`, `image_id` and `label_key`.
+        ds: dicts with `image`, `image_id` and `label_key`: a `tf.data.Dataset`, or a
+            random-access sequence (no TensorFlow needed; see `iter_batches`).
         image_size: square size images are resized to (the model's input size).
         batch_size: images per batch.
         label_key: "label" (binary) or "harmonised_diagnosis".
@@ -128,25 +200,25 @@ def predict_dataset(
 
     Raises:
         ValueError: the dataset is empty.
+        ImageReadError: unreadable image files (an `ImageFolderSource`), all of them named.
     """
     from tqdm import tqdm
 
     if limit:
-        ds = ds.take(limit)
         total = min(total or limit, limit)
     labels, probs, ids = [], [], []
     steps = None if total is None else -(-total // batch_size)
     for images, y, image_ids in tqdm(
-        _batches(ds, image_size, batch_size, label_key),
+        iter_batches(ds, image_size, batch_size, label_key, limit),
         total=steps,
         desc=f"predict {what}",
         unit="batch",
         leave=False,
         disable=not sys.stderr.isatty(),  # in a log file a bar is a line of escape codes
     ):
-        probs.append(np.asarray(predictor(images.numpy()), dtype=np.float64))
-        labels.append(y.numpy())
-        ids += [i.decode() if isinstance(i, bytes) else str(i) for i in image_ids.numpy()]
+        probs.append(np.asarray(predictor(images), dtype=np.float64))
+        labels.append(y)
+        ids += image_ids
     if not probs:
         raise ValueError(f"the {what} is empty: nothing to evaluate")
     return np.concatenate(labels), np.concatenate(probs), ids
@@ -156,9 +228,8 @@ def gather_images(ds, wanted: Sequence[str], image_size: int, label_key: str = "
     """The resized images (float32 [0, 255]) of the given ids, in the order of `wanted`."""
     want = set(wanted)
     found = {}
-    for images, _, image_ids in _batches(ds, image_size, 64, label_key):
-        for img, i in zip(images.numpy(), image_ids.numpy(), strict=True):
-            key = i.decode() if isinstance(i, bytes) else str(i)
+    for images, _, image_ids in iter_batches(ds, image_size, 64, label_key):
+        for img, key in zip(images, image_ids, strict=True):
             if key in want:
                 found[key] = img
         if len(found) == len(want):

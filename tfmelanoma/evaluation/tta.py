@@ -48,14 +48,13 @@ def tta_views(images, config: TTAConfig = TTAConfig()) -> list[np.ndarray]:
         List of (B, H, W, 3) float32 batches: corner crops (top-left, top-right, bottom-left,
         bottom-right) of the zoomed image, each followed by its mirror when `flip`.
     """
-    import tensorflow as tf
+    from tfmelanoma.data.image_ops import resize_np
 
     x = np.asarray(images, dtype=np.float32)
     h, w = x.shape[1:3]
     zh, zw = max(h, round(h * config.zoom)), max(w, round(w * config.zoom))
-    # Same resize as the data pipeline (bilinear, no antialias) so views match training pixels.
-    zoomed = tf.image.resize(x, (zh, zw), method="bilinear", antialias=False).numpy()
-    zoomed = np.clip(zoomed, 0.0, 255.0)
+    # The data pipeline's resize (bilinear, no antialias), in NumPy: every Keras backend.
+    zoomed = np.stack([resize_np(image, (zh, zw)) for image in x]) if len(x) else x
     if config.corners:
         offsets = [(0, 0), (0, zw - w), (zh - h, 0), (zh - h, zw - w)]
     else:
