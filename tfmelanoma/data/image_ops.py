@@ -7,7 +7,8 @@ export parity, and the web demo (`webdemo/worker.js` follows the same contract i
 The contract (docs/architecture.md, "Pixel contract"):
 - decode: JPEG with the accurate integer IDCT (libjpeg JDCT_ISLOW, what Pillow, Chromium and
   Firefox use; TensorFlow's default fast IDCT differs by up to ~5 levels), other formats as
-  stored; uint8 RGB (H, W, 3).
+  stored; uint8 RGB (H, W, 3); the EXIF orientation of a JPEG (APP1) or PNG (eXIf) applied, as
+  browsers do (`createImageBitmap(..., {imageOrientation: "from-image"})`) and phone photos need.
 - resize: bilinear, half-pixel centres, no antialiasing, straight to the model's square input
   (aspect ratio not kept); float32 in [0, 255]. Models normalise inside themselves.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 RESIZE_METHOD = "bilinear"
 """Resize used for training, evaluation and (in JS) the web demo: bilinear, half-pixel centres,
@@ -31,7 +32,8 @@ def decode_tf(data):
 
     TensorFlow's default JPEG decode uses a fast IDCT whose pixels differ from PIL's and the
     browsers' by up to 5 levels (enough to move P(melanoma) by ~0.01); decoding accurately keeps
-    training, evaluation and the web demo on the same pixels. Twin: `decode_np`.
+    training, evaluation and the web demo on the same pixels. TensorFlow ignores EXIF, so the
+    orientation is read here (`exif_orientation_tf`) and applied. Twin: `decode_np`.
     """
     import tensorflow as tf
 
@@ -40,18 +42,112 @@ def decode_tf(data):
         lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
         lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
     )
+    image = _orient_tf(image, exif_orientation_tf(data))
     image.set_shape([None, None, 3])
     return image
 
 
-def decode_np(data: bytes) -> np.ndarray:
+def decode_pil(data) -> Image.Image:
+    """Encoded image bytes -> RGB Pillow image, EXIF orientation applied (`decode_np`'s core).
+
+    Raises:
+        PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError: as Pillow does;
+            `tfmelanoma.data.images.open_rgb` turns them into errors naming the file.
+    """
+    with Image.open(io.BytesIO(bytes(data))) as img:
+        img.load()
+        if img.format in ("JPEG", "MPO", "PNG"):  # the formats `exif_orientation_tf` reads
+            img = ImageOps.exif_transpose(img)
+        return img.convert("RGB")
+
+
+def decode_np(data) -> np.ndarray:
     """Encoded image bytes -> uint8 (H, W, 3) with Pillow: the same pixels as `decode_tf`.
 
     Files a user hands the toolkit directly go through `tfmelanoma.data.images.open_rgb`, which
-    names the file in its errors and applies the EXIF orientation as browsers do.
+    decodes here and names the file in its errors.
     """
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"))
+    return np.asarray(decode_pil(data))
+
+
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag holding the orientation (1 = as stored ... 8; TIFF 6.0, EXIF 2.3 section 4.6.4)."""
+
+_HEAD = 1 << 16  # APP1 (EXIF) is at most 64 KiB and comes before the image data
+_MAX_ENTRIES = 64  # IFD0 entries searched for the orientation (cameras write ~10-20)
+
+
+def exif_orientation_tf(data):
+    """The EXIF orientation (int32 1-8) of JPEG (APP1 "Exif") or PNG (eXIf) bytes; 1 when absent.
+
+    Parsed with TensorFlow ops, so it runs inside `tf.data`: the TIFF header after the marker
+    gives the byte order and IFD0's offset, and IFD0's entries are searched for tag 0x0112.
+    Anything malformed reads as 1 (as stored), as Pillow's `exif_transpose` treats it.
+    """
+    import tensorflow as tf
+
+    head = tf.strings.substr(data, 0, _HEAD)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+    n = tf.size(b, out_type=tf.int64)
+    jpeg = tf.io.is_jpeg(data)
+    png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n")
+    marker = tf.where(jpeg, tf.constant(b"Exif\x00\x00"), tf.constant(b"eXIf"))
+    parts = tf.strings.split(head, sep=marker, maxsplit=1)
+    found = tf.size(parts) > 1
+    before = tf.concat([parts, [b""]], 0)[0]  # split("") is empty
+    pos = tf.cast(tf.strings.length(before), tf.int64)  # where the marker starts
+
+    padded = tf.concat([[-1], b], 0)  # index 0: what a read outside the bytes returns
+
+    def byte(i):
+        return tf.gather(padded, tf.where((i >= 0) & (i < n), i + 1, 0))
+
+    tiff = pos + tf.where(jpeg, tf.constant(6, tf.int64), 4)
+    # JPEG: the marker opens an APP1 segment (FF E1, 2 length bytes); PNG: a chunk's type.
+    app1 = tf.equal(byte(pos - 4), 0xFF) & tf.equal(byte(pos - 3), 0xE1)
+    little = tf.equal(byte(tiff), 0x49) & tf.equal(byte(tiff + 1), 0x49)  # "II"
+    big = tf.equal(byte(tiff), 0x4D) & tf.equal(byte(tiff + 1), 0x4D)  # "MM"
+
+    def u16(i):
+        return tf.where(little, byte(i) + 256 * byte(i + 1), 256 * byte(i) + byte(i + 1))
+
+    def u32(i):
+        return tf.where(little, u16(i) + 65536 * u16(i + 2), 65536 * u16(i) + u16(i + 2))
+
+    ifd = tiff + u32(tiff + 4)
+    k = tf.range(_MAX_ENTRIES, dtype=tf.int64)
+    entries = ifd + 2 + 12 * k
+    hit = (k < u16(ifd)) & tf.equal(u16(entries), EXIF_ORIENTATION)
+    value = u16(tf.gather(entries, tf.argmax(tf.cast(hit, tf.int32))) + 8)
+    ok = (
+        found
+        & ((jpeg & app1) | png)
+        & (little | big)
+        & tf.reduce_any(hit)
+        & (value >= 1)
+        & (value <= 8)
+    )
+    return tf.cast(tf.where(ok, value, 1), tf.int32)
+
+
+def _orient_tf(image, orientation):
+    """Applies an EXIF orientation as Pillow's `ImageOps.exif_transpose` does."""
+    import tensorflow as tf
+
+    def transpose():
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: as stored
+        lambda: tf.image.flip_left_right(image),  # 2: mirrored
+        lambda: tf.image.rot90(image, 2),  # 3: upside down
+        lambda: tf.image.flip_up_down(image),  # 4: mirrored upside down
+        transpose,  # 5: Pillow's TRANSPOSE
+        lambda: tf.image.rot90(image, 3),  # 6: Pillow's ROTATE_270 (90 degrees clockwise)
+        lambda: tf.image.rot90(transpose(), 2),  # 7: Pillow's TRANSVERSE
+        lambda: tf.image.rot90(image, 1),  # 8: Pillow's ROTATE_90 (counter-clockwise)
+    ]
+    return tf.switch_case(orientation - 1, branches)
 
 
 def resize_tf(image, size: int):
@@ -64,28 +160,29 @@ def resize_tf(image, size: int):
     return tf.clip_by_value(out, 0.0, 255.0)
 
 
-def resize_np(image: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, C) -> float32 (size, size, C), as `resize_tf` (`tf.image.resize(bilinear,
-    antialias=False)`).
+def resize_np(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """(H, W, C) -> float32 (size, size, C) in [0, 255], as `resize_tf` (`tf.image.resize(bilinear,
+    antialias=False)`); `size` may be (height, width).
 
     Written with NumPy because no maintained NumPy-only library reproduces TensorFlow's
     half-pixel-centre bilinear resize (PIL antialiases when shrinking), and the two pipelines must
     feed a model the same pixels.
     """
+    height, width = (size, size) if isinstance(size, int) else size
     h, w = image.shape[:2]
-    if h == w == size:  # half-pixel centres at scale 1 sample every pixel exactly: identity
+    if (h, w) == (height, width):  # half-pixel centres at scale 1 sample every pixel: identity
         return np.array(image, dtype=np.float32)
     image = np.asarray(image, dtype=np.float32)
 
-    def coords(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        src = (np.arange(size, dtype=np.float64) + 0.5) * (n_in / size) - 0.5
+    def coords(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
         src = np.clip(src, 0.0, n_in - 1)
         lo = np.floor(src).astype(np.int64)
         hi = np.minimum(lo + 1, n_in - 1)
         return lo, hi, (src - lo).astype(np.float32)
 
-    y0, y1, fy = coords(h)
-    x0, x1, fx = coords(w)
+    y0, y1, fy = coords(h, height)
+    x0, x1, fx = coords(w, width)
     top = image[y0][:, x0] * (1 - fx)[None, :, None] + image[y0][:, x1] * fx[None, :, None]
     bottom = image[y1][:, x0] * (1 - fx)[None, :, None] + image[y1][:, x1] * fx[None, :, None]
     out = top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]

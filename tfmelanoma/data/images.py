@@ -1,19 +1,19 @@
 """Opening image files with Pillow, with errors that name the file and say what is wrong.
 
 One place for it: the builders (`tfds_builders.common.read_image`) and the evaluation's folder
-input (`evaluation.data.images_dir_dataset`, which checks every file before predicting and
-reports all the bad ones at once) both open images here.
+input (`evaluation.data.ImageFolderSource`, which decodes each file once and reports all the bad
+ones in one error) both open images here. The decoding itself is
+`tfmelanoma.data.image_ops.decode_pil`, the pixel contract's.
 """
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from tfmelanoma.data.image_ops import decode_pil
 from tfmelanoma.errors import ImageReadError
 
 # Decompression-bomb guard: PIL's default limit is ~89 Mpx; ISIC originals stay far below.
@@ -36,9 +36,7 @@ def open_rgb(path: os.PathLike | str) -> Image.Image:
     if not data:
         raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return ImageOps.exif_transpose(img).convert("RGB")
+        return decode_pil(data)  # the pixel contract's decoder (EXIF orientation applied)
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not an image file ({len(data)} bytes in no format Pillow can decode)"
@@ -47,21 +45,10 @@ def open_rgb(path: os.PathLike | str) -> Image.Image:
         raise ImageReadError(f"{path}: truncated or corrupt image ({e})") from None
 
 
-def check_images(paths: Iterable[os.PathLike | str], *, shown: int = 20) -> None:
-    """Decodes every file once; raises one ImageReadError listing every bad one.
-
-    Raises:
-        ImageReadError: naming each unreadable file and why (the first `shown`, then a count).
-    """
-    bad = []
-    for path in paths:
-        try:
-            open_rgb(path)
-        except ImageReadError as e:
-            bad.append(str(e))
-    if bad:
-        lines = "\n".join(bad[:shown])
-        more = f"\n... and {len(bad) - shown} more" if len(bad) > shown else ""
-        raise ImageReadError(
-            f"{len(bad)} unreadable image file(s); remove or replace them:\n{lines}{more}"
-        )
+def unreadable_files_error(messages: list[str], *, shown: int = 20) -> ImageReadError:
+    """One ImageReadError for several unreadable files (each `open_rgb` message a line)."""
+    lines = "\n".join(messages[:shown])
+    more = f"\n... and {len(messages) - shown} more" if len(messages) > shown else ""
+    return ImageReadError(
+        f"{len(messages)} unreadable image file(s); remove or replace them:\n{lines}{more}"
+    )
