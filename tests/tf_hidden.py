@@ -24,3 +24,19 @@ try:
 except ImportError:
     pass
 """
+
+
+def hidden_cli(module: str) -> str:
+    """A `python -c` script: `HIDE_TENSORFLOW`, then `<module>.main(sys.argv[1:])`; it prints
+    `TF_LOADED <bool>` (whether anything imported TensorFlow after all) and exits with main's code.
+    """
+    return (
+        HIDE_TENSORFLOW
+        + f"""
+import sys
+from {module} import main
+rc = main(sys.argv[1:])
+print("TF_LOADED", "tensorflow" in sys.modules)
+sys.exit(rc)
+"""
+    )

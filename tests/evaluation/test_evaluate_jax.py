@@ -16,21 +16,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.tf_hidden import HIDE_TENSORFLOW
+from tests.tf_hidden import hidden_cli
 from tfmelanoma.evaluate import main
 
 pytestmark = pytest.mark.slow
 
-CLI = (
-    HIDE_TENSORFLOW
-    + """
-import sys
-from tfmelanoma.evaluate import main
-rc = main(sys.argv[1:])
-print("TF_LOADED", "tensorflow" in sys.modules)
-sys.exit(rc)
-"""
-)
+CLI = hidden_cli("tfmelanoma.evaluate")
+
+
+def _evaluate_jax(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m tfmelanoma.evaluate ARGS` on Keras-on-JAX, TensorFlow hidden."""
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, KERAS_BACKEND="jax", **(env or {})),
+        timeout=600,
+    )
 
 
 def _model(path: Path) -> None:
@@ -101,13 +103,8 @@ def test_jax_run_without_tensorflow_matches_the_tensorflow_run(setup, tmp_path, 
     )
     common = ["--model", str(setup / "m.keras"), *data, "--no-val", "--bootstrap", "0"]
     assert main([*common, "--out", str(tmp_path / "tf")]) == 0, capsys.readouterr().err
-    env = dict(os.environ, KERAS_BACKEND="jax", TFDS_DATA_DIR=str(setup / "tfds"))
-    out = subprocess.run(
-        [sys.executable, "-c", CLI, *common, "--out", str(tmp_path / "jax")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
+    out = _evaluate_jax(
+        *common, "--out", str(tmp_path / "jax"), env={"TFDS_DATA_DIR": str(setup / "tfds")}
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "TF_LOADED False" in out.stdout
@@ -122,24 +119,11 @@ def test_jax_run_names_every_bad_image_and_refuses_gradcam(setup, tmp_path):
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(jpeg, "JPEG")
     (images / "non_melanoma" / "cut.jpg").write_bytes(jpeg.getvalue()[:200])
     base = ["--model", str(setup / "m.keras"), "--images-dir", str(images), "--no-val"]
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    out = subprocess.run(
-        [sys.executable, "-c", CLI, *base, "--out", str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    out = _evaluate_jax(*base, "--out", str(tmp_path / "r"))
     assert out.returncode == 2, out.stderr[-3000:]
     assert "2 unreadable image file(s)" in out.stderr
     assert f"{images / 'melanoma' / 'empty.jpg'}: empty file" in out.stderr
     assert f"{images / 'non_melanoma' / 'cut.jpg'}: truncated or corrupt" in out.stderr
     assert not (tmp_path / "r").exists()
-    out = subprocess.run(
-        [sys.executable, "-c", CLI, *base, "--out", str(tmp_path / "g"), "--gradcam", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    out = _evaluate_jax(*base, "--out", str(tmp_path / "g"), "--gradcam", "2")
     assert out.returncode == 2 and "need the TensorFlow backend" in out.stderr, out.stderr[-2000:]

@@ -17,22 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.tf_hidden import HIDE_TENSORFLOW
+from tests.tf_hidden import hidden_cli
 from tests.training.interrupt import kill_after_first_epoch
 
 pytestmark = pytest.mark.slow
 
 SMOKE = ["--config", "smoke", "-q", "--set", "run.epochs=3"]
-CLI = (
-    HIDE_TENSORFLOW
-    + """
-import sys
-from tfmelanoma.train import main
-rc = main(sys.argv[1:])
-print("TF_LOADED", "tensorflow" in sys.modules)
-sys.exit(rc)
-"""
-)
+CLI = hidden_cli("tfmelanoma.train")
 
 
 @pytest.fixture(scope="module")
