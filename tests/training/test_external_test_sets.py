@@ -87,7 +87,7 @@ def test_evaluate_picks_one_of_a_runs_test_sets(monkeypatch):
         summary={"sizes": {"test": 90, "validation": 6}},
         test_sets={"ph2": View(40), "derm7pt:test": View(50)},
     )  # fmt: skip
-    monkeypatch.setattr(training_data, "load_splits", lambda config: splits)
+    monkeypatch.setattr(training_data, "load_splits", lambda config, **kw: splits)
     args = argparse.Namespace(
         class_map=None, test=None, images_dir=None, val=None, val_images_dir=None,
         no_val=False, data_dir=None, manual_dir=None, split="test",
