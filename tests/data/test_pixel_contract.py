@@ -152,9 +152,15 @@ def test_stored_bytes_decode_the_same_on_every_reader():
     import tensorflow_datasets as tfds
 
     feature = tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")
-    stored = feature.encode_example(read_image(REAL_JPEG).array)
-    reference = image_ops.decode_np(stored)
-    np.testing.assert_array_equal(image_ops.decode_tf(tf.constant(stored)).numpy(), reference)
+    rotated = _encode(_synthetic(), "JPEG", _exif(6), quality=90)  # a phone photo, say
+    for original in (REAL_JPEG.read_bytes(), rotated):
+        stored = feature.encode_example(image_ops.decode_np(original))
+        # No EXIF in what is stored, so the readers' `decode_tf(exif=False)` is exact.
+        assert b"Exif" not in stored and int(image_ops.exif_orientation_tf(stored)) == 1
+        reference = image_ops.decode_np(stored)
+        for exif in (True, False):
+            decoded = image_ops.decode_tf(tf.constant(stored), exif=exif).numpy()
+            np.testing.assert_array_equal(decoded, reference)
     np.testing.assert_array_equal(feature.decode_example_np(stored), reference)
     fast = feature.decode_example(tf.constant(stored)).numpy()
     assert np.abs(fast.astype(int) - reference).max() > 0

@@ -141,8 +141,8 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
     """Random access through `as_data_source` (images still encoded), decoded in tf.data.
 
     TFDS offers no `as_dataset` for ArrayRecord files, so the records are read by position in a
-    generator and the JPEG/PNG bytes are decoded in parallel (`tfmelanoma.data.pipeline.
-    decode_tf`: accurate IDCT, the pixels PIL and browsers see).
+    generator and the JPEG/PNG bytes are decoded in parallel (`tfmelanoma.data.image_ops.
+    decode_tf`: accurate IDCT, the pixels PIL and browsers see; `exif=False`: records carry none).
     """
     import tensorflow as tf
 
@@ -162,7 +162,7 @@ def _array_record_dataset(builder, split: str, positions: np.ndarray):
 
     def decode(ex):
         ex = dict(ex)
-        ex["image"] = decode_tf(ex["image"])
+        ex["image"] = decode_tf(ex["image"], exif=False)
         return ex
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
@@ -173,7 +173,8 @@ def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
     """Sequential read of a TFRecord split; each record repeated as often as its position occurs.
 
     Images are read undecoded and decoded by `tfmelanoma.data.image_ops.decode_tf` (accurate
-    IDCT, the pixels PIL and browsers see) rather than by TFDS's default fast-IDCT decoder.
+    IDCT, the pixels PIL and browsers see; `exif=False`: records carry none) rather than by
+    TFDS's default fast-IDCT decoder.
     """
     import tensorflow as tf
     import tensorflow_datasets as tfds
@@ -189,7 +190,9 @@ def _tfrecord_dataset(builder, split: str, positions: np.ndarray):
         decoders={"image": tfds.decode.SkipDecoding()},
     )
     ds = ds.map(
-        lambda ex: {k: decode_tf(ex[k]) if k == "image" else ex[k] for k in COMMON_KEYS},
+        lambda ex: {
+            k: decode_tf(ex[k], exif=False) if k == "image" else ex[k] for k in COMMON_KEYS
+        },
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

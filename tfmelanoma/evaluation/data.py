@@ -110,8 +110,8 @@ def _tf_batches(ds, image_size: int, batch_size: int, label_key: str, limit: int
 
     def prep(ex):
         image = ex["image"]
-        if image.dtype == tf.string:  # datasets read with SkipDecoding
-            image = decode_tf(image)
+        if image.dtype == tf.string:  # prepared records read with SkipDecoding
+            image = decode_tf(image, exif=False)
         return resize_tf(image, image_size), tf.cast(ex[label_key], tf.int64), ex["image_id"]
 
     if limit:
