@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tfmelanoma import datasets
+from tfmelanoma.errors import DatasetNotPreparedError
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = [
@@ -47,6 +48,8 @@ def test_former_exports_still_resolve_with_a_warning_naming_their_module():
         assert datasets.oversample is sampling.oversample
     with pytest.warns(DeprecationWarning, match=r"tfmelanoma\.datasets\.rules"):
         assert datasets.DEFAULT_MAX_DISTANCE == rules.DEFAULT_MAX_DISTANCE
+    with pytest.warns(DeprecationWarning, match=r"import it from tfmelanoma\.errors"):
+        assert datasets.DatasetNotPreparedError is DatasetNotPreparedError
     with pytest.raises(AttributeError, match="no attribute 'ensure_prepared'"):
         datasets.ensure_prepared  # noqa: B018
 

@@ -40,39 +40,37 @@ _EXPORTS = {
 }
 
 # Names this package exported before its API was trimmed: still resolved, with a warning naming
-# the submodule to import them from.
+# the module to import them from.
 _MOVED = {
-    "read_indices": "api",
-    "DEFAULT_MAX_DISTANCE": "rules",
-    "RULES": "rules",
-    "normalise_isic_id": "dedup",
-    "frame_from_examples": "index",
-    "IndexedDataSource": "materialise",
-    "PAPER_DATASETS": "presets",
-    "oversample": "sampling",
+    "read_indices": f"{__name__}.api",
+    "DEFAULT_MAX_DISTANCE": f"{__name__}.rules",
+    "RULES": f"{__name__}.rules",
+    "normalise_isic_id": f"{__name__}.dedup",
+    "frame_from_examples": f"{__name__}.index",
+    "IndexedDataSource": f"{__name__}.materialise",
+    "PAPER_DATASETS": f"{__name__}.presets",
+    "oversample": f"{__name__}.sampling",
+    "DatasetNotPreparedError": "tfmelanoma.errors",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None and name in _MOVED:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    if name in _MOVED:
         import warnings
 
-        module = _MOVED[name]
         warnings.warn(
-            f"tfmelanoma.datasets.{name} is not public any more; import it from "
-            f"tfmelanoma.datasets.{module}",
+            f"tfmelanoma.datasets.{name} is not public any more; import it from {_MOVED[name]}",
             DeprecationWarning,
             stacklevel=2,
         )
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    if name in _EXPORTS:
-        globals()[name] = value  # later lookups skip __getattr__
-    return value
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
