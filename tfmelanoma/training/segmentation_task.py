@@ -11,12 +11,14 @@ rotations and crops; the other `augment` keys are the classifier's colour and st
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import keras
 
 from tfmelanoma.config import Config
 from tfmelanoma.data import segmentation_sources as sources
+from tfmelanoma.errors import ToolMissingError
 from tfmelanoma.training import devices, inputs
 from tfmelanoma.training.optim import make_optimizer
 from tfmelanoma.training.tasks import _check_common
@@ -98,6 +100,11 @@ class SegmentationTask:
     def resolve_pipeline(self, config: Config) -> str:
         """tf.data on TensorFlow, unless the source is prepared as ArrayRecord (NumPy then)."""
         pipeline = inputs.resolve_pipeline(config)
+        if pipeline == "tf" and importlib.util.find_spec("tensorflow") is None:
+            raise ToolMissingError(
+                "data.pipeline=tf: --pipeline tf.data needs TensorFlow, which is not installed "
+                "here; use data.pipeline=numpy (--pipeline numpy; auto picks it)"
+            )
         source = config.data.train[0]
         if config.data.pipeline != "auto" or pipeline != "tf" or source == sources.FOLDER:
             return pipeline
