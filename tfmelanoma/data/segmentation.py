@@ -200,6 +200,9 @@ def batches(
     if cache:
         ds = ds.cache()
     if shuffle:
+        # tf.data derives the shuffle's seeds from TensorFlow's global seed too (whatever an
+        # earlier run in this process set): pin it, so the order depends on `seed` alone.
+        tf.random.set_seed(seed)
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
