@@ -188,8 +188,9 @@ def test_segment_tf_data_pipeline_decodes_bmp_pairs(tmp_path):
     images, masks_dir = tmp_path / "images", tmp_path / "masks"
     images.mkdir()
     masks_dir.mkdir()
+    cases = real_layout(tmp_path / "ph2") / "PH2Dataset" / "PH2 Dataset images"
     for case in sorted(CASES):
-        base = real_layout(tmp_path / "ph2") / "PH2Dataset" / "PH2 Dataset images" / case
+        base = cases / case
         shutil.copy(base / f"{case}_Dermoscopic_Image" / f"{case}.bmp", images / f"{case}.bmp")
         shutil.copy(base / f"{case}_lesion" / f"{case}_lesion.bmp", masks_dir / f"{case}.bmp")
     pairs = folder_pairs(images, masks_dir, mask_name="{id}.bmp")
