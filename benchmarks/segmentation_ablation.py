@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from tfmelanoma import segment
-from tfmelanoma.models.segmentation import report
+from tfmelanoma.evaluation import segmentation as report
 
 CPU_SMALL = [
     "--image-size",

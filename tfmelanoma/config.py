@@ -1,5 +1,9 @@
 """One typed, frozen config for training: data / augment / model / optimizer / run.
 
+`run.task` picks what is trained: `classification` (the default) or `segmentation` (lesion
+masks; presets `segmentation_paper`, `segmentation_smoke`). Both run through one engine,
+`tfmelanoma.training.runner`; `tfmelanoma.training.tasks` says what each task reads from here.
+
 Defaults live in the dataclasses; presets are YAML files in `tfmelanoma/configs/` (or any path);
 `--set a.b=value` overrides single keys, parsed as YAML scalars. An unknown key is an error that
 names the key and the closest valid one; a value of the wrong type is an error naming the key.
@@ -29,11 +33,14 @@ class DataConfig:
     """Which datasets, how they are split and balanced, and the image size."""
 
     train: tuple[str, ...] = ("sample",)
-    """Training datasets by name (`sample` is the embedded CC0 set)."""
+    """Training datasets by name (`sample` is the embedded CC0 set). Segmentation: one source,
+    a builder with lesion masks (isic2016 | isic2017 | isic2018 | ph2, read through its
+    `segmentation_512` config; or NAME/CONFIG) or `folder` (`images_dir` + `masks_dir`)."""
     test: str = "sample"
     """Test sets, comma-separated ("ph2,derm7pt"); NAME:SPLIT names a split (NAME:all: every
     split). A dataset not trained on is used whole; a training dataset gives its official test
-    split, or a held-out part where it has none."""
+    split, or a held-out part where it has none. Segmentation: a split of the source to
+    evaluate at the end ("" = its test split if it has one, else the validation split)."""
     data_dir: str = ""
     """TFDS data dir ("" = the TFDS default; the embedded sample goes to ~/.cache/tfmelanoma)."""
     manual_dir: str = ""
@@ -52,6 +59,18 @@ class DataConfig:
     pipeline over `tfds.data_source` (datasets prepared as ArrayRecord)."""
     workers: int = 0
     """NumPy pipeline: threads preparing batches (0 = min(8, CPU count))."""
+    images_dir: str = ""
+    """Segmentation, data.train=folder: the folder of images."""
+    masks_dir: str = ""
+    """Segmentation, data.train=folder: the folder of masks (`{id}_segmentation.png` or
+    `{id}.png`)."""
+    val_split: str = "validation"
+    """Segmentation: the source's split used for validation; "" or a split the source lacks
+    (a folder has none): a seeded `val_fraction` of the training split is held out instead."""
+    limit: int = 0
+    """Segmentation: train on the first N training examples only (0 = all)."""
+    val_limit: int = 0
+    """Segmentation: validate on the first N validation examples only (0 = all)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +103,11 @@ class ModelConfig:
     weights: str = ""
     """"" = random init, "imagenet", or a weights file path."""
     options: dict = field(default_factory=dict)
-    """Extra factory keyword arguments (e.g. dropout, freeze_base)."""
+    """Extra factory keyword arguments (e.g. dropout, freeze_base; segmentation: colour_space,
+    encoder, base_filters, depth, bn_momentum, decoder_filters)."""
+    loss: str = "auto"
+    """auto (classification: cross-entropy; segmentation: dice) | crossentropy | dice |
+    dice_bce | bce (the last three: segmentation)."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +138,11 @@ class RunConfig:
     out_dir: str = "runs"
     name: str = ""
     """Run folder name ("" = model name + timestamp)."""
-    monitor: str = "val_auc"
-    """Validation metric that picks the best checkpoint (val_auc, val_loss, val_accuracy)."""
+    task: str = "classification"
+    """classification | segmentation (lesion masks)."""
+    monitor: str = "auto"
+    """Validation metric that picks the best checkpoint: auto (the task's own: val_auc for
+    classification, val_dice for segmentation), or e.g. val_loss, val_accuracy, val_jaccard."""
     early_stopping: int = 0
     """Stop after this many epochs without improvement (0 = off)."""
     mixed_precision: bool = False
@@ -160,9 +186,11 @@ CHOICES = {
     "data.balance": ("none", "oversample", "inverse", "effective"),
     "data.label": ("label", "harmonised_diagnosis"),
     "data.pipeline": ("auto", "tf", "numpy"),
+    "model.loss": ("auto", "crossentropy", "dice", "dice_bce", "bce"),
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.schedule": ("constant", "step", "cosine", "one_cycle"),
     "run.distribute": ("none", "mirrored", "multiworker"),
+    "run.task": ("classification", "segmentation"),
 }
 
 
@@ -256,7 +284,13 @@ def _unknown_key(key: str, where: str) -> ConfigError:
 
 
 # Path keys: `~` and `$VARS` are expanded (a shell leaves `--set data.manual_dir=~/x` as is).
-PATH_KEYS = ("data.data_dir", "data.manual_dir", "run.out_dir")
+PATH_KEYS = (
+    "data.data_dir",
+    "data.manual_dir",
+    "data.images_dir",
+    "data.masks_dir",
+    "run.out_dir",
+)
 
 
 def _apply(config: Config, flat: dict[str, Any], where: str) -> Config:
@@ -393,6 +427,10 @@ def _check_ranges(config: Config) -> None:
         raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
     if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
         raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
+    for key in ("data.limit", "data.val_limit"):
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < 0:
+            raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 0")
     for key in ("data.image_size", "run.epochs", "run.batch_size", "optimizer.step_epochs"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 1:

@@ -1,23 +1,27 @@
 """Lesion segmentation CLI: `python -m tfmelanoma.segment train|evaluate|predict`.
 
-    train     fit a registry model (AER-Net and its ablation baselines) on image/mask pairs;
-              writes model.keras, history.csv/.png, config.json (+ validation scores)
+    train     fit a registry model (AER-Net and its ablation baselines) with the training engine
+              (`tfmelanoma.training.runner`, task segmentation): resumable checkpoints, best.keras
+              by validation Dice, history.csv/.png, evaluation/ at the end
     evaluate  per-image CSV, mean Jaccard / Dice, ISIC 2018 thresholded Jaccard, PNG grid
     predict   masks (and optional lesion crops) for a folder of images
 
-Runs on every Keras backend: on JAX (or for ArrayRecord TFDS data) the input comes from the
-TF-free NumPy pipeline (`models.segmentation.numpy_data`), on TensorFlow from tf.data.
-See docs/segmentation.md for examples. The pieces live in `tfmelanoma.models.segmentation`.
+Data: the segmentation configs of the isic2016/isic2017/isic2018/ph2 builders (prepared from the
+manual download, `--data-dir`), or a folder of images with a folder of masks. Runs on every Keras
+backend: on JAX (or for ArrayRecord data) the input comes from the TF-free NumPy pipeline
+(`tfmelanoma.data.segmentation_numpy`), on TensorFlow from tf.data (`tfmelanoma.data.segmentation`).
+See docs/segmentation.md for examples.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
+from tfmelanoma import config as config_lib
 from tfmelanoma import fsio
 from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
 from tfmelanoma.errors import RunFolderError, ToolMissingError
@@ -27,53 +31,22 @@ PROG = "python -m tfmelanoma.segment"
 log = get_logger(__name__)
 
 ABLATION = ("unet", "attention_unet", "attention_residual_unet", "aernet")
-# AER-Net's training recipe (section 3.3) and a seconds-long smoke run.
-PRESETS = {
-    "paper": {
-        "image_size": 256,
-        "batch_size": 16,
-        "epochs": 100,
-        "lr": 1e-3,
-        "loss": "dice",
-        "colour_space": "lab",
-    },
-    "smoke": {
-        "image_size": 64,
-        "batch_size": 4,
-        "epochs": 1,
-        "steps_per_epoch": 2,
-        "limit": 16,
-        "val_limit": 8,
-        "base_filters": 8,
-        "depth": 3,
-        "bn_momentum": 0.9,
-    },
-}
-DEFAULTS = {
-    "image_size": 256,
-    "batch_size": 16,
-    "epochs": 100,
-    "lr": 1e-3,
-    "loss": "dice",
-    "colour_space": "lab",
-    "steps_per_epoch": None,
-    "limit": None,
-    "val_limit": None,
-    "base_filters": None,
-    "depth": None,
-    "bn_momentum": None,
-}
+PRESETS = {"paper": "segmentation_paper", "smoke": "segmentation_smoke"}
+"""`--preset` names -> the YAML presets in `tfmelanoma/configs/` (`ablation` is a loop)."""
 
 
-def _data_args(p: argparse.ArgumentParser, split: str) -> None:
+def _data_args(p: argparse.ArgumentParser, split: str | None) -> None:
     p.add_argument(
         "--data",
-        default="isic2017",
-        help="isic2017 | isic2018 | ph2 (official layout under --data-dir), "
-        "folder (--images/--masks) or tfds:NAME/CONFIG (prepared TFDS builder)",
+        default=None if split is None else "isic2017",
+        help="isic2017 | isic2018 | ph2 | isic2016 (the builder's segmentation config, prepared "
+        "from --data-dir on first use; NAME/CONFIG or tfds:NAME/CONFIG names another config) or "
+        "folder (--images/--masks)" + (" (default: the preset's)" if split is None else ""),
     )
     p.add_argument(
-        "--data-dir", type=fsio.expand, help="folder holding the official dataset folders"
+        "--data-dir",
+        type=fsio.expand,
+        help="the folder with the dataset's manual download (official zips or folders)",
     )
     p.add_argument("--images", type=fsio.expand, help="--data folder: image folder")
     p.add_argument(
@@ -84,36 +57,39 @@ def _data_args(p: argparse.ArgumentParser, split: str) -> None:
     p.add_argument(
         "--tfds-data-dir",
         type=lambda text: str(fsio.expand(text)),
-        help="TFDS data dir for --data tfds:...",
+        help="TFDS data dir the builder is prepared in (default: TFDS's)",
     )
-    p.add_argument("--split", default=split, help="split to read")
+    p.add_argument("--split", default=split or "train", help="split to read")
     p.add_argument(
         "--pipeline",
         choices=["auto", "tf.data", "numpy"],
-        default="auto",
+        default=None if split is None else "auto",
         help="input pipeline: auto = NumPy (TF-free) on a non-TensorFlow Keras backend or for "
         "ArrayRecord TFDS data, else tf.data",
     )
     p.add_argument(
-        "--workers", type=int, default=1, help="NumPy pipeline: PyDataset worker threads"
-    )
+        "--workers", type=int, default=None if split is None else 1,
+        help="NumPy pipeline: PyDataset worker threads",
+    )  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(
-        prog=PROG,
-        description=__doc__.split("\n")[0],
+def _train_parser(sub) -> None:
+    t = sub.add_parser(
+        "train",
+        help="train a segmentation model (the training engine: resumable, best by val Dice)",
         formatter_class=HelpFormatter,
+        description="Flags are shorthands for config keys (python -m tfmelanoma.train --help "
+        "lists them); --config/--set give any key. The run folder gets config.yaml, "
+        "checkpoints/ (--resume), best.keras (best validation Dice), model.keras (the same "
+        "model, for evaluate/predict), history.csv/.png, evaluation/, metrics.json, summary.json.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a segmentation model", formatter_class=HelpFormatter)
-    _data_args(t, "train")
+    _data_args(t, None)
+    t.add_argument("--config", help="preset or YAML file (default: segmentation_paper)")
     t.add_argument(
-        "--model",
-        default="aernet",
-        help="registry name (tfmelanoma.models.list_models('segmentation'))",
-    )
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config key (repeatable)",
+    )  # fmt: skip
+    t.add_argument("--model", help="registry name (tfmelanoma.models.list_models('segmentation'))")
     t.add_argument(
         "--preset",
         choices=[*PRESETS, "ablation"],
@@ -142,11 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=["dice", "dice_bce", "bce"])
     t.add_argument("--no-augment", action="store_true", help="disable joint flips/rot90/crops")
     t.add_argument("--limit", type=int, help="use only the first N training pairs")
-    t.add_argument("--val-split", default="validation", help="validation split ('' to skip)")
+    t.add_argument(
+        "--val-split",
+        help="validation split ('' or a split the source lacks: a held-out data.val_fraction of "
+        "the training split)",
+    )
     t.add_argument("--val-limit", type=int)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int)
     t.add_argument("--out", type=fsio.expand, required=True, help="run folder")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing model.keras")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--overwrite", action="store_true", help="start again in a folder with a run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog=PROG,
+        description=__doc__.split("\n")[0],
+        formatter_class=HelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
 
     e = sub.add_parser(
         "evaluate", help="score a trained model on a split", formatter_class=HelpFormatter
@@ -175,249 +166,198 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def use_numpy_pipeline(args) -> bool:
-    """True when the TF-free NumPy pipeline must (or was asked to) feed the model.
-
-    `--pipeline auto` picks it on any non-TensorFlow Keras backend (JAX, PyTorch: no tf.data
-    there) and for TFDS datasets prepared as ArrayRecord (which tf.data cannot read).
-    """
-    import keras  # noqa: PLC0415
-
-    choice = getattr(args, "pipeline", "auto")
-    if choice != "auto":
-        return choice == "numpy"
-    if keras.backend.backend() != "tensorflow":
-        return True
-    if args.data.startswith("tfds:"):
-        from tfmelanoma.models.segmentation import numpy_data  # noqa: PLC0415
-
-        return numpy_data.tfds_file_format(args.data[5:], args.tfds_data_dir) == "array_record"
-    return False
+# Flag -> config key (flags left out keep the preset's value).
+FLAG_KEYS = {
+    "data_dir": "data.manual_dir", "tfds_data_dir": "data.data_dir", "images": "data.images_dir",
+    "masks": "data.masks_dir", "workers": "data.workers", "image_size": "data.image_size",
+    "limit": "data.limit", "val_split": "data.val_split", "val_limit": "data.val_limit",
+    "model": "model.name", "weights": "model.weights", "loss": "model.loss",
+    "batch_size": "run.batch_size", "epochs": "run.epochs", "steps_per_epoch": "run.steps_per_epoch",
+    "seed": "run.seed", "lr": "optimizer.learning_rate",
+}  # fmt: skip
+OPTION_FLAGS = {
+    "encoder": "encoder", "colour_space": "colour_space", "base_filters": "base_filters",
+    "depth": "depth", "bn_momentum": "bn_momentum",
+}  # fmt: skip
 
 
-def _check_data_args(args) -> None:
-    """Raises ValueError when the data arguments name no readable source (before any writing)."""
-    if args.data == "folder":
-        if not (args.images and args.masks):
-            raise ValueError("--data folder needs --images and --masks")
-    elif not args.data.startswith("tfds:") and args.data_dir is None:
-        raise ValueError(
-            f"--data {args.data} needs --data-dir (the folder with the official folders)"
-        )
-
-
-def _pairs(args, split: str, limit):
-    from tfmelanoma.models.segmentation import files  # noqa: PLC0415
-
-    _check_data_args(args)
-    if args.data == "folder":
-        return files.folder_pairs(args.images, args.masks, limit=limit)
-    return files.find_pairs(args.data, args.data_dir, split, limit=limit)
-
-
-def load_data(args, split: str, image_size: int, batch_size: int, limit=None, **kw):
-    """(dataset, image_ids) for the CLI's data arguments.
-
-    The dataset is a tf.data pipeline, or on the NumPy path a `keras.utils.PyDataset`; ids are
-    None on the NumPy path (the PyDataset serves its own through `image_ids()`).
-    """
-    steps_per_epoch = kw.pop("steps_per_epoch", None)  # the NumPy pipeline wraps around itself
-    if use_numpy_pipeline(args):
-        from tfmelanoma.models.segmentation import numpy_data  # noqa: PLC0415  (no TensorFlow)
-
-        if args.data.startswith("tfds:"):
-            source = numpy_data.tfds_source(args.data[5:], split, args.tfds_data_dir, limit)
-        else:
-            source = numpy_data.FileSource(_pairs(args, split, limit))
-        log.info("%s/%s: %d examples (NumPy pipeline)", args.data, split, len(source))
-        batches = numpy_data.SegmentationBatches(
-            source,
-            image_size=image_size,
-            batch_size=batch_size,
-            augment=kw.get("augment", False),
-            shuffle=kw.get("shuffle", False),
-            seed=kw.get("seed", 0),
-            steps_per_epoch=steps_per_epoch or 0,
-            workers=getattr(args, "workers", 1),
-        )
-        return batches, None
-
-    try:
-        from tfmelanoma.models.segmentation import data  # noqa: PLC0415  (imports TensorFlow)
-    except ImportError as e:
-        raise ToolMissingError(
-            f"--pipeline tf.data needs TensorFlow ({e}); use --pipeline numpy (auto does)"
-        ) from None
-
-    if args.data.startswith("tfds:"):
-        ds = data.tfds_dataset(
-            args.data[5:],
-            split,
-            image_size,
-            batch_size,
-            data_dir=args.tfds_data_dir,
-            limit=limit,
-            **kw,
-        )
-        return ds, data.tfds_image_ids(args.data[5:], split, args.tfds_data_dir, limit)
-    pairs = _pairs(args, split, limit)
-    log.info("%s/%s: %d image/mask pairs", args.data, split, len(pairs))
-    return data.make_dataset(pairs, image_size, batch_size, **kw), pairs.image_ids
-
-
-def _resolve(args) -> dict:
-    cfg = dict(DEFAULTS)
-    for preset in args.preset:
-        cfg.update(PRESETS.get(preset, {}))
-    for key in DEFAULTS:
-        value = getattr(args, key, None)
+def _flag_overrides(args) -> tuple[list[str], dict]:
+    """`--set`-style overrides and model options for the flags the user gave."""
+    out = []
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
         if value is not None:
-            cfg[key] = value
-    return cfg
+            out.append(
+                f"{key}={'' if value == '' else json.dumps(str(value) if isinstance(value, Path) else value)}"
+            )
+    if args.data is not None:
+        out.append(f"data.train={args.data.removeprefix('tfds:')}")
+    if args.pipeline is not None:
+        out.append(f"data.pipeline={'tf' if args.pipeline == 'tf.data' else args.pipeline}")
+    if args.no_augment:
+        out.append("augment.enabled=false")
+    if args.split != "train":
+        raise ValueError(f"--split {args.split}: segment train reads the source's train split")
+    options = {o: getattr(args, f) for f, o in OPTION_FLAGS.items() if getattr(args, f) is not None}
+    return out, options
 
 
-def _model_kwargs(name: str, cfg: dict, args) -> dict:
-    kw = {
-        "input_shape": (cfg["image_size"], cfg["image_size"], 3),
-        "colour_space": cfg["colour_space"],
-    }
-    if name in ("unet", "attention_unet", "attention_residual_unet"):
-        kw.update({k: cfg[k] for k in ("base_filters", "depth") if cfg[k] is not None})
-    if name in ABLATION and cfg["bn_momentum"] is not None:
-        kw["bn_momentum"] = cfg["bn_momentum"]
-    if name == "aernet" and args.encoder:
-        kw["encoder"] = args.encoder
-    if args.weights and args.weights.lower() != "none" and name not in ABLATION[:3]:
-        kw["weights"] = args.weights
-    return kw
+def train_config(args, name: str | None = None) -> config_lib.Config:
+    """The config of one `segment train` run: preset, then flags, then --set; model options
+    the model does not take (a preset's U-Net sizes for aernet) are left out."""
+    base = args.config or next(
+        (PRESETS[p] for p in reversed(args.preset) if p in PRESETS), "segmentation_paper"
+    )
+    flags, options = _flag_overrides(args)
+    overrides = [*flags, *(["run.task=segmentation"]), *args.overrides]
+    if name is not None:
+        overrides.append(f"model.name={name}")
+    cfg = config_lib.load_config(base, overrides)
+    from tfmelanoma.training.segmentation_task import OPTIONS  # noqa: PLC0415  (imports Keras)
+
+    merged = {**cfg.model.options, **options}
+    allowed = OPTIONS.get(cfg.model.name)
+    if allowed is not None:
+        merged = {k: v for k, v in merged.items() if k in allowed}
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, options=merged))
 
 
-def _check_backend(name: str, kwargs: dict) -> None:
-    import keras  # noqa: PLC0415
+def _check_prepared(cfg: config_lib.Config) -> None:
+    """A builder that is not prepared needs --data-dir: say so before anything is written."""
+    source = cfg.data.train[0]
+    if source == "folder" or cfg.data.manual_dir:
+        return
+    import tensorflow_datasets as tfds  # noqa: PLC0415
 
-    backend = keras.backend.backend()
-    uses_sm = name.startswith("sm_") or str(kwargs.get("encoder", "")).startswith("sm:")
-    if uses_sm and backend != "tensorflow":
+    from tfmelanoma.data.segmentation_sources import builder_name  # noqa: PLC0415
+
+    full = builder_name(source)
+    try:
+        __import__(f"tfds_builders.{full.split('/')[0]}")
+        prepared = tfds.builder(full, data_dir=cfg.data.data_dir or None).is_prepared()
+    except Exception:  # unknown names: the engine's check names them
+        return
+    if not prepared:
         raise ValueError(
-            f"{name}{' encoder ' + kwargs['encoder'] if 'encoder' in kwargs else ''}: "
-            f"segmentation_models (sm_unet, sm_fpn, sm:<backbone>) needs KERAS_BACKEND=tensorflow; "
-            f"the backend is {backend!r}"
+            f"--data {source} needs --data-dir (the folder with its official download): "
+            f"{full} is not prepared in {cfg.data.data_dir or 'the default TFDS data dir'}"
         )
 
 
-def train_one(name: str, cfg: dict, args, out: Path) -> dict:
-    """Trains one registry model into `out`; returns its summary (validation scores if any)."""
-    import keras  # noqa: PLC0415
+def _check_out(out: Path, args) -> None:
+    if (out / "model.keras").exists() and not (args.overwrite or args.resume):
+        raise RunFolderError(
+            f"{out / 'model.keras'} exists; pass --overwrite (or --resume) or choose another --out"
+        )
 
-    from tfmelanoma.models import create_model  # noqa: PLC0415
-    from tfmelanoma.models.segmentation import losses, metrics, report  # noqa: PLC0415
-    from tfmelanoma.training.progress import HistoryCSV  # noqa: PLC0415
 
-    model_path = out / "model.keras"
-    _check_model_path(model_path, args.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
-    size, batch = cfg["image_size"], cfg["batch_size"]
-    train_ds, _ = load_data(
-        args,
-        args.split,
-        size,
-        batch,
-        cfg["limit"],
-        augment=not args.no_augment,
-        shuffle=True,
-        repeat=cfg["steps_per_epoch"] is not None,
-        seed=args.seed,
-        steps_per_epoch=cfg["steps_per_epoch"],
-    )
-    kwargs = _model_kwargs(name, cfg, args)
-    model = create_model(name, **kwargs)
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg["lr"]),
-        loss=losses.get_loss(cfg["loss"]),
-        metrics=metrics.keras_metrics(),
-    )
-    val = None
-    if args.val_split:
-        val, val_ids = load_data(args, args.val_split, size, batch, cfg["val_limit"])
-    config = {
-        "model": name,
-        "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
-        "params": model.count_params(),
-        **cfg,
-        "data": args.data,
-        "split": args.split,
-        "val_split": args.val_split,
-        "augment": not args.no_augment,
-        "seed": args.seed,
-        "backend": keras.backend.backend(),
-        "pipeline": type(train_ds).__name__,
-        "argv": sys.argv,
-    }
-    fsio.atomic_write_text(out / "config.json", json.dumps(config, indent=2, default=str) + "\n")
-    start = time.perf_counter()
-    model.fit(
-        train_ds,
-        epochs=cfg["epochs"],
-        steps_per_epoch=cfg["steps_per_epoch"],
-        validation_data=val,
-        shuffle=False,  # the dataset shuffles itself
-        callbacks=[
-            HistoryCSV(str(out / "history.csv")),
-            # NumPy pipeline: each epoch's order and augmentations by the epoch's own number
-            *([train_ds.epoch_callback()] if hasattr(train_ds, "epoch_callback") else []),
-        ],
-        verbose=2 if args.verbose >= 0 else 0,
-    )
-    seconds = time.perf_counter() - start
-    fsio.atomic_save_model(model, model_path)  # a crash never leaves half a model there
-    from tfmelanoma.evaluation.plots import training_curves  # noqa: PLC0415  (matplotlib)
+def train_one(cfg: config_lib.Config, out: Path, args) -> dict:
+    """Trains one config into `out` with the engine; `model.keras` = best.keras; returns the
+    summary row (model, params, train seconds, the evaluation's scores)."""
+    from tfmelanoma.training import runner  # noqa: PLC0415
 
-    training_curves(out / "history.csv", out / "history.png")  # after the save: nothing to lose
-    summary = {"model": name, "params": model.count_params(), "train_seconds": round(seconds, 1)}
-    if val is not None:
-        summary.update(report.evaluate_model(model, val, val_ids, out / "validation"))
+    if args.resume:  # the run's own config.yaml; flags and --set may only repeat its values
+        cfg = config_lib.resume_config(out, None, [*_flag_overrides(args)[0], *args.overrides])
+    result = runner.train(cfg, out, resume=args.resume, overwrite=args.overwrite, verbose=2)
+    fsio.atomic_write_bytes(out / "model.keras", (out / "best.keras").read_bytes())
+    m = result.metrics
+    summary = {
+        "model": m["model"], "params": m["params"], "best_epoch": m["best_epoch"],
+        "train_seconds": m["train_seconds_this_process"], **(m.get("test") or {}),
+    }  # fmt: skip
     fsio.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    log.info("%s: %s", name, summary)
+    log.info("%s: %s", m["model"], summary)
     return summary
 
 
-def _check_model_path(model_path: Path, overwrite: bool) -> None:
-    if model_path.exists() and not overwrite:
-        raise RunFolderError(f"{model_path} exists; pass --overwrite or choose another --out")
-
-
 def cmd_train(args) -> int:
-    cfg = _resolve(args)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
     ablation = "ablation" in args.preset
-    names = ABLATION if ablation else (args.model,)
+    names = ABLATION if ablation else (None,)
+    runs = [(train_config(args, n), args.out / n if ablation else args.out) for n in names]
     # Before any training or writing: an ablation must not fail at its last model.
-    for name in names:
-        _check_backend(name, _model_kwargs(name, cfg, args))
-        _check_model_path(
-            (args.out / name if ablation else args.out) / "model.keras", args.overwrite
-        )
-    _check_data_args(args)
-    # One writer per run folder: a second `segment train --out` into it is refused.
-    with fsio.folder_lock(args.out, "segmentation run folder"):
-        if ablation:
-            rows = [train_one(name, cfg, args, args.out / name) for name in ABLATION]
-            from tfmelanoma.models.segmentation import report  # noqa: PLC0415
+    from tfmelanoma.training.tasks import task_of  # noqa: PLC0415
 
-            report.write_ablation(rows, args.out)
-        else:
-            train_one(args.model, cfg, args, args.out)
+    for cfg, out in runs:
+        task_of(cfg).check(cfg)
+        _check_out(out, args)
+    _check_prepared(runs[0][0])
+    rows = [train_one(cfg, out, args) for cfg, out in runs]
+    if ablation:
+        from tfmelanoma.evaluation.segmentation import write_ablation  # noqa: PLC0415
+
+        write_ablation(rows, args.out)
     return 0
 
 
+def _eval_source(args, split: str):
+    """(SegmentationSplit, file format) for `evaluate`'s data arguments."""
+    from tfmelanoma.data import segmentation_sources as sources  # noqa: PLC0415
+
+    if args.data == sources.FOLDER:
+        if not (args.images and args.masks):
+            raise ValueError("--data folder needs --images and --masks")
+        pairs = sources.folder_pairs(args.images, args.masks, limit=args.limit)
+        return sources.SegmentationSplit(f"folder:{args.images}", tuple(range(len(pairs))), pairs)
+    fmt = "array_record" if _use_numpy(args) else "tfrecord"
+    builder = sources.prepared_builder(args.data, args.tfds_data_dir, args.data_dir, fmt)
+    if split not in builder.info.splits:
+        raise ValueError(f"--split {split}: {args.data} has {', '.join(builder.info.splits)}")
+    n = builder.info.splits[split].num_examples
+    rows = range(min(n, args.limit) if args.limit else n)
+    full = sources.builder_name(args.data)
+    return sources.SegmentationSplit(
+        f"{full}:{split}", tuple(rows), None, full, split, str(builder.data_dir_root)
+    )
+
+
+def _use_numpy(args) -> bool:
+    import keras  # noqa: PLC0415
+
+    if args.pipeline != "auto":
+        return args.pipeline == "numpy"
+    if keras.backend.backend() != "tensorflow":
+        return True
+    if args.data == "folder":
+        return False
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    from tfmelanoma.data.segmentation_sources import builder_name  # noqa: PLC0415
+    from tfmelanoma.datasets.index import is_array_record  # noqa: PLC0415
+
+    try:
+        builder = tfds.builder(builder_name(args.data), data_dir=args.tfds_data_dir)
+        return builder.is_prepared() and is_array_record(builder)
+    except Exception:  # not registered / unknown: prepared_builder names the problem
+        return False
+
+
 def cmd_evaluate(args) -> int:
+    from tfmelanoma.evaluation import segmentation as report  # noqa: PLC0415
     from tfmelanoma.models.loading import load_model  # noqa: PLC0415
-    from tfmelanoma.models.segmentation import report  # noqa: PLC0415
 
     fsio.check_output_folder(args.out, args.overwrite)  # before anything is loaded
     model = load_model(fsio.expand(args.model))
     height = model.input_shape[1]
-    ds, ids = load_data(args, args.split, height, 8, args.limit)
+    split = _eval_source(args, args.split)
+    if _use_numpy(args):
+        from tfmelanoma.data.segmentation_numpy import SegmentationBatches  # noqa: PLC0415
+
+        ds, ids = (
+            SegmentationBatches(
+                split.as_data_source(), image_size=height, batch_size=8, workers=args.workers
+            ),
+            None,
+        )
+    else:
+        try:
+            from tfmelanoma.data import segmentation as tf_pipeline  # noqa: PLC0415
+        except ImportError as e:
+            raise ToolMissingError(
+                f"--pipeline tf.data needs TensorFlow ({e}); use --pipeline numpy (auto does)"
+            ) from None
+        ds, ids = tf_pipeline.eval_dataset(split, height, 8), tf_pipeline.image_ids(split)
     with fsio.folder_lock(args.out, "report folder"):
         fsio.check_output_folder(args.out, args.overwrite)
         summary = report.evaluate_model(model, ds, ids, args.out, args.threshold)
@@ -426,15 +366,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from tfmelanoma.evaluation.segmentation_predict import predict_folder  # noqa: PLC0415
     from tfmelanoma.models.loading import load_model  # noqa: PLC0415
-    from tfmelanoma.models.segmentation import inference  # noqa: PLC0415
 
     for folder in (args.out, args.crop_dir):
         if folder is not None:
             fsio.check_output_folder(folder, args.overwrite, "mask folder")
     model = load_model(fsio.expand(args.model))
     with fsio.folder_lock(args.out, "mask folder"):
-        rows = inference.predict_folder(
+        rows = predict_folder(
             model, args.images, args.out, args.crop_dir, args.threshold, args.margin
         )
     print(
@@ -454,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except KeyboardInterrupt:
         # Models are written atomically: an interrupted command leaves the old files whole.
-        return interrupted(PROG, "nothing half-written was left behind")
+        resume = ""
+        if args.command == "train":
+            resume = "; a run with a checkpoint continues with the same command and --resume"
+        return interrupted(PROG, "nothing half-written was left behind" + resume)
     except USER_ERRORS as err:
         return fail(PROG, err)
 

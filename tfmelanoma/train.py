@@ -1,4 +1,8 @@
-"""Train a classifier: `python -m tfmelanoma.train [--config PRESET|FILE] [--set key=value ...]`.
+"""Train a model: `python -m tfmelanoma.train [--config PRESET|FILE] [--set key=value ...]`.
+
+Classification by default; `--task segmentation` (or `--config segmentation_smoke`) trains a
+lesion segmentation model with the same engine (`python -m tfmelanoma.segment train` is the
+same with the segment tool's flags).
 
 Without arguments it trains MeshNet on the embedded CC0 sample (557 ISIC Archive images) on the
 CPU in a few minutes and writes a run folder with checkpoints, logs and an evaluation report.
@@ -36,6 +40,9 @@ def _config_help() -> str:
     lines.append(f"  {PROG}                                   # MeshNet on the embedded sample")
     lines.append(f"  {PROG} --config smoke                    # seconds: checks the whole path")
     lines.append(
+        f"  {PROG} --config segmentation_smoke --set data.manual_dir=../shared/data/isic2017"
+    )
+    lines.append(
         f"  {PROG} --config small_cnn --set data.train=kaggle_fanconic --set data.test=kaggle_fanconic"
     )
     lines.append(
@@ -64,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override one config key, e.g. --set run.epochs=5 (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=["classification", "segmentation"],
+        default=None,
+        help="shorthand for --set run.task=...; segmentation without --config starts from the "
+        "segmentation_paper preset (default: the config's task)",
     )
     parser.add_argument(
         "--run-dir",
@@ -135,6 +149,10 @@ def _kept(run_dir: Path) -> str:
 
 def _load(args) -> tuple[config_lib.Config, Path]:
     """The config and run folder; with --resume, the run's own config (see runner.resume_config)."""
+    if args.task:
+        args.overrides = [f"run.task={args.task}", *args.overrides]
+        if args.task == "segmentation" and not args.config and not args.resume:
+            args.config = "segmentation_paper"
     if not args.resume:
         cfg = config_lib.load_config(args.config or "default", args.overrides)
         return cfg, resolve_run_dir(cfg, args.run_dir)
@@ -157,6 +175,13 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
     print(f"\nrun folder: {run_dir}")
     print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_done']}")
     if not test:
+        return
+    if metrics.get("task") == "segmentation":
+        print(f"\n{test.get('split')} ({test.get('n_images')} images), mean per image at 0.5:")
+        for key in ("dice", "jaccard", "thresholded_jaccard"):
+            if isinstance(test.get(key), (int, float)):
+                print(f"  {key:<20} {test[key]:.4f}")
+        print(f"report: {run_dir / 'evaluation'} (per_image.csv, metrics.json, grid.png)")
         return
 
     def num(key: str, d: dict = test) -> str:  # undefined metrics (no melanoma in a split): null

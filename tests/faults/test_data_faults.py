@@ -28,10 +28,12 @@ from tfds_builders.isic2017 import isic2017_dataset_builder as isic2017
 from tfds_builders.isic2019 import isic2019_dataset_builder as isic2019
 from tfds_builders.isic2020 import isic2020_dataset_builder as isic2020
 from tfmelanoma.data import masks
+from tfmelanoma.data import segmentation as seg_data
+from tfmelanoma.data import segmentation_sources as files
+from tfmelanoma.data.image_ops import resize_mask_np as resize_mask
+from tfmelanoma.data.segmentation_numpy import SegmentationBatches
+from tfmelanoma.data.segmentation_sources import FileSource
 from tfmelanoma.errors import LabelError, UnsafePathError
-from tfmelanoma.models.segmentation import data as seg_data
-from tfmelanoma.models.segmentation import files
-from tfmelanoma.models.segmentation.numpy_data import FileSource, SegmentationBatches, resize_mask
 from tfmelanoma.models.torch_checkpoint import load_torch_state_dict
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

@@ -1,4 +1,4 @@
-"""Segmentation input pipeline: folder layouts, errors, joint augmentation (eager and in tf.data)."""
+"""Segmentation input pipeline: folders, builders, errors, joint augmentation (eager and in tf.data)."""
 
 from pathlib import Path
 
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfmelanoma.models.segmentation import data
+from tfmelanoma.config import load_config
+from tfmelanoma.data import segmentation as data
+from tfmelanoma.data import segmentation_sources as sources
 from tfmelanoma.models.segmentation.colour_space import rgb_to_lab
 
 DUMMY_ISIC2017 = Path(__file__).resolve().parents[2] / "tfds_builders" / "isic2017" / "dummy_data"
@@ -75,7 +77,7 @@ def folder(tmp_path):
 
 def test_folder_pairs_and_dataset(folder):
     images, masks = folder
-    pairs = data.folder_pairs(images, masks)
+    pairs = sources.folder_pairs(images, masks)
     assert pairs.image_ids == ["case0", "case1", "case2"]
     ds = data.make_dataset(pairs, image_size=16, batch_size=2)
     batches = list(ds)
@@ -88,7 +90,7 @@ def test_folder_pairs_and_dataset(folder):
 
 
 def test_dataset_colour_space_option_and_augmentation(folder):
-    pairs = data.folder_pairs(*folder)
+    pairs = sources.folder_pairs(*folder)
     plain = next(iter(data.make_dataset(pairs, 16, 3)))
     lab = next(iter(data.make_dataset(pairs, 16, 3, colour_space="lab")))
     np.testing.assert_allclose(lab[0].numpy(), rgb_to_lab(plain[0]).numpy(), atol=1e-5)
@@ -102,50 +104,45 @@ def test_missing_mask_is_named(folder):
     images, masks = folder
     (masks / "case1_segmentation.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"case1\.png \(expected case1_segmentation\.png\)"):
-        data.folder_pairs(images, masks)
+        sources.folder_pairs(images, masks)
 
 
-def test_missing_folders_and_bad_names(tmp_path):
+def _config(tmp_path, *overrides):
+    return load_config("segmentation_smoke", [f"data.data_dir={tmp_path / 'tfds'}", *overrides])
+
+
+def test_missing_folders_and_missing_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="images folder not found"):
-        data.folder_pairs(tmp_path / "nope", tmp_path)
-    with pytest.raises(ValueError, match="unknown dataset 'isic1999'"):
-        data.find_pairs("isic1999", tmp_path)
-    with pytest.raises(ValueError, match="unknown split 'dev'"):
-        data.find_pairs("isic2017", tmp_path, "dev")
+        sources.folder_pairs(tmp_path / "nope", tmp_path)
+    from tfmelanoma.datasets.index import DatasetNotPreparedError
+
+    with pytest.raises(DatasetNotPreparedError, match=r"isic2017/segmentation_512.* not prepared"):
+        sources.load_segmentation_data(_config(tmp_path))
+    (tmp_path / "manual").mkdir()
+    (tmp_path / "manual" / "README.txt").write_text("not the download")
     with pytest.raises(FileNotFoundError, match="ISIC-2017_Training_Data"):
-        data.find_pairs("isic2017", tmp_path, "train")
+        sources.load_segmentation_data(_config(tmp_path, f"data.manual_dir={tmp_path / 'manual'}"))
 
 
-def test_isic2017_layout_on_the_builder_dummy_data():
-    pairs = data.find_pairs("isic2017", DUMMY_ISIC2017, "train")
-    assert pairs.image_ids and all(i.startswith("ISIC_") for i in pairs.image_ids)
-    assert not any("superpixels" in p for p in pairs.image_paths)
-    assert all(
-        m.endswith(f"{i}_segmentation.png")
-        for i, m in zip(pairs.image_ids, pairs.mask_paths, strict=True)
+def test_builder_splits_on_the_dummy_data(tmp_path):
+    cfg = _config(tmp_path, f"data.manual_dir={DUMMY_ISIC2017}", "data.limit=0", "data.val_limit=0")
+    splits = sources.load_segmentation_data(cfg)
+    assert splits.train.builder == "isic2017/segmentation_512"
+    assert (splits.train.split, splits.validation.split, splits.test.split) == (
+        "train",
+        "validation",
+        "test",
     )
-
-
-def test_tfds_isic2017_segmentation_config(tmp_path):
-    import tensorflow_datasets as tfds
-
-    from tfds_builders.isic2017 import isic2017_dataset_builder as b
-
-    builder = b.Builder(config="segmentation_512", data_dir=str(tmp_path))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(DUMMY_ISIC2017))
-    )
-    n = builder.info.splits["train"].num_examples
-    ds = data.tfds_dataset("isic2017/segmentation_512", "train", 32, 8, data_dir=str(tmp_path))
-    x, y = next(iter(ds))
-    assert x.shape == (n, 32, 32, 3) and y.shape == (n, 32, 32, 1)
+    ids = data.image_ids(splits.train)
+    assert ids and all(i.startswith("ISIC_") for i in ids) and len(ids) == len(splits.train)
+    x, y = next(iter(data.eval_dataset(splits.train, 32, 64)))
+    assert x.shape == (len(ids), 32, 32, 3) and y.shape == (len(ids), 32, 32, 1)
     assert set(np.unique(y.numpy())) <= {0.0, 1.0} and float(tf.reduce_max(y)) == 1.0
-
-
-def test_official_isic2017_counts(shared_data):
-    root = shared_data / "isic2017"
-    assert len(data.find_pairs("isic2017", root, "train")) == 2000
-    val = data.find_pairs("isic2017", root, "validation")
-    assert len(val) == 150
-    x, y = next(iter(data.make_dataset(val, 64, 4)))
-    assert x.shape == (4, 64, 64, 3) and 0 < float(tf.reduce_mean(y)) < 1
+    # A held-out validation part (data.val_split=''): seeded, disjoint, the rest trains.
+    held = sources.load_segmentation_data(
+        _config(tmp_path, f"data.manual_dir={DUMMY_ISIC2017}", "data.val_split=", "data.limit=0")
+    )
+    assert held.validation.split == "train" and "held out" in held.validation.name
+    assert not set(held.train.rows) & set(held.validation.rows)
+    assert len(held.train) + len(held.validation) == len(splits.train)
+    assert data.image_ids(held.validation) == [ids[r] for r in held.validation.rows]

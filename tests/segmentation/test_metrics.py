@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, jaccard_score
 
-from tfmelanoma.models.segmentation import losses, metrics
+from tfmelanoma.evaluation import segmentation as metrics
+from tfmelanoma.models.segmentation import losses
 
 # 2 images of 2x3 pixels.
 TRUTH = np.array([[[1, 1, 0], [0, 0, 0]], [[1, 1, 1], [1, 0, 0]]], "float32")[..., None]
@@ -72,15 +73,15 @@ def test_against_scikit_learn_on_random_masks():
 
 
 def test_keras_metric_functions_match_numpy():
-    np.testing.assert_allclose(metrics.dice_coefficient(TRUTH, PROBS), [1 / 2, 6 / 7], rtol=1e-6)
-    np.testing.assert_allclose(metrics.jaccard_index(TRUTH, PROBS), [1 / 3, 3 / 4], rtol=1e-6)
+    np.testing.assert_allclose(losses.dice_coefficient(TRUTH, PROBS), [1 / 2, 6 / 7], rtol=1e-6)
+    np.testing.assert_allclose(losses.jaccard_index(TRUTH, PROBS), [1 / 3, 3 / 4], rtol=1e-6)
     np.testing.assert_allclose(
-        metrics.soft_dice_coefficient(TRUTH, PROBS),
+        losses.soft_dice_coefficient(TRUTH, PROBS),
         metrics.dice_per_image(TRUTH, PROBS, None),
         rtol=1e-5,
     )
     np.testing.assert_allclose(
-        metrics.soft_jaccard_index(TRUTH, PROBS),
+        losses.soft_jaccard_index(TRUTH, PROBS),
         metrics.jaccard_per_image(TRUTH, PROBS, None),
         rtol=1e-5,
     )
@@ -140,7 +141,7 @@ def test_compiled_model_with_custom_loss_and_metrics_loads_safely(tmp_path):
     from tfmelanoma.models import create_model
 
     model = create_model("unet", input_shape=(8, 8, 3), base_filters=2, depth=1)
-    model.compile(optimizer="adam", loss=losses.DiceBCELoss(), metrics=metrics.keras_metrics())
+    model.compile(optimizer="adam", loss=losses.DiceBCELoss(), metrics=losses.keras_metrics())
     x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     y = (x[..., :1] > 127).astype("float32")
     model.train_on_batch(x, y)

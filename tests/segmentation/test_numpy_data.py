@@ -14,8 +14,11 @@ import pytest
 import tensorflow as tf
 
 from tests.tf_hidden import HIDE_TENSORFLOW
-from tfmelanoma.data.image_ops import resize_antialiased_np, resize_np
-from tfmelanoma.models.segmentation import data, files, numpy_data
+from tfmelanoma.data import segmentation as data
+from tfmelanoma.data import segmentation_numpy as numpy_data
+from tfmelanoma.data import segmentation_sources as files
+from tfmelanoma.data.image_ops import resize_antialiased_np, resize_mask_np, resize_np
+from tfmelanoma.datasets.index import DatasetNotPreparedError
 
 DUMMY_ISIC2017 = Path(__file__).resolve().parents[2] / "tfds_builders" / "isic2017" / "dummy_data"
 CONFIG = "isic2017/segmentation_512"
@@ -31,7 +34,7 @@ def test_resize_matches_tf_data(shape, size):
     np.testing.assert_allclose(resize_antialiased_np(image, size), expected, atol=1e-3)
     mask = (rng.random((*shape[:2], 1)) > 0.5).astype(np.float32)
     np.testing.assert_array_equal(
-        numpy_data.resize_mask(mask, size),
+        resize_mask_np(mask, size),
         tf.image.resize(mask, (size, size), method="nearest").numpy(),
     )
 
@@ -110,9 +113,7 @@ def test_file_batches_match_tf_data(tmp_path):
         tf.io.write_file(str(masks / f"c{i}.png"), tf.io.encode_png((mask * 255).astype(np.uint8)))
     pairs = files.folder_pairs(images, masks)
     expected = next(iter(data.make_dataset(pairs, 24, 3, cache=False)))
-    batches = numpy_data.SegmentationBatches(
-        numpy_data.FileSource(pairs), image_size=24, batch_size=3
-    )
+    batches = numpy_data.SegmentationBatches(files.FileSource(pairs), image_size=24, batch_size=3)
     x, y = batches[0]
     np.testing.assert_allclose(x, expected[0].numpy(), atol=1e-3)
     np.testing.assert_array_equal(y, expected[1].numpy())
@@ -131,17 +132,24 @@ def _prepare(data_dir: Path, file_format: str, manual_dir: Path = DUMMY_ISIC2017
     )
 
 
+def _split(data_dir: Path, file_format: str, split: str = "train", limit: int = 0):
+    builder = files.prepared_builder(CONFIG, str(data_dir), None, file_format)
+    n = builder.info.splits[split].num_examples
+    rows = tuple(range(min(n, limit) if limit else n))
+    return files.SegmentationSplit(f"{CONFIG}:{split}", rows, None, CONFIG, split, str(data_dir))
+
+
 def test_tfds_array_record_batches_match_tf_data_tfrecord(tmp_path):
     for fmt in ("array_record", "tfrecord"):
         _prepare(tmp_path / fmt, fmt)
-    source = numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "array_record"))
+    source = _split(tmp_path / "array_record", "array_record").as_data_source()
     batches = numpy_data.SegmentationBatches(source, image_size=32, batch_size=8)
     x, y = batches[0]
-    ds = data.tfds_dataset(CONFIG, "train", 32, 8, data_dir=str(tmp_path / "tfrecord"))
-    ex, ey = (t.numpy() for t in next(iter(ds)))
+    tf_split = _split(tmp_path / "tfrecord", "tfrecord")
+    ex, ey = (t.numpy() for t in next(iter(data.eval_dataset(tf_split, 32, 8))))
     assert x.shape == ex.shape == (len(source), 32, 32, 3)
-    # Same examples in the same order; JPEGs decode through Pillow vs TensorFlow's libjpeg
-    # (1.5 levels apart on average on the dummy data); masks are PNG and match exactly.
+    # Same examples in the same order, the same stored JPEG decoded with the accurate IDCT on
+    # both paths (Pillow, tf.io.decode_jpeg INTEGER_ACCURATE); masks are PNG and match exactly.
     diff = np.abs(x - ex)
     assert diff.mean() < 2.5 and diff.max() < 12, (diff.mean(), diff.max())
     pairwise = np.abs(x[:, None] - ex[None]).mean(axis=(2, 3, 4))
@@ -149,15 +157,15 @@ def test_tfds_array_record_batches_match_tf_data_tfrecord(tmp_path):
     np.testing.assert_array_equal(y, ey)
     assert all(i.startswith("ISIC_") for i in batches.image_ids())
     # The tf.data path names its images too (per_image.csv, grid.png), in the same order.
-    tf_ids = data.tfds_image_ids(CONFIG, "train", str(tmp_path / "tfrecord"))
+    tf_ids = data.image_ids(tf_split)
     assert tf_ids == list(batches.image_ids())
-    assert data.tfds_image_ids(CONFIG, "train", str(tmp_path / "tfrecord"), limit=2) == tf_ids[:2]
-    with pytest.raises(SystemExit, match="is tfrecord; .*file_format=array_record"):
-        numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "tfrecord"))
+    assert data.image_ids(_split(tmp_path / "tfrecord", "tfrecord", limit=2)) == tf_ids[:2]
+    with pytest.raises(ValueError, match="prepared as tfrecord, but the NumPy pipeline reads"):
+        _split(tmp_path / "tfrecord", "array_record")
     with pytest.raises(ValueError, match="ArrayRecord, which tf.data cannot read"):
-        data.tfds_dataset(CONFIG, "train", 32, 8, data_dir=str(tmp_path / "array_record"))
-    with pytest.raises(SystemExit, match="not prepared in .*nowhere"):
-        numpy_data.tfds_source(CONFIG, "train", str(tmp_path / "nowhere"))
+        data.eval_dataset(_split(tmp_path / "array_record", "tfrecord"), 32, 8)
+    with pytest.raises(DatasetNotPreparedError, match="not prepared in .*nowhere"):
+        _split(tmp_path / "nowhere", "array_record")
 
 
 JAX_CLI = HIDE_TENSORFLOW + textwrap.dedent(
@@ -191,7 +199,7 @@ JAX_CLI = HIDE_TENSORFLOW + textwrap.dedent(
     assert segment.main([
         "train", "--model", "attention_residual_unet", "--base-filters", "4", "--depth", "2",
         "--image-size", "32", "--batch-size", "2", "--epochs", "2", "--bn-momentum", "0.9",
-        "--out", str(out / "run"), *data,
+        "--set", "data.test=validation", "--out", str(out / "run"), *data,
     ]) == 0
     assert segment.main([
         "evaluate", "--model", str(out / "run" / "model.keras"), "--split", "validation",
@@ -226,8 +234,8 @@ def test_cli_trains_and_evaluates_on_jax_without_tensorflow(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "BACKEND jax TF_LOADED False" in out.stdout
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["backend"] == "jax" and config["pipeline"] == "SegmentationBatches"
+    run = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert run["backend"] == "jax" and run["pipeline"] == "numpy" and run["task"] == "segmentation"
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(history) == 3  # header + 2 epochs
     # Validation scores of training and of `evaluate` are the same model on the same images.
@@ -259,15 +267,17 @@ def test_tfds_cli_on_real_isic2017_tf_backend(shared_data, tmp_path):
          "--batch-size", "8", "--limit", "96", "--epochs", "1", "--val-limit", "16",
          "--bn-momentum", "0.9", "--out", str(run), *tfds_args]
     )  # fmt: skip
-    config = json.loads((run / "config.json").read_text())
-    assert config["pipeline"] == "SegmentationBatches"  # ArrayRecord: tf.data cannot read it
+    config = json.loads((run / "metrics.json").read_text())
+    assert config["pipeline"] == "numpy"  # ArrayRecord: tf.data cannot read it
     assert json.loads((run / "summary.json").read_text())["n_images"] == 16
     model = str(run / "model.keras")
     segment.main(["evaluate", "--model", model, "--out", str(tmp_path / "eval"), *tfds_args])
-    # The same model on the official files through tf.data scores the same images alike.
+    # The same model on a TFRecord copy prepared from the official files, through tf.data,
+    # scores the same images alike.
     segment.main(
         ["evaluate", "--model", model, "--data", "isic2017", "--data-dir",
-         str(shared_data / "isic2017"), "--out", str(tmp_path / "eval_files")]
+         str(shared_data / "isic2017"), "--tfds-data-dir", str(tmp_path / "tfds_tfrecord"),
+         "--out", str(tmp_path / "eval_files")]
     )  # fmt: skip
     scores = {}
     for name in ("eval", "eval_files"):
@@ -279,5 +289,5 @@ def test_tfds_cli_on_real_isic2017_tf_backend(shared_data, tmp_path):
     ids = sorted(scores["eval"])
     a = np.array([scores["eval"][i] for i in ids])
     b = np.array([scores["eval_files"][i] for i in ids])
-    # Only JPEG decoding differs (Pillow vs TensorFlow), by a few levels of 255.
+    # Both decode the builder's stored JPEGs with the accurate IDCT; only resizing may differ.
     assert abs(a.mean() - b.mean()) < 0.01 and np.median(np.abs(a - b)) < 0.01

@@ -163,23 +163,37 @@ def test_txt_without_header_is_refused(tmp_path):
 
 
 def test_segment_tool_reads_the_builder_folder(tmp_path):
-    from tfmelanoma.models.segmentation import files  # noqa: PLC0415
+    from tfmelanoma.data import segmentation_sources as sources  # noqa: PLC0415
 
     manual = real_layout(tmp_path)
-    for root in (manual, manual / "PH2Dataset"):
-        pairs = files.find_pairs("ph2", root)
-        assert pairs.image_ids == sorted(CASES)
-    from tfmelanoma.models.segmentation import numpy_data  # noqa: PLC0415
-
-    item = numpy_data.FileSource(files.find_pairs("ph2", manual))[0]
-    assert item["segmentation_mask"].shape == (7, 10, 1)
-    assert item["segmentation_mask"][1:4, 2:6].all() and item["segmentation_mask"].sum() == 12 * 255
+    builder = sources.prepared_builder(
+        "ph2", str(tmp_path / "tfds"), str(manual), file_format="array_record"
+    )
+    n = builder.info.splits["train"].num_examples
+    split = sources.SegmentationSplit(
+        "ph2:train", tuple(range(n)), None, "ph2/segmentation_512", "train", str(tmp_path / "tfds")
+    )
+    items = {str(i["image_id"], "utf-8") if isinstance(i["image_id"], bytes) else i["image_id"]: i
+             for i in split.as_data_source()}  # fmt: skip
+    assert sorted(items) == sorted(CASES)
+    for item in items.values():  # the BMP mask, top-down, as the builder stored it
+        mask = item["segmentation_mask"]
+        assert mask.shape == (7, 10, 1) and mask[1:4, 2:6].all() and mask.sum() == 12 * 255
 
 
 def test_segment_tf_data_pipeline_decodes_bmp_pairs(tmp_path):
-    from tfmelanoma.models.segmentation import data, files  # noqa: PLC0415
+    from tfmelanoma.data import segmentation as data  # noqa: PLC0415
+    from tfmelanoma.data.segmentation_sources import folder_pairs  # noqa: PLC0415
 
-    pairs = files.find_pairs("ph2", real_layout(tmp_path))
-    images, masks = next(iter(data.make_dataset(pairs, 8, 4)))
-    assert images.shape == (4, 8, 8, 3) and masks.shape == (4, 8, 8, 1)
+    images, masks_dir = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks_dir.mkdir()
+    cases = real_layout(tmp_path / "ph2") / "PH2Dataset" / "PH2 Dataset images"
+    for case in sorted(CASES):
+        base = cases / case
+        shutil.copy(base / f"{case}_Dermoscopic_Image" / f"{case}.bmp", images / f"{case}.bmp")
+        shutil.copy(base / f"{case}_lesion" / f"{case}_lesion.bmp", masks_dir / f"{case}.bmp")
+    pairs = folder_pairs(images, masks_dir, mask_name="{id}.bmp")
+    images_batch, masks = next(iter(data.make_dataset(pairs, 8, 4)))
+    assert images_batch.shape == (4, 8, 8, 3) and masks.shape == (4, 8, 8, 1)
     assert set(np.unique(masks.numpy())) == {0.0, 1.0}

@@ -223,3 +223,36 @@ def resize_antialiased_np(image: np.ndarray, size: int | tuple[int, int]) -> np.
         for c in range(image.shape[-1])
     ]
     return np.clip(np.stack(channels, axis=-1), 0.0, 255.0)
+
+
+def resize_antialiased_tf(image, size: int):
+    """(H, W, C) -> float32 (size, size, C) in [0, 255], bilinear with antialiasing. Twin:
+    `resize_antialiased_np`.
+
+    The segmentation pipelines' image resize (masks go through `resize_mask_tf`): shrinking a
+    full-size dermoscopy image to the model's side without aliasing its lesion border.
+    """
+    import tensorflow as tf
+
+    out = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+    return tf.clip_by_value(out, 0.0, 255.0)
+
+
+def resize_mask_tf(mask, size: int):
+    """Mask (H, W, 1) -> float32 (size, size, 1) by nearest neighbour (stays binary). Twin:
+    `resize_mask_np`."""
+    import tensorflow as tf
+
+    return tf.image.resize(tf.cast(mask, tf.float32), (size, size), method="nearest")
+
+
+def resize_mask_np(mask: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) -> (size, size, C) by nearest neighbour, as `resize_mask_tf`.
+
+    Hand-written (two index arrays) because Pillow's NEAREST picks different source pixels than
+    TensorFlow's half-pixel-centre rule `min(floor((i + 0.5) * in / out), in - 1)`.
+    """
+    h, w = mask.shape[:2]
+    rows = np.minimum(np.floor((np.arange(size) + 0.5) * (h / size)).astype(np.int64), h - 1)
+    cols = np.minimum(np.floor((np.arange(size) + 0.5) * (w / size)).astype(np.int64), w - 1)
+    return mask[rows][:, cols]

@@ -33,7 +33,8 @@ def file_format(pipeline: str) -> str:
     return "array_record" if pipeline == "numpy" else "tfrecord"
 
 
-def _workers(config: Config) -> int:
+def workers(config: Config) -> int:
+    """NumPy pipeline threads: `data.workers`, or min(8, CPU count)."""
     return config.data.workers or min(8, os.cpu_count() or 1)
 
 
@@ -104,7 +105,7 @@ def make_inputs(
     from tfmelanoma.data.numpy_pipeline import NumpyBatches
 
     # Threads, not processes: decoding and NumPy release the GIL, and threads share the sources.
-    loader = dict(workers=_workers(config))
+    loader = dict(workers=workers(config))
     train_batches = NumpyBatches(
         train.as_data_source(oversample=oversample, seed=r.seed),
         augment_config=config.augment,
@@ -150,7 +151,7 @@ def predict_view(
     batches = NumpyBatches(
         view.as_data_source(),
         num_classes=config.model.num_classes,
-        workers=_workers(config),
+        workers=workers(config),
         **kwargs,
     )
     out = model.predict(batches, verbose=0)

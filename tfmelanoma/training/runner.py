@@ -1,5 +1,9 @@
 """One training run: data -> model -> fit (resumable) -> evaluation report, in a run folder.
 
+One engine for every task: `run.task` picks a task object (`tfmelanoma.training.tasks`:
+classification, segmentation) that supplies the config checks, inputs, model, loss/metrics,
+the monitored metric and the evaluation; everything below is shared.
+
 Run folder layout:
     config.yaml        the resolved config (rerun with `--config <run>/config.yaml`)
     versions.json      library versions, platform, devices
@@ -9,9 +13,11 @@ Run folder layout:
     checkpoints/       epoch-NNNN.keras + state.json naming it; state.json is replaced last,
                        atomically, every epoch: one commit point (resume)
     .lock              held by the process writing the folder (a second writer is refused)
-    best.keras         best model by `run.monitor` on validation
+    best.keras         best model by `run.monitor` on validation (auto: val_auc for
+                       classification, val_dice for segmentation)
     evaluation/        the evaluation report of best.keras on the test set
-                       (several test sets: evaluation/<name>/ each)
+                       (several test sets: evaluation/<name>/ each; segmentation:
+                       per_image.csv, metrics.json, grid.png)
     metrics.json       summary: test metrics (`test_sets`: per test set; `test`: the first),
                        best epoch, wall time, throughput
 
@@ -31,14 +37,19 @@ from pathlib import Path
 
 import keras
 
-from tfmelanoma import labels
 from tfmelanoma.config import Config, save_config
 from tfmelanoma.errors import RunFolderError
 from tfmelanoma.fsio import atomic_write_text, folder_lock
 from tfmelanoma.logging_utils import get_logger
-from tfmelanoma.training import checkpoints, devices, inputs, progress
-from tfmelanoma.training.data import Splits, load_splits
-from tfmelanoma.training.optim import make_optimizer
+from tfmelanoma.training import (
+    checkpoints,
+    devices,
+    inputs,  # noqa: F401  (runner.inputs: what tests patch)
+    progress,
+    tasks,
+)
+from tfmelanoma.training.data import Splits
+from tfmelanoma.training.tasks import class_names  # noqa: F401  (re-exported)
 
 logger = get_logger(__name__)
 
@@ -52,86 +63,25 @@ class RunResult:
     metrics: dict
 
 
-def class_names(config: Config) -> list[str]:
-    """Class names in model-output order for the configured label."""
-    if config.data.label == "harmonised_diagnosis":
-        return list(labels.HARMONISED_CLASSES)
-    return list(labels.BINARY_CLASSES)
-
-
 def check_config(config: Config) -> None:
-    """Validates cross-field constraints before any data is read or model built.
+    """Validates cross-field constraints of the config's task before any data is read.
 
     Raises:
         ValueError: with the keys involved.
     """
-    from tfmelanoma.models import get_model_info
-
-    info = get_model_info(config.model.name)  # unknown name -> error listing the names
-    if info.task == "segmentation":
-        raise ValueError(
-            f"model.name: {config.model.name!r} is a segmentation model; "
-            "train it with `python -m tfmelanoma.segment train`"
-        )
-    k = len(class_names(config))
-    if config.model.num_classes not in (k, 1) or (config.model.num_classes == 1 and k != 2):
-        raise ValueError(
-            f"model.num_classes={config.model.num_classes} does not fit data.label="
-            f"{config.data.label!r} ({k} classes: use {k}{' or 1' if k == 2 else ''})"
-        )
-    min_size = getattr(info, "min_input_size", 32) or 32
-    if config.data.image_size < min_size:
-        raise ValueError(
-            f"data.image_size={config.data.image_size} is too small for {config.model.name!r} "
-            f"(minimum {min_size})"
-        )
-    if config.run.batch_size < 1 or config.run.epochs < 1:
-        raise ValueError("run.batch_size and run.epochs must be >= 1")
+    tasks.task_of(config).check(config)
 
 
 def build_model(config: Config) -> keras.Model:
-    """Creates the registry model and compiles it with the configured loss, metrics, optimizer."""
-    from tfmelanoma.models import create_model
-
-    kwargs = dict(config.model.options)
-    kwargs.update(
-        num_classes=config.model.num_classes,
-        input_shape=(config.data.image_size, config.data.image_size, 3),
-    )
-    if config.model.weights:
-        kwargs["weights"] = config.model.weights
-    return create_model(config.model.name, **kwargs)
+    """The task's registry model for `config` (not compiled)."""
+    return tasks.task_of(config).build_model(config)
 
 
 def compile_model(
     model: keras.Model, config: Config, steps_per_epoch: int, *, weighted: bool = False
 ) -> None:
-    """Compiles with the configured loss, optimizer and schedule, accuracy and AUC.
-
-    Args:
-        weighted: count sample weights in accuracy and AUC (`weighted_metrics`): needed where
-            validation batches are padded with zero-weight examples (data-parallel NumPy
-            pipeline); training metrics are then weighted by class weights too, when used.
-    """
-    k = config.model.num_classes
-    if k == 1:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=config.optimizer.label_smoothing)
-        auc = keras.metrics.AUC(name="auc")
-        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-    else:
-        loss = keras.losses.CategoricalCrossentropy(
-            label_smoothing=config.optimizer.label_smoothing
-        )
-        # One-vs-rest AUC averaged over classes; for two softmax classes this is the melanoma AUC.
-        auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=k)
-        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
-    model.compile(
-        optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
-        loss=loss,
-        metrics=None if weighted else [accuracy, auc],
-        weighted_metrics=[accuracy, auc] if weighted else None,
-        jit_compile=devices.jit_compile(config),
-    )
+    """Compiles with the task's loss and metrics and the configured optimizer and schedule."""
+    tasks.task_of(config).compile_model(model, config, steps_per_epoch, weighted=weighted)
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> checkpoints.RunState | None:
@@ -176,7 +126,8 @@ def train(
     Returns:
         The run folder and the summary metrics.
     """
-    check_config(config)
+    task = tasks.task_of(config)
+    task.check(config)
     run_dir = Path(run_dir)
     if resume and not (run_dir / "config.yaml").is_file():
         raise RunFolderError(
@@ -184,13 +135,14 @@ def train(
         )
     devices.configure(config)
     placement = devices.placement(config)  # before any data is read: fails fast
-    pipeline = inputs.resolve_pipeline(config)
+    pipeline = task.resolve_pipeline(config)
     created = not run_dir.exists()
     with folder_lock(run_dir, "run folder"):
         try:
             return _train_locked(
-                config, run_dir, resume, overwrite, verbose, progress_every, placement, pipeline
-            )
+                task, config, run_dir, resume, overwrite, verbose, progress_every, placement,
+                pipeline,
+            )  # fmt: skip
         except BaseException:
             # A run that failed before its first checkpoint leaves no stub folder behind.
             if created and not (run_dir / "checkpoints" / "state.json").exists():
@@ -199,6 +151,7 @@ def train(
 
 
 def _train_locked(
+    task,
     config: Config,
     run_dir: Path,
     resume: bool,
@@ -214,18 +167,10 @@ def _train_locked(
     if not resume or not (run_dir / "versions.json").exists():
         atomic_write_text(run_dir / "versions.json", json.dumps(devices.versions(), indent=2))
 
-    splits: Splits = load_splits(config, file_format=inputs.file_format(pipeline))
+    splits = task.load_data(config, pipeline)
     atomic_write_text(run_dir / "data.json", json.dumps(splits.summary, indent=2, default=str))
     start_epoch = state.epochs_done if state else 0
-    data = inputs.make_inputs(
-        config,
-        pipeline,
-        splits.train,
-        splits.validation,
-        splits.class_weight,
-        start_epoch,
-        replicas=placement.replicas,
-    )
+    data = task.make_inputs(config, pipeline, splits, start_epoch, placement.replicas)
     steps = data.steps
     logger.info(
         "%s backend, %s pipeline, %d replica(s) (%s)",
@@ -238,10 +183,11 @@ def _train_locked(
     # Seed after the data is loaded: preparing a dataset draws from Python's `random` (temp
     # folder names), which Keras's default seed generator is derived from.
     keras.utils.set_random_seed(config.run.seed)
+    monitor = tasks.monitor_of(config)
     checkpoint = checkpoints.ResumableCheckpoint(
         run_dir / "checkpoints",
         run_dir / "best.keras",
-        monitor=config.run.monitor,
+        monitor=monitor,
         patience=config.run.early_stopping,
         state=state,
     )
@@ -266,8 +212,8 @@ def _train_locked(
             model = keras.models.load_model(run_dir / "checkpoints" / state.model_file)
             checkpoints.restore_seed_states(model, state)
         else:
-            model = build_model(config)
-            compile_model(model, config, steps, weighted=data.padded)
+            model = task.build_model(config)
+            task.compile_model(model, config, steps, weighted=data.padded)
         logger.info("%s: %s parameters", config.model.name, f"{model.count_params():,}")
         started = time.perf_counter()
         if start_epoch < config.run.epochs and not (
@@ -287,6 +233,7 @@ def _train_locked(
     epochs_run = checkpoint.state.epochs_done - start_epoch
 
     summary = {
+        "task": task.name,
         "model": config.model.name,
         "params": int(model.count_params()),
         "backend": keras.backend.backend(),
@@ -294,7 +241,7 @@ def _train_locked(
         "replicas": placement.replicas,
         "distribution": placement.engine,
         "best_epoch": checkpoint.state.best_epoch,
-        f"best_{config.run.monitor}": checkpoint.state.best,
+        f"best_{monitor}": checkpoint.state.best,
         "epochs_done": checkpoint.state.epochs_done,
         "train_seconds_this_process": round(train_seconds, 2),
         "train_images_per_second": round(
@@ -305,7 +252,7 @@ def _train_locked(
     }
     _plot_history(run_dir, checkpoint.state.best_epoch)
     if config.run.evaluate:
-        summary["test_sets"] = _evaluate(config, splits, run_dir, pipeline)
+        summary["test_sets"] = task.evaluate(config, splits, run_dir, pipeline)
         summary["test"] = next(iter(summary["test_sets"].values()))  # the first test set
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, default=float))
     return RunResult(run_dir, summary)
@@ -323,35 +270,5 @@ def _plot_history(run_dir: Path, best_epoch: int) -> None:
 
 
 def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> dict:
-    """Evaluation reports of `best.keras` on each test set, calibrated on validation.
-
-    One test set: `evaluation/`; several (`data.test=ph2,derm7pt`): `evaluation/<name>/` each.
-    Runs outside the distribution scope: one device predicts, so no batch has to split evenly.
-
-    Returns:
-        test set name -> its summary.
-    """
-    from tfmelanoma.evaluation import evaluate_predictions
-
-    model = keras.models.load_model(run_dir / "best.keras")
-    y_val, p_val, _ = inputs.predict_view(model, splits.validation, config, pipeline)
-    test_sets = splits.test_sets or {config.data.test: splits.test}
-    summaries = {}
-    for name, view in test_sets.items():
-        y_test, p_test, ids = inputs.predict_view(model, view, config, pipeline)
-        out_dir = run_dir / "evaluation"
-        if len(test_sets) > 1:
-            out_dir = out_dir / name.replace("/", "_").replace(":", "_")
-        result = evaluate_predictions(
-            y_test,
-            p_test,
-            ids,
-            class_names(config),
-            out_dir,
-            val_labels=y_val,
-            val_probs=p_val,
-            config={"bootstrap_seed": config.run.seed},
-            target_sensitivity=config.eval.target_sensitivity,
-        )
-        summaries[name] = result["summary"]
-    return summaries
+    """The classification task's evaluation reports (`tasks.ClassificationTask.evaluate`)."""
+    return tasks.ClassificationTask().evaluate(config, splits, run_dir, pipeline)

@@ -2,14 +2,14 @@
 
 Registered: `unet`, `attention_unet`, `attention_residual_unet`, `aernet` (AER-Net's ablation
 table) and `sm_unet`, `sm_fpn` (segmentation_models baselines). Custom layers: `AttentionGate`,
-`ResidualBlock`, `ColourSpace`. Losses and metrics live in `.losses` and `.metrics`.
+`ResidualBlock`, `ColourSpace`. The training loss and compiled metrics live in `.losses`;
+pipelines are in `tfmelanoma.data`, scores and reports in `tfmelanoma.evaluation.segmentation`.
 """
 
 # Importing registers the models, and the losses/metrics that compiled .keras files reference.
 from tfmelanoma.models.segmentation import (  # noqa: F401
     baselines,
     losses,
-    metrics,
     registry_entries,
 )
 from tfmelanoma.models.segmentation.attention_gate import AttentionGate

@@ -1,4 +1,18 @@
-"""Evaluation outputs of `segment evaluate`: per-image scores, summary, best/median/worst grid."""
+"""Segmentation scores and the evaluation report: small pure metric functions (NumPy in,
+numbers out), per-image CSV, summary, best/median/worst grid, the ablation table.
+
+Definitions (AER-Net eqs. 2-5): Jaccard `J = TP / (TP + FP + FN) = |G n O| / |G u O|`,
+Dice `D = 2 TP / (2 TP + FP + FN) = 2 |G n O| / (|G| + |O|)`.
+
+* **thresholded** (`threshold=0.5`): predictions are binarised first - what the paper and the
+  ISIC challenges report; **soft** (`threshold=None`): probabilities are used as they are.
+* **per image**: one score per image, then averaged (the paper's "mean Jaccard");
+  **dataset-level**: TP/FP/FN summed over every pixel of every image, one ratio.
+* **ISIC 2018 thresholded Jaccard**: per-image Jaccard, scores below 0.65 count as 0, then mean.
+
+An image whose truth and prediction are both empty scores 1 (perfect agreement), not NaN. The
+Keras versions that training compiles are `tfmelanoma.models.segmentation.losses`'s.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +23,86 @@ from pathlib import Path
 import numpy as np
 
 from tfmelanoma.fsio import atomic_write_text
-from tfmelanoma.models.segmentation import metrics
+
+ISIC2018_JACCARD_CUTOFF = 0.65
+
+
+def _as_batch(y) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 2:  # one (H, W) mask
+        y = y[None]
+    return y.reshape(y.shape[0], -1)
+
+
+def confusion_counts(y_true, y_pred, threshold: float | None = 0.5):
+    """Per-image TP, FP, FN.
+
+    Args:
+        y_true: ground truth masks (N, H, W[, 1]) or one (H, W) mask, values in {0, 1}.
+        y_pred: predicted probabilities, same shape.
+        threshold: binarise predictions at `>= threshold`; None keeps them soft.
+
+    Returns:
+        Three float arrays of shape (N,).
+    """
+    t = _as_batch(y_true)
+    p = _as_batch(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"mask shapes differ: truth {t.shape}, prediction {p.shape}")
+    t = (t >= 0.5).astype(np.float64)
+    if threshold is not None:
+        p = (p >= threshold).astype(np.float64)
+    return (t * p).sum(1), ((1 - t) * p).sum(1), (t * (1 - p)).sum(1)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+
+
+def jaccard_per_image(y_true, y_pred, threshold: float | None = 0.5) -> np.ndarray:
+    """Per-image Jaccard `TP / (TP + FP + FN)`, shape (N,)."""
+    tp, fp, fn = confusion_counts(y_true, y_pred, threshold)
+    return _ratio(tp, tp + fp + fn)
+
+
+def dice_per_image(y_true, y_pred, threshold: float | None = 0.5) -> np.ndarray:
+    """Per-image Dice `2 TP / (2 TP + FP + FN)`, shape (N,)."""
+    tp, fp, fn = confusion_counts(y_true, y_pred, threshold)
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def jaccard_dataset(y_true, y_pred, threshold: float | None = 0.5) -> float:
+    """Dataset-level Jaccard: counts summed over all images before the ratio."""
+    tp, fp, fn = (c.sum() for c in confusion_counts(y_true, y_pred, threshold))
+    return float(_ratio(tp, tp + fp + fn))
+
+
+def dice_dataset(y_true, y_pred, threshold: float | None = 0.5) -> float:
+    """Dataset-level Dice: counts summed over all images before the ratio."""
+    tp, fp, fn = (c.sum() for c in confusion_counts(y_true, y_pred, threshold))
+    return float(_ratio(2 * tp, 2 * tp + fp + fn))
+
+
+def thresholded_jaccard(per_image_jaccard, cutoff: float = ISIC2018_JACCARD_CUTOFF) -> float:
+    """ISIC 2018 Task 1 score: mean of per-image Jaccard with scores below `cutoff` set to 0."""
+    scores = np.asarray(per_image_jaccard, dtype=np.float64)
+    if scores.size == 0:
+        raise ValueError("thresholded_jaccard needs at least one per-image score")
+    return float(np.where(scores < cutoff, 0.0, scores).mean())
+
+
+def summarize(per_image_jaccard, per_image_dice) -> dict:
+    """Mean per-image Jaccard / Dice and the ISIC 2018 thresholded Jaccard, as a dict."""
+    j = np.asarray(per_image_jaccard, np.float64)
+    d = np.asarray(per_image_dice, np.float64)
+    return {
+        "n_images": int(j.size),
+        "jaccard": float(j.mean()),
+        "dice": float(d.mean()),
+        "thresholded_jaccard": thresholded_jaccard(j),
+        "jaccard_median": float(np.median(j)),
+    }
 
 
 def score_predictions(
@@ -31,10 +124,10 @@ def score_predictions(
         raise ValueError(
             f"{len(image_ids)} ids, truth {masks.shape} and predictions {probs.shape} do not match"
         )
-    jac = metrics.jaccard_per_image(masks, probs, threshold)
-    dic = metrics.dice_per_image(masks, probs, threshold)
-    soft_j = metrics.jaccard_per_image(masks, probs, None)
-    soft_d = metrics.dice_per_image(masks, probs, None)
+    jac = jaccard_per_image(masks, probs, threshold)
+    dic = dice_per_image(masks, probs, threshold)
+    soft_j = jaccard_per_image(masks, probs, None)
+    soft_d = dice_per_image(masks, probs, None)
     rows = [
         {
             "image_id": image_ids[i],
@@ -47,11 +140,11 @@ def score_predictions(
         }
         for i in range(len(image_ids))
     ]
-    summary = metrics.summarize(jac, dic)
+    summary = summarize(jac, dic)
     summary.update(
         {
-            "dataset_jaccard": metrics.jaccard_dataset(masks, probs, threshold),
-            "dataset_dice": metrics.dice_dataset(masks, probs, threshold),
+            "dataset_jaccard": jaccard_dataset(masks, probs, threshold),
+            "dataset_dice": dice_dataset(masks, probs, threshold),
             "soft_jaccard": float(soft_j.mean()),
             "soft_dice": float(soft_d.mean()),
             "threshold": threshold,
@@ -130,7 +223,7 @@ def evaluate_model(model, ds, image_ids, out: Path, threshold: float = 0.5) -> d
 
     Args:
         model: segmentation model.
-        ds: tf.data batches or a `numpy_data.SegmentationBatches` (any backend; its ids are used
+        ds: tf.data batches or a `segmentation_numpy.SegmentationBatches` (any backend; its ids are used
             when `image_ids` is None).
         image_ids: ids in dataset order, or None (`#i` when the dataset has none).
         out: output folder.

@@ -1,7 +1,8 @@
 """Mask prediction for folders of images and lesion cropping for the classifier.
 
-No TensorFlow: Pillow decodes and writes the files and `image_ops.resize_antialiased_np` resizes exactly
-as the tf.data pipeline does, so `segment predict` runs on every Keras backend.
+No TensorFlow: `tfmelanoma.data.images.open_rgb` opens the files, `image_ops.resize_antialiased_np`
+resizes exactly as the segmentation pipelines do and Pillow writes the masks, so
+`segment predict` runs on every Keras backend.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from tfmelanoma.data.image_ops import resize_antialiased_np
-from tfmelanoma.models.segmentation.files import IMAGE_SUFFIXES
+from tfmelanoma.data.images import open_rgb
+from tfmelanoma.data.segmentation_sources import IMAGE_SUFFIXES
 
 
 def model_input_size(model: keras.Model) -> tuple[int, int]:
@@ -34,9 +36,7 @@ def predict_probs(model: keras.Model, image: np.ndarray) -> np.ndarray:
     Returns:
         float32 (H, W) probabilities, resized back (bilinear) to the image size.
     """
-    x = resize_antialiased_np(image, model_input_size(model))[
-        None
-    ]  # antialiased, clipped to [0, 255]
+    x = resize_antialiased_np(image, model_input_size(model))[None]  # clipped to [0, 255]
     probs = np.asarray(model.predict_on_batch(x), dtype=np.float32)[0]
     # Back to the image size; upsampling, where the antialiased filter equals plain bilinear.
     return resize_antialiased_np(probs, image.shape[:2])[..., 0]
@@ -101,8 +101,7 @@ def predict_folder(
         crop_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in tqdm(list_images(images_dir), desc="predict", unit="image"):
-        with Image.open(path) as img:
-            image = np.asarray(img.convert("RGB"))
+        image = np.asarray(open_rgb(path))
         mask = predict_probs(model, image) >= threshold
         mask_path = out_dir / f"{path.stem}_segmentation.png"
         Image.fromarray(mask.astype(np.uint8) * 255).save(mask_path)

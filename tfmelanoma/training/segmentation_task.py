@@ -1,0 +1,201 @@
+"""The segmentation task of the training engine: lesion masks from a builder or image + mask folders.
+
+Config (see `tfmelanoma.config`): `data.train` one source (isic2016 | isic2017 | isic2018 | ph2,
+NAME/CONFIG, or `folder` with `data.images_dir` / `data.masks_dir`), `data.val_split`,
+`data.limit` / `data.val_limit`, `data.test` (the split evaluated at the end); `model.name` a
+segmentation registry model with `model.options` (colour_space, encoder, base_filters, depth,
+bn_momentum, decoder_filters) and `model.weights`; `model.loss` dice | dice_bce | bce; the best
+epoch by `val_dice` (per-image Dice at 0.5). `augment.enabled` switches the joint flips, 90-degree
+rotations and crops; the other `augment` keys are the classifier's colour and strength options.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import keras
+
+from tfmelanoma.config import Config
+from tfmelanoma.data import segmentation_sources as sources
+from tfmelanoma.errors import ToolMissingError
+from tfmelanoma.training import devices, inputs
+from tfmelanoma.training.optim import make_optimizer
+from tfmelanoma.training.tasks import _check_common
+
+UNET_OPTIONS = {"colour_space", "base_filters", "depth", "bn_momentum"}
+ENCODER_OPTIONS = {"colour_space", "encoder", "bn_momentum", "decoder_filters"}
+OPTIONS = {
+    "unet": UNET_OPTIONS,
+    "attention_unet": UNET_OPTIONS,
+    "attention_residual_unet": UNET_OPTIONS,
+    "aernet": ENCODER_OPTIONS,
+}
+COLOUR_SPACES = ("rgb", "lab", "hsv")
+LOSSES = ("dice", "dice_bce", "bce")
+SPLITS = ("", "train", "validation", "test")
+
+
+def check_backend(name: str, options: dict) -> None:
+    """segmentation_models (sm_unet, sm_fpn, sm:<backbone>) is TensorFlow-only: refuse it early."""
+    backend = keras.backend.backend()
+    encoder = str(options.get("encoder", ""))
+    if (name.startswith("sm_") or encoder.startswith("sm:")) and backend != "tensorflow":
+        raise ValueError(
+            f"{name}{' encoder ' + encoder if encoder else ''}: segmentation_models (sm_unet, "
+            f"sm_fpn, sm:<backbone>) needs KERAS_BACKEND=tensorflow; the backend is {backend!r}"
+        )
+
+
+class SegmentationTask:
+    """Images -> (H, W, 1) lesion probabilities; evaluation: per-image Jaccard / Dice report."""
+
+    name = "segmentation"
+    monitor = "val_dice"
+
+    def check(self, config: Config) -> None:
+        """Raises ValueError naming the key, before any data is read or model built."""
+        _check_common(config, self.name)
+        d, m = config.data, config.model
+        if len(d.train) != 1:
+            raise ValueError(f"data.train: segmentation trains on one source, got {list(d.train)}")
+        source = d.train[0]
+        if source == sources.FOLDER:
+            if not (d.images_dir and d.masks_dir):
+                raise ValueError("data.train=folder needs data.images_dir and data.masks_dir")
+        elif source.removeprefix("tfds:").split("/")[0] not in sources.BUILDERS:
+            raise ValueError(
+                f"data.train: {source!r} has no lesion masks; segmentation sources: "
+                f"{', '.join(sources.BUILDERS)} (or NAME/CONFIG), or folder"
+            )
+        if d.test not in SPLITS:
+            raise ValueError(
+                f"data.test={d.test!r}: for segmentation, the split of {source} to evaluate at "
+                "the end: '' (its test split, else validation), train, validation or test"
+            )
+        if m.loss != "auto" and m.loss not in LOSSES:
+            raise ValueError(f"model.loss={m.loss!r}: segmentation losses are {', '.join(LOSSES)}")
+        allowed = OPTIONS.get(m.name)
+        unknown = sorted(set(m.options) - allowed) if allowed is not None else []
+        if unknown:
+            raise ValueError(
+                f"model.options: {unknown} are not options of {m.name!r} "
+                f"(it takes {', '.join(sorted(allowed))})"
+            )
+        space = m.options.get("colour_space", "lab")
+        if space not in COLOUR_SPACES:
+            raise ValueError(f"model.options.colour_space={space!r}: one of {COLOUR_SPACES}")
+        momentum = m.options.get("bn_momentum", 0.99)
+        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+            raise ValueError(f"model.options.bn_momentum={momentum!r}: a number in [0, 1)")
+        stride = 2 ** m.options.get("depth", 4) if allowed is UNET_OPTIONS else 32
+        if d.image_size % stride:
+            raise ValueError(
+                f"data.image_size={d.image_size} must be a multiple of {stride} for {m.name!r}"
+            )
+        if d.balance != "none" or config.run.distribute != "none":
+            raise ValueError("data.balance and run.distribute are classification options (none)")
+        check_backend(m.name, m.options)
+
+    def resolve_pipeline(self, config: Config) -> str:
+        """tf.data on TensorFlow, unless the source is prepared as ArrayRecord (NumPy then)."""
+        pipeline = inputs.resolve_pipeline(config)
+        if pipeline == "tf" and importlib.util.find_spec("tensorflow") is None:
+            raise ToolMissingError(
+                "data.pipeline=tf: --pipeline tf.data needs TensorFlow, which is not installed "
+                "here; use data.pipeline=numpy (--pipeline numpy; auto picks it)"
+            )
+        source = config.data.train[0]
+        if config.data.pipeline != "auto" or pipeline != "tf" or source == sources.FOLDER:
+            return pipeline
+        import tensorflow_datasets as tfds
+
+        from tfmelanoma.datasets.index import is_array_record
+
+        try:
+            builder = tfds.builder(
+                sources.builder_name(source), data_dir=config.data.data_dir or None
+            )
+        except Exception:  # not registered yet / unknown: `load_data` names the problem
+            return pipeline
+        return "numpy" if builder.is_prepared() and is_array_record(builder) else pipeline
+
+    def load_data(self, config: Config, pipeline: str) -> sources.SegmentationData:
+        return sources.load_segmentation_data(config, file_format=inputs.file_format(pipeline))
+
+    def _eval_batches(self, config: Config, pipeline: str, split):
+        """(batches in the split's order, image ids or None when the batches serve their own)."""
+        size, batch = config.data.image_size, config.run.batch_size
+        if pipeline == "tf":
+            from tfmelanoma.data import segmentation as tf_pipeline
+
+            ds = tf_pipeline.eval_dataset(split, size, batch, cache=config.data.cache)
+            return ds, tf_pipeline.image_ids(split)
+        from tfmelanoma.data.segmentation_numpy import SegmentationBatches
+
+        source = split.as_data_source()
+        workers = inputs.workers(config)
+        return SegmentationBatches(source, image_size=size, batch_size=batch, workers=workers), None
+
+    def make_inputs(self, config, pipeline, data, start_epoch, replicas) -> inputs.Inputs:
+        d, r = config.data, config.run
+        validation, _ = self._eval_batches(config, pipeline, data.validation)
+        if pipeline == "tf":
+            from tfmelanoma.data import segmentation as tf_pipeline
+
+            train, steps = tf_pipeline.training_dataset(
+                data.train, d.image_size, r.batch_size, augment=config.augment.enabled,
+                seed=r.seed, start_epoch=start_epoch, steps_per_epoch=r.steps_per_epoch,
+                cache=d.cache,
+            )  # fmt: skip
+            return inputs.Inputs(train, steps, validation)
+        from tfmelanoma.data.segmentation_numpy import SegmentationBatches
+
+        train = SegmentationBatches(
+            data.train.as_data_source(), image_size=d.image_size, batch_size=r.batch_size,
+            augment=config.augment.enabled, shuffle=True, seed=r.seed, start_epoch=start_epoch,
+            steps_per_epoch=r.steps_per_epoch, workers=inputs.workers(config), cache=d.cache,
+        )  # fmt: skip
+        return inputs.Inputs(train, len(train), validation, callbacks=[train.epoch_callback()])
+
+    def build_model(self, config: Config) -> keras.Model:
+        """The registry model with `model.options` at `data.image_size`."""
+        from tfmelanoma.models import create_model
+
+        kwargs = dict(config.model.options)
+        kwargs["input_shape"] = (config.data.image_size, config.data.image_size, 3)
+        weights = config.model.weights
+        if weights and weights.lower() != "none" and config.model.name not in UNET_OPTIONS_MODELS:
+            kwargs["weights"] = weights
+        return create_model(config.model.name, **kwargs)
+
+    def compile_model(
+        self, model: keras.Model, config: Config, steps_per_epoch: int, *, weighted: bool = False
+    ) -> None:
+        """The configured loss (Dice by default), optimizer and schedule; per-image Dice and
+        Jaccard (`dice`, `jaccard`) and the dataset-level IoU as metrics."""
+        from tfmelanoma.models.segmentation import losses
+
+        model.compile(
+            optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
+            loss=losses.get_loss("dice" if config.model.loss == "auto" else config.model.loss),
+            metrics=losses.keras_metrics(),
+            jit_compile=devices.jit_compile(config),
+        )
+
+    def evaluate(self, config: Config, data, run_dir: Path, pipeline: str) -> dict:
+        """The report of `best.keras` on `data.test` in `evaluation/`: per_image.csv,
+        metrics.json, grid.png.
+
+        Returns:
+            {split name: summary (n_images, jaccard, dice, thresholded_jaccard, ...)}.
+        """
+        from tfmelanoma.evaluation import segmentation as report
+
+        model = keras.models.load_model(run_dir / "best.keras")
+        ds, ids = self._eval_batches(config, pipeline, data.test)
+        summary = report.evaluate_model(model, ds, ids, run_dir / "evaluation")
+        return {data.test.name: {"split": data.test.name, **summary}}
+
+
+UNET_OPTIONS_MODELS = tuple(name for name, opts in OPTIONS.items() if opts is UNET_OPTIONS)
