@@ -324,7 +324,7 @@ def _use_numpy(args) -> bool:
     import tensorflow_datasets as tfds  # noqa: PLC0415
 
     from tfmelanoma.data.segmentation_sources import builder_name  # noqa: PLC0415
-    from tfmelanoma.datasets.index import is_array_record  # noqa: PLC0415
+    from tfmelanoma.datasets.access import is_array_record  # noqa: PLC0415
 
     try:
         builder = tfds.builder(builder_name(args.data), data_dir=args.tfds_data_dir)

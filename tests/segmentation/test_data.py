@@ -114,7 +114,7 @@ def _config(tmp_path, *overrides):
 def test_missing_folders_and_missing_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="images folder not found"):
         sources.folder_pairs(tmp_path / "nope", tmp_path)
-    from tfmelanoma.datasets.index import DatasetNotPreparedError
+    from tfmelanoma.errors import DatasetNotPreparedError
 
     with pytest.raises(DatasetNotPreparedError, match=r"isic2017/segmentation_512.* not prepared"):
         sources.load_segmentation_data(_config(tmp_path))

@@ -18,7 +18,7 @@ from tfmelanoma.data import segmentation as data
 from tfmelanoma.data import segmentation_numpy as numpy_data
 from tfmelanoma.data import segmentation_sources as files
 from tfmelanoma.data.image_ops import resize_antialiased_np, resize_mask_np, resize_np
-from tfmelanoma.datasets.index import DatasetNotPreparedError
+from tfmelanoma.errors import DatasetNotPreparedError
 
 DUMMY_ISIC2017 = Path(__file__).resolve().parents[2] / "tfds_builders" / "isic2017" / "dummy_data"
 CONFIG = "isic2017/segmentation_512"

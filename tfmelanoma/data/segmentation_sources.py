@@ -195,20 +195,21 @@ def prepared_builder(name: str, data_dir: str | None, manual_dir: str | None, fi
 
     Raises:
         DatasetNotPreparedError: not prepared and no manual download folder given.
-        tfds_builders.common.MissingFilesError: the manual folder lacks files (each named).
-        ValueError: unknown dataset, a config without masks, or a format the pipeline cannot read.
+        DatasetError: unknown dataset, the manual folder lacks files (each named), or a format
+            the pipeline cannot read.
+        ValueError: a config without masks.
     """
-    from tfmelanoma.data.prepare import ensure_prepared
-    from tfmelanoma.datasets.index import DatasetNotPreparedError
+    from tfmelanoma.datasets.access import get_builder
+    from tfmelanoma.errors import DatasetNotPreparedError
 
     full = builder_name(name)
-    builder = ensure_prepared(full, data_dir, manual_dir, file_format=file_format)
-    if not builder.is_prepared():
-        how = (getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", "") or "").strip()
+    try:
+        builder = get_builder(full, data_dir, manual_dir=manual_dir, file_format=file_format)
+    except DatasetNotPreparedError as e:
         raise DatasetNotPreparedError(
-            f"dataset {full!r} is not prepared in {builder.data_dir}; give the folder with its "
-            "manual download (data.manual_dir; `segment train --data-dir`) to prepare it:\n" + how
-        )
+            f"{e}\nfor segmentation: give the folder with its manual download "
+            "(data.manual_dir; `segment train --data-dir`)"
+        ) from None
     if MASK_KEY not in builder.info.features:
         raise ValueError(
             f"dataset {full!r} has no {MASK_KEY!r} feature; name a segmentation config "

@@ -110,7 +110,7 @@ class SegmentationTask:
             return pipeline
         import tensorflow_datasets as tfds
 
-        from tfmelanoma.datasets.index import is_array_record
+        from tfmelanoma.datasets.access import is_array_record
 
         try:
             builder = tfds.builder(
