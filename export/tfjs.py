@@ -3,7 +3,9 @@
     python -m export.tfjs --model runs/webdemo_meshnet --out webdemo/models/meshnet \\
         --quantization float32
 
-Writes into `--out` (refused when it is not empty, unless `--force`): `model.json` and its weight shard (the standard TF.js graph model),
+`--model` is a training run folder (or a .keras file); the entropy threshold, temperature and
+metrics come from the run's `evaluation/metrics.json` only. BatchNorm is folded before the
+conversion. Writes into `--out` (refused when it is not empty, unless `--force`): `model.json` and its weight shard (the standard TF.js graph model),
 `meta.json` (class names, input size, preprocessing, entropy threshold and temperature, training
 data, metrics, version, parity result) and `model.js` (all of it in one script for the page).
 Then checks Keras/TF.js parity on the web demo's gallery images plus random images and fails
