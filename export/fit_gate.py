@@ -199,12 +199,13 @@ def _fit_run(args) -> dict:
     for item in args.overrides:
         if not item.startswith(data_keys):
             raise ConfigError(f"--set {item}: only data.data_dir and data.manual_dir may change")
-    file, run_dir = resolve_model_path(args.run)
-    if run_dir is None or not (run_dir / "config.yaml").is_file():
+    run_dir = args.run
+    if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(
-            f"--run {args.run}: expected a training run folder with config.yaml "
+            f"--run {run_dir}: expected a training run folder with best.keras and config.yaml "
             "(python -m tfmelanoma.train)"
         )
+    file, _ = resolve_model_path(run_dir)
     config = load_config(str(run_dir / "config.yaml"), args.overrides)
     model = load_model(file)
     layer = resolve_layer_name(model, args.layer, config.model.name)

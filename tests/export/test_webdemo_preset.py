@@ -79,3 +79,13 @@ def test_smoke_sized_webdemo_trains_fits_the_gate_and_exports(tmp_path):
     assert meta["gate"]["mahalanobis"]["threshold"] == gate["mahalanobis"]["threshold"]
     if have_node:
         assert meta["parity"]["passed"]
+
+
+def test_fit_gate_needs_a_run_folder_and_changes_only_data_paths(tmp_path, capsys):
+    from export import fit_gate
+
+    assert fit_gate.main(["--run", str(tmp_path)]) == 2
+    assert "expected a training run folder" in capsys.readouterr().err
+    assert fit_gate.main(["--run", str(SHIPPED_RUN), "--set", "run.epochs=3"]) == 2
+    assert "only data.data_dir and data.manual_dir may change" in capsys.readouterr().err
+    assert not (tmp_path / "gate.json").exists()
