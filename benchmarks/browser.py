@@ -2,7 +2,7 @@
 
     python benchmarks/browser.py [--runs 50] [--paper-runs 50]
 
-1. Exports the shipped MeshNet (`webdemo/models/meshnet-run/model.keras`) at float32, float16
+1. Exports the shipped MeshNet (`webdemo/models/meshnet-run/best.keras`) at float32, float16
    and uint8 and reports the size on disk and the Keras/TF.js parity of each.
 2. Builds the uncertainty paper's kind of web model (MeshNet, ~1 M parameters, 3.8 MB float32,
    224 px; random weights: only its cost matters) and exports it.
@@ -80,7 +80,7 @@ def paper_model() -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--keras", type=Path, default=REPO / "webdemo/models/meshnet-run/model.keras")
+    ap.add_argument("--keras", type=Path, default=REPO / "webdemo/models/meshnet-run/best.keras")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--paper-runs", type=int, default=50)
     ap.add_argument("--chromium", default="/usr/bin/chromium")

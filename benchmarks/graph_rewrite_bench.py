@@ -1,6 +1,6 @@
 """Dilated-convolution graph rewrite: WASM SIMD inference time before and after, same run.
 
-    python benchmarks/graph_rewrite_bench.py [--runs 200] [--model webdemo/models/meshnet-run/model.keras]
+    python benchmarks/graph_rewrite_bench.py [--runs 200] [--model webdemo/models/meshnet-run/best.keras]
 
 Exports the model twice (`export.convert.convert_keras` with `optimise=False`: the converter's
 SpaceToBatchND → Conv2D → BatchToSpaceND graph; with `optimise=True`: `export.graph_rewrite`),
@@ -27,15 +27,16 @@ OUT = REPO / "test-artifacts" / "bench"
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", type=Path, default=REPO / "webdemo/models/meshnet-run/model.keras")
+    ap.add_argument("--model", type=Path, default=REPO / "webdemo/models/meshnet-run/best.keras")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     args = ap.parse_args(argv)
     import keras
 
-    from export import convert, graph_rewrite
+    from export import convert, graph_rewrite, tfjs
 
     model = keras.saving.load_model(args.model, safe_mode=True, compile=False)
+    model, _ = tfjs.fold_for_export(model)  # as `python -m export.tfjs` exports it
     models, ops = {}, {}
     for label, optimise in (("old", False), ("new", True)):
         d = OUT / f"graph-{label}"

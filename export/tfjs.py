@@ -3,7 +3,9 @@
     python -m export.tfjs --model runs/webdemo_meshnet --out webdemo/models/meshnet \\
         --quantization float32
 
-Writes into `--out` (refused when it is not empty, unless `--force`): `model.json` and its weight shard (the standard TF.js graph model),
+`--model` is a training run folder (or a .keras file); the entropy threshold, temperature and
+metrics come from the run's `evaluation/metrics.json` only. BatchNorm is folded before the
+conversion. Writes into `--out` (refused when it is not empty, unless `--force`): `model.json` and its weight shard (the standard TF.js graph model),
 `meta.json` (class names, input size, preprocessing, entropy threshold and temperature, training
 data, metrics, version, parity result) and `model.js` (all of it in one script for the page).
 Then checks Keras/TF.js parity on the web demo's gallery images plus random images and fails
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from tfmelanoma import fsio
 from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
-from tfmelanoma.errors import RunFolderError
+from tfmelanoma.errors import RunFolderError, TfmelanomaError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
 PROG = "python -m export.tfjs"
@@ -51,43 +53,32 @@ PREPROCESSING = {
 }
 
 
-def _find_key(obj, key: str):
-    """First numeric value stored under `key` anywhere in a nested dict/list (depth first)."""
-    if isinstance(obj, dict):
-        if isinstance(obj.get(key), (int, float)) and not isinstance(obj.get(key), bool):
-            return float(obj[key])
-        children = obj.values()
-    elif isinstance(obj, list):
-        children = obj
-    else:
-        return None
-    for child in children:
-        found = _find_key(child, key)
-        if found is not None:
-            return found
-    return None
+class MetricsFileError(TfmelanomaError, ValueError):
+    """An evaluation metrics.json without a value the page needs; names the file and the key."""
 
 
-def _find_str(obj, key: str):
-    """First string stored under `key` anywhere in a nested dict/list."""
-    if isinstance(obj, dict):
-        if isinstance(obj.get(key), str):
-            return obj[key]
-        children = obj.values()
-    else:
-        children = obj if isinstance(obj, list) else ()
-    for child in children:
-        found = _find_str(child, key)
-        if found is not None:
-            return found
-    return None
+def _get(metrics: dict, path: Path, *keys: str):
+    """`metrics[k1][k2]...`, or MetricsFileError naming `path` and the missing key."""
+    obj = metrics
+    for i, k in enumerate(keys):
+        if not isinstance(obj, dict) or k not in obj:
+            raise MetricsFileError(
+                f"{path}: no {'.'.join(keys[: i + 1])!r}; expected the evaluation report that "
+                "`python -m tfmelanoma.train` writes into <run>/evaluation/metrics.json "
+                "(tfmelanoma.evaluation.evaluate_predictions)"
+            )
+        obj = obj[k]
+    return obj
 
 
-def _get(obj, *keys):
-    """obj[k1][k2]... when that is a number, else None."""
-    for k in keys:
-        obj = obj.get(k) if isinstance(obj, dict) else None
-    return float(obj) if isinstance(obj, (int, float)) and not isinstance(obj, bool) else None
+def _number(metrics: dict, path: Path, *keys: str) -> float:
+    value = _get(metrics, path, *keys)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise MetricsFileError(
+            f"{path}: {'.'.join(keys)} is {value!r}, expected a number"
+            + (" (the run had no validation split to choose it on)" if value is None else "")
+        )
+    return float(value)
 
 
 def training_data(run_dir: Path | None) -> dict | None:
@@ -104,8 +95,14 @@ def training_data(run_dir: Path | None) -> dict | None:
 
 
 def find_metrics(run_dir: Path | None, explicit: Path | None) -> Path | None:
-    """`--metrics`; else the run's `evaluation/metrics.json` (the full report that
-    `python -m tfmelanoma.train` writes); else its shallowest `metrics.json`; else None."""
+    """`--metrics`; else the run's `evaluation/metrics.json` (the report that
+    `python -m tfmelanoma.train` writes); else None (a bare .keras file: documented defaults).
+
+    Raises:
+        FileNotFoundError: `--metrics` names no file.
+        MetricsFileError: the run evaluated several test sets (`evaluation/<name>/metrics.json`
+            each): which one to read is the user's choice, given with `--metrics`.
+    """
     if explicit is not None:
         if not explicit.is_file():
             raise FileNotFoundError(
@@ -114,39 +111,48 @@ def find_metrics(run_dir: Path | None, explicit: Path | None) -> Path | None:
         return explicit
     if run_dir is None:
         return None
-    if (run_dir / "evaluation" / "metrics.json").is_file():
-        return run_dir / "evaluation" / "metrics.json"
-    found = sorted(run_dir.rglob("metrics.json"), key=lambda p: len(p.parts))
-    return found[0] if found else None
+    path = run_dir / "evaluation" / "metrics.json"
+    if path.is_file():
+        return path
+    several = sorted(p.parent.name for p in (run_dir / "evaluation").glob("*/metrics.json"))
+    if several:
+        raise MetricsFileError(
+            f"{run_dir}/evaluation holds one report per test set ({', '.join(several)}); "
+            f"pass --metrics {run_dir}/evaluation/<name>/metrics.json"
+        )
+    log.warning("%s: no evaluation/metrics.json; the documented defaults are used", run_dir)
+    return None
 
 
-def uncertainty_settings(metrics: dict | None, source: str | None) -> dict:
-    """Entropy threshold and temperature from evaluation metrics, else the documented defaults.
+def uncertainty_settings(metrics: dict | None, source: Path | None) -> dict:
+    """Entropy threshold and temperature from an evaluation report, else the documented defaults.
 
-    Reads `tfmelanoma.evaluation`'s metrics.json (`rejection.threshold`,
-    `calibration.params.temperature.temperature`, `rejection.entropy_from`), else any numeric
-    `entropy_threshold` / `temperature` key (`export.train_demo_model`'s metrics.json).
+    Reads `tfmelanoma.evaluation`'s metrics.json: `rejection.threshold`,
+    `rejection.entropy_from` and `calibration.params.temperature.temperature`.
+
+    Raises:
+        MetricsFileError: one of those keys is missing or not a number (file and key named).
     """
-    metrics = metrics or {}
-    threshold = _get(metrics, "rejection", "threshold")
-    if threshold is None:
-        threshold = _find_key(metrics, "entropy_threshold")
-    temperature = _get(metrics, "calibration", "params", "temperature", "temperature")
-    if temperature is None:
-        temperature = _find_key(metrics, "temperature")
-    entropy_from = _find_str(metrics, "entropy_from") or ""
-    return {
+    settings = {
         "entropy": "normalised Shannon entropy H(p) / ln K, in [0, 1]",
         "rule": "uncertain when entropy > entropy_threshold",
-        "entropy_threshold": DEFAULT_ENTROPY_THRESHOLD if threshold is None else threshold,
-        "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+        "entropy_threshold": DEFAULT_ENTROPY_THRESHOLD,
+        "temperature": DEFAULT_TEMPERATURE,
         "calibrated_probability": "softmax(ln p / temperature)",
-        # the evaluation may reject on temperature-scaled probabilities (EvalConfig option)
-        "reject_on_calibrated": entropy_from.startswith("temperature"),
-        "source": source
-        if (threshold is not None and source)
-        else "documented defaults (no metrics.json with a threshold)",
+        "reject_on_calibrated": False,
+        "source": "documented defaults (no evaluation metrics.json)",
     }
+    if metrics is None:
+        return settings
+    entropy_from = _get(metrics, source, "rejection", "entropy_from")
+    settings.update(
+        entropy_threshold=_number(metrics, source, "rejection", "threshold"),
+        temperature=_number(metrics, source, "calibration", "params", "temperature", "temperature"),
+        # the evaluation rejects on temperature-scaled probabilities by default (EvalConfig)
+        reject_on_calibrated=str(entropy_from).startswith("temperature"),
+        source=str(source),
+    )
+    return settings
 
 
 def build_meta(
@@ -175,17 +181,14 @@ def build_meta(
         from tfmelanoma.labels import HARMONISED_CLASSES
 
         class_names = list(HARMONISED_CLASSES)
-    # The evaluation report keeps its headline numbers under "summary"; flat files at the top.
-    flat = (metrics or {}).get("summary")
-    flat = flat if isinstance(flat, dict) else (metrics or {})
+    # The evaluation report's headline numbers ("summary": flat name -> value).
+    summary = _get(metrics, metrics_path, "summary") if metrics is not None else {}
     shown = {
         key: val
-        for key, val in flat.items()
+        for key, val in summary.items()
         if isinstance(val, (int, float, str)) and not isinstance(val, bool)
     }
-    training_info = (metrics or {}).get("training", {})
-    if training:
-        training_info = {**training_info, "data": training}
+    training_info = {"data": training} if training else {}
     weight_bytes = sum(p.stat().st_size for p in model_dir.glob("group*-shard*of*.bin"))
     meta = {
         "format_version": 1,
@@ -203,7 +206,7 @@ def build_meta(
             "color": "RGB",
         },
         "preprocessing": PREPROCESSING,
-        "uncertainty": uncertainty_settings(metrics, str(metrics_path) if metrics_path else None),
+        "uncertainty": uncertainty_settings(metrics, metrics_path),
         "quantization": quantization,
         "weights_bytes": weight_bytes,
         "params": int(model.count_params()),
@@ -314,9 +317,11 @@ def _validate(args) -> tuple:
     metrics_path = find_metrics(run_dir, args.metrics)
     if metrics_path is not None:
         try:
-            json.loads(metrics_path.read_text())
+            metrics = json.loads(metrics_path.read_text())
         except ValueError as err:
             raise ValueError(f"{metrics_path}: not JSON ({err}); pass --metrics FILE") from None
+        uncertainty_settings(metrics, metrics_path)  # every key the page needs is there
+        _get(metrics, metrics_path, "summary")
     training = args.training_data or training_data(run_dir)
     gate_path = args.gate or (run_dir / "gate.json" if run_dir else None)
     if args.gate is not None and not args.gate.is_file():
@@ -326,6 +331,28 @@ def _validate(args) -> tuple:
     if not args.skip_parity:
         parity.check_node(webdemo)
     return model, metrics_path, training, webdemo, gate
+
+
+def fold_for_export(model):
+    """The model with every Conv/Dense -> BatchNorm pair folded into one layer, and how many
+    BatchNorm layers went (fewer ops and weights in TF.js, same outputs up to float rounding).
+
+    A model that cannot be folded (not functional) is exported as it is.
+    """
+    import keras
+
+    from tfmelanoma.models.bn_folding import fold_batchnorm
+
+    try:
+        folded = fold_batchnorm(model)
+    except ValueError as err:
+        log.info("BatchNorm not folded: %s", err)
+        return model, 0
+
+    def count(m):
+        return sum(isinstance(x, keras.layers.BatchNormalization) for x in m.layers)
+
+    return folded, count(model) - count(folded)
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -372,12 +399,15 @@ def export_model(args, model, metrics_path, training, webdemo, gate=None) -> tup
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
         try:
             log.info("converting %s (%s weights) into %s", args.model, args.quantization, out)
-            convert.convert_keras(model, tmp, args.quantization)
-            meta = build_meta(model, name, args.quantization, tmp, metrics_path, training, gate)
+            exported, n_folded = fold_for_export(model)
+            convert.convert_keras(exported, tmp, args.quantization)
+            meta = build_meta(exported, name, args.quantization, tmp, metrics_path, training, gate)
+            meta["batchnorm_folded"] = n_folded
             if not args.skip_parity:
                 images = args.parity_images
                 if images is None:
                     images = sorted((webdemo / "gallery").glob("*.jpg"))
+                # against the model as trained (before folding): the whole export is checked
                 result = parity.check_parity(model, tmp, args.quantization, images, webdemo)
                 meta["parity"] = result.as_dict()
                 log.debug("parity: %s", result.as_dict())

@@ -114,41 +114,10 @@ def test_model_js_embeds_the_same_model(exports):
     assert base64.b64decode(payload["weights"]) == (d / "group1-shard1of1.bin").read_bytes()
 
 
-@pytest.mark.slow
-@needs_node
-def test_metrics_json_sets_threshold_and_temperature(tiny_keras, tmp_path):
-    run = tmp_path / "run"
-    (run / "eval").mkdir(parents=True)
-    shutil.copy(tiny_keras, run / "model.keras")
-    (run / "eval" / "metrics.json").write_text(
-        json.dumps(
-            {
-                "auc_roc": 0.81,
-                "uncertainty": {"entropy_threshold": 0.37},
-                "calibration": {"temperature": 1.7},
-            }
-        )
-    )
-    out = tmp_path / "out"
-    assert tfjs.main(["--model", str(run), "--out", str(out), "--skip-parity"]) == 0
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["uncertainty"]["entropy_threshold"] == 0.37
-    assert meta["uncertainty"]["temperature"] == 1.7
-    assert meta["uncertainty"]["source"].endswith("metrics.json")
-    assert meta["metrics"]["auc_roc"] == 0.81
-    assert "parity" not in meta
-
-
-@pytest.mark.slow
-def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_path, capsys):
-    """The layout `python -m tfmelanoma.train` writes: best.keras, checkpoints/last.keras,
-    a summary metrics.json and the full evaluation/metrics.json of `evaluate_predictions`."""
+def _report(run: Path) -> dict:
+    """A real `evaluate_predictions` report in `run/evaluation/` (no plots, no bootstrap)."""
     from tfmelanoma.evaluation import evaluate_predictions
 
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    shutil.copy(tiny_keras, run / "best.keras")
-    shutil.copy(tiny_keras, run / "checkpoints" / "last.keras")
     rng = np.random.default_rng(1)
 
     def split(n):
@@ -157,7 +126,7 @@ def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_pat
         return y, np.stack([1 - p1, p1], 1)
 
     (y_val, p_val), (y_test, p_test) = split(300), split(200)
-    result = evaluate_predictions(
+    return evaluate_predictions(
         y_test,
         p_test,
         [f"i{i}" for i in range(200)],
@@ -167,6 +136,64 @@ def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_pat
         val_probs=p_val,
         config={"plots": False, "bootstrap_n": 0},
     )
+
+
+@pytest.mark.parametrize(
+    ("drop", "key"),
+    [
+        (("rejection", "threshold"), "rejection.threshold"),
+        (("calibration", "params"), "calibration.params"),
+        (("summary",), "summary"),
+    ],
+)
+def test_a_missing_metrics_key_names_the_file_and_the_key(tiny_keras, tmp_path, capsys, drop, key):
+    """One known layout: `evaluation/metrics.json` of `tfmelanoma.evaluation`; a key the page
+    needs that is not there is an error naming the file and the key, before `--out` is made."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_keras, run / "best.keras")
+    report = json.loads(json.dumps(_report(run), default=float))
+    parent = report
+    for k in drop[:-1]:
+        parent = parent[k]
+    del parent[drop[-1]]
+    path = run / "evaluation" / "metrics.json"
+    path.write_text(json.dumps(report))
+    out = tmp_path / "out"
+    assert tfjs.main(["--model", str(run), "--out", str(out), "--skip-parity"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and repr(key) in err
+    assert not out.exists()
+
+
+def test_metrics_are_read_from_the_run_evaluation_only(tiny_keras, tmp_path, capsys):
+    """A metrics.json elsewhere in the run is not searched for; several test-set reports need
+    --metrics; without any report the documented defaults apply."""
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    shutil.copy(tiny_keras, run / "best.keras")
+    (run / "eval" / "metrics.json").write_text(json.dumps({"rejection": {"threshold": 0.1}}))
+    assert tfjs.find_metrics(run, None) is None
+    assert tfjs.uncertainty_settings(None, None)["entropy_threshold"] == (
+        tfjs.DEFAULT_ENTROPY_THRESHOLD
+    )
+    (run / "evaluation" / "ph2").mkdir(parents=True)
+    (run / "evaluation" / "ph2" / "metrics.json").write_text("{}")
+    out = tmp_path / "out"
+    assert tfjs.main(["--model", str(run), "--out", str(out), "--skip-parity"]) == 2
+    err = capsys.readouterr().err
+    assert "one report per test set (ph2)" in err and "--metrics" in err
+
+
+@pytest.mark.slow
+def test_training_cli_run_folder_with_real_evaluation_report(tiny_keras, tmp_path, capsys):
+    """The layout `python -m tfmelanoma.train` writes: best.keras, checkpoints/last.keras,
+    a summary metrics.json and the full evaluation/metrics.json of `evaluate_predictions`."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(tiny_keras, run / "best.keras")
+    shutil.copy(tiny_keras, run / "checkpoints" / "last.keras")
+    result = _report(run)
     (run / "metrics.json").write_text(
         json.dumps({"best_epoch": 3, "test": result["summary"]}, default=float)
     )
@@ -232,11 +259,3 @@ def test_compare_catches_differences():
     assert not flipped.passed and not flipped.decisions_equal
     with pytest.raises(ValueError, match="shapes differ"):
         parity.compare(k, k[:2], "float32", "test")
-
-
-def test_uncertainty_settings_defaults_and_nested_lookup():
-    d = tfjs.uncertainty_settings(None, None)
-    assert d["entropy_threshold"] == tfjs.DEFAULT_ENTROPY_THRESHOLD and d["temperature"] == 1.0
-    nested = {"val": [{"x": 1}, {"entropy_threshold": 0.2, "temperature": 0.9}]}
-    d = tfjs.uncertainty_settings(nested, "m.json")
-    assert (d["entropy_threshold"], d["temperature"], d["source"]) == (0.2, 0.9, "m.json")

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "webdemo"
 CHROMIUM = os.environ.get("TFMELANOMA_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "webdemo"
-KERAS_RUN = WEB / "models" / "meshnet-run" / "model.keras"
+KERAS_RUN = WEB / "models" / "meshnet-run" / "best.keras"
 
 pytestmark = [
     pytest.mark.slow,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tfmelanoma.errors import ModelFileError
 
-# A run folder's model, in order: `export.train_demo_model` writes model.keras,
+# A run folder's model, in order: `python -m tfmelanoma.segment train` writes model.keras,
 # `python -m tfmelanoma.train` best.keras (and, while it runs, the checkpoint that
 # checkpoints/state.json names; checkpoints/last.keras in runs made before that).
 RUN_FOLDER_MODELS = ("model.keras", "best.keras", "checkpoints/last.keras")
