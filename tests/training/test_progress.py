@@ -10,11 +10,19 @@ import numpy as np
 from tfmelanoma.training.progress import HistoryCSV, StepProgress
 
 
-def _fit(callbacks, epochs=2):
+def _fit(callbacks, epochs=2, initial_epoch=0):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     x, y = np.zeros((40, 4), "float32"), np.zeros((40, 1), "float32")
-    model.fit(x, y, batch_size=4, epochs=epochs, verbose=0, callbacks=callbacks)
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        verbose=0,
+        callbacks=callbacks,
+    )
 
 
 def test_step_progress_writes_lines_with_rate_and_eta():
@@ -38,3 +46,14 @@ def test_history_csv_counts_epochs_from_one(tmp_path):
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,")
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+
+def test_history_csv_on_resume_drops_rows_the_checkpoint_never_committed(tmp_path):
+    """A run killed after writing epoch 3's row but before committing epoch 3 resumes after
+    epoch 2: the stale row 3 goes, and the resumed epochs 3 and 4 follow 1 and 2 once each."""
+    path = tmp_path / "history.csv"
+    _fit([HistoryCSV(str(path))], epochs=3)
+    _fit([HistoryCSV(str(path), resume_after=2)], epochs=4, initial_epoch=2)
+    rows = path.read_text().splitlines()
+    assert rows[0].startswith("epoch,") and rows.count(rows[0]) == 1
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]

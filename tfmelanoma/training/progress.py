@@ -10,15 +10,51 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import keras
 
+from tfmelanoma.fsio import atomic_write_text
+
 
 class HistoryCSV(keras.callbacks.CSVLogger):
-    """Keras's CSVLogger with epochs counted from 1, as the printed best epoch and the plot."""
+    """Keras's CSVLogger with epochs counted from 1, as the printed best epoch and the plot.
+
+    The runner places it before the checkpoint callback, so an epoch's row is written (and
+    flushed) before `state.json` commits that epoch: a run killed between the two resumes with
+    its row already there. Rows of epochs the checkpoint never committed are dropped on resume.
+
+    Args:
+        filename: history.csv.
+        resume_after: on resume, the epochs the checkpoint holds; later rows are removed first.
+            None starts a new file.
+    """
+
+    def __init__(self, filename: str, resume_after: int | None = None):
+        super().__init__(filename, append=resume_after is not None)
+        self.resume_after = resume_after
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.resume_after is not None:
+            _trim_history(Path(self.filename), self.resume_after)
+        super().on_train_begin(logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(epoch + 1, logs)
+
+
+def _trim_history(path: Path, epochs: int) -> None:
+    """Keeps the header and the rows of epochs 1..`epochs` of a history.csv (atomically)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [
+        line
+        for line in lines[1:]
+        if line.split(",", 1)[0].strip().isdigit() and int(line.split(",", 1)[0]) <= epochs
+    ]
+    if kept != lines:
+        atomic_write_text(path, "".join(kept))
 
 
 def _duration(seconds: float) -> str:

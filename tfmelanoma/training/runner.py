@@ -193,8 +193,11 @@ def _train_locked(
     )
     callbacks = [
         *data.callbacks,
+        # Before the checkpoint: an epoch's row is on disk before state.json commits the epoch.
+        progress.HistoryCSV(
+            str(run_dir / "history.csv"), resume_after=start_epoch if state else None
+        ),
         checkpoint,
-        progress.HistoryCSV(str(run_dir / "history.csv"), append=start_epoch > 0),
     ]
     if progress_every and verbose == 2:
         callbacks.append(
