@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from collections.abc import Callable
 
 from tfmelanoma.errors import TfmelanomaError
 
@@ -104,3 +105,19 @@ def interrupted(prog: str, what: str) -> int:
     """Ctrl-C: one line saying what state things are in (no traceback); exit status 130."""
     print(f"\n{prog}: interrupted; {what}", file=sys.stderr)
     return 130
+
+
+def run_command(prog: str, command: Callable[[], int], *, on_interrupt: str) -> int:
+    """Runs a CLI command: its exit status, or a user error / Ctrl-C turned into one message.
+
+    Args:
+        prog: the command's name, for the messages.
+        command: does the work; returns the exit status.
+        on_interrupt: what state Ctrl-C leaves things in (`interrupted`'s line).
+    """
+    try:
+        return command()
+    except KeyboardInterrupt:
+        return interrupted(prog, on_interrupt)
+    except USER_ERRORS as err:
+        return fail(prog, err)

@@ -19,7 +19,11 @@ import sys
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
+from tfmelanoma.cli import (
+    HelpFormatter,
+    OneLineErrorParser,
+    run_command,
+)
 from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
@@ -409,14 +413,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help answers before TensorFlow is imported
     quiet_tensorflow()
     setup_logging(args.verbose)
-    try:
-        result = run(args)
-    except KeyboardInterrupt:
-        return interrupted(
-            PROG, f"the report in {args.out} may be incomplete; run again with --overwrite"
-        )
-    except USER_ERRORS as err:
-        return fail(PROG, err)
+    return run_command(
+        PROG,
+        lambda: _print_result(args, run(args)),
+        on_interrupt=f"the report in {args.out} may be incomplete; run again with --overwrite",
+    )
+
+
+def _print_result(args, result: dict) -> int:
+    """The headline numbers and where the report is."""
     s = result["summary"]
 
     def num(key: str) -> str:

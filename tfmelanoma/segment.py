@@ -23,7 +23,11 @@ from pathlib import Path
 
 from tfmelanoma import config as config_lib
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
+from tfmelanoma.cli import (
+    HelpFormatter,
+    OneLineErrorParser,
+    run_command,
+)
 from tfmelanoma.errors import RunFolderError, ToolMissingError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
@@ -390,16 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     setup_logging(args.verbose)
     commands = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
-    try:
-        return commands[args.command](args)
-    except KeyboardInterrupt:
-        # Models are written atomically: an interrupted command leaves the old files whole.
-        resume = ""
-        if args.command == "train":
-            resume = "; a run with a checkpoint continues with the same command and --resume"
-        return interrupted(PROG, "nothing half-written was left behind" + resume)
-    except USER_ERRORS as err:
-        return fail(PROG, err)
+    # Models are written atomically: an interrupted command leaves the old files whole.
+    note = "nothing half-written was left behind"
+    if args.command == "train":
+        note += "; a run with a checkpoint continues with the same command and --resume"
+    return run_command(PROG, lambda: commands[args.command](args), on_interrupt=note)
 
 
 if __name__ == "__main__":

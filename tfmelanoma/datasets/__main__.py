@@ -19,7 +19,7 @@ import argparse
 import sys
 import textwrap
 
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, interrupted
+from tfmelanoma.cli import OneLineErrorParser, run_command
 from tfmelanoma.datasets import presets
 from tfmelanoma.datasets.rules import DEFAULT_MAX_DISTANCE, RULE_MEANINGS, RULES
 from tfmelanoma.fsio import expand
@@ -266,12 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tfmelanoma-datasets`` / ``python -m tfmelanoma.datasets``."""
     args = _parser().parse_args(argv)  # first: --help and usage errors need nothing heavy
     handlers = {"report": _report, "presets": _presets, "label-table": _label_table}
-    try:
-        return handlers[args.command](args)
-    except KeyboardInterrupt:
-        return interrupted(PROG, "a dataset being prepared is finished by the next run")
-    except USER_ERRORS as e:
-        return fail(PROG, e)
+    return run_command(
+        PROG,
+        lambda: handlers[args.command](args),
+        on_interrupt="a dataset being prepared is finished by the next run",
+    )
 
 
 if __name__ == "__main__":
