@@ -147,17 +147,21 @@ def check_manual_files(
         `manual_dir` as a Path.
     """
     root = Path(manual_dir)
-    missing = [n for n in names if not (root / n).exists()]
+    missing = [str(root / n) for n in names if not (root / n).exists()]
     if missing:
-        listing = "\n".join(f"  - {root / n}" for n in missing)
-        raise common.MissingFilesError(
-            f"{dataset}: {len(missing)} expected file(s) missing from the manual download "
-            f"directory {root}:\n{listing}\n{instructions.strip()}"
-        )
+        raise _missing_files(dataset, root, missing, instructions)
     return root
 
 
-# --- Shared by the builders: configs, manual files given as folders or zips, bad-file policy ---
+def _missing_files(
+    dataset: str, root: Path, missing: list[str], instructions: str
+) -> common.MissingFilesError:
+    """One error listing every missing file of a manual download, with the instructions."""
+    listing = "\n".join(f"  - {m}" for m in missing)
+    return common.MissingFilesError(
+        f"{dataset}: {len(missing)} expected file(s) missing from the manual download "
+        f"directory {root}:\n{listing}\n{instructions.strip()}"
+    )
 
 
 def locate_manual_files(
@@ -201,9 +205,5 @@ def locate_manual_files(
                 f"{root / key}" + (f"/ (or {root / key}.zip)" if name.endswith("/") else "")
             )
     if missing:
-        listing = "\n".join(f"  - {m}" for m in missing)
-        raise common.MissingFilesError(
-            f"{dataset}: {len(missing)} expected file(s) missing from the manual download "
-            f"directory {root}:\n{listing}\n{instructions.strip()}"
-        )
+        raise _missing_files(dataset, root, missing, instructions)
     return found
