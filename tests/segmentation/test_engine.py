@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tfmelanoma.config import load_config
-from tfmelanoma.training import checkpoints, progress, runner
+from tfmelanoma.training import checkpoints, runner
 
 pytestmark = pytest.mark.slow
 
@@ -58,18 +58,18 @@ def test_resumed_run_equals_an_uninterrupted_one(folder, tmp_path, monkeypatch, 
     cfg = _config(folder, pipeline)
     whole = runner.train(cfg, tmp_path / "whole", verbose=0)
 
-    original = progress.HistoryCSV.on_epoch_end
+    original = checkpoints.ResumableCheckpoint.on_epoch_end
 
     def stop_after_first(self, epoch, logs=None):
-        original(self, epoch, logs)  # the last callback: the epoch is committed and logged
+        original(self, epoch, logs)  # the last callback: the epoch is logged and committed
         if epoch == 0:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(progress.HistoryCSV, "on_epoch_end", stop_after_first)
+    monkeypatch.setattr(checkpoints.ResumableCheckpoint, "on_epoch_end", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
         runner.train(cfg, tmp_path / "cut", verbose=0)
     assert checkpoints.load_state(tmp_path / "cut" / "checkpoints").epochs_done == 1
-    monkeypatch.setattr(progress.HistoryCSV, "on_epoch_end", original)
+    monkeypatch.setattr(checkpoints.ResumableCheckpoint, "on_epoch_end", original)
     resumed = runner.train(cfg, tmp_path / "cut", resume=True, verbose=0)
 
     a, b = _history(tmp_path / "whole"), _history(tmp_path / "cut")
