@@ -8,7 +8,9 @@ call, whatever is left when time runs out is skipped and said so):
    autocast, SGD, eager, random data on the device (`torch_reference.py`).
 2. Compile (per model, twice, two processes, one fresh `--cache` folder): our train step built and
    compiled as the runner does (`compile_time.py`: `devices.configure` turns on JAX's persistent
-   compilation cache); the first process compiles and writes the cache, the second reads it.
+   compilation cache); the first process compiles and writes the cache, the second reads it
+   (`--compile-models`, default b0 only: a 224 px B1 compile takes minutes of the budget; B1's
+   step-only fit then compiles cold, and its first step says how long).
 3. Ours (per model, one process, cache warm): the training runner's own stages on a config of
    defaults plus overrides (`runner_config`: efficientnet_b*, SGD, mixed_bfloat16, `--pipeline`)
    over an ArrayRecord dataset (`--data-dir`, `--dataset`): `load_data` (the runner's splits),
@@ -60,7 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0, help="data.workers (0 = the pipeline's)")
     p.add_argument("--data-dir", default="", help="TFDS data dir with the dataset as ArrayRecord")
     p.add_argument("--dataset", default="sample", help="data.train, e.g. kaggle_fanconic")
-    p.add_argument("--cache", default="", help="compilation cache (default: fresh, beside --out)")
+    p.add_argument("--work", type=Path, default=None, help="per-stage JSON (default: --out's)")
+    p.add_argument("--cache", default="", help="compilation cache (default: fresh, in --work)")
+    p.add_argument("--compile-models", default="b0", help="models whose compile is measured")
     p.add_argument("--budget", type=float, default=540, help="seconds for the whole run")
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--skip-keras", action="store_true")
@@ -70,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup < 1 or args.steps < 1 or args.batch < 1:
         p.error("--warmup, --steps and --batch must be >= 1")
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.compile_models = [m.strip() for m in args.compile_models.split(",") if m.strip()]
     return args
 
 
@@ -329,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_stage(args)
     deadline = time.monotonic() + args.budget
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cache = Path(args.cache) if args.cache else args.out.with_suffix(".jax-cache")
+    work = args.work or args.out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    cache = Path(args.cache) if args.cache else work / f"{args.out.stem}.jax-cache"
     if not args.cache:
         shutil.rmtree(cache, ignore_errors=True)  # a fresh folder: the first compile is cold
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "cache": str(cache)}
@@ -350,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             results["skipped"].append(f"{arch} {name}: {left:.0f} s of the budget left")
             save()
             return None
-        part = args.out.with_name(f"{args.out.stem}.{arch}.{name}.json")
+        part = work / f"{args.out.stem}.{arch}.{name}.json"
         part.unlink(missing_ok=True)
         limit = min(limit, left - 5)
         print(f"== {arch} {name} (at most {limit:.0f} s)", flush=True)
@@ -376,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["models"][arch]["torch"] = value.pop("torch", value)
             save()
     for arch in [] if args.skip_keras else args.models:
-        if not args.skip_compile:
+        if not args.skip_compile and arch in args.compile_models:
             probe = [
                 sys.executable, str(HERE / "compile_time.py"), "--model", f"efficientnet_{arch}",
                 "--image-size", str(args.image_size), "--batch", str(args.batch),
