@@ -152,9 +152,9 @@ class RunConfig:
     deterministic: bool = True
     distribute: str = "none"
     """none | mirrored (all local devices: tf.distribute.MirroredStrategy on TensorFlow,
-    keras.distribution.DataParallel on JAX) | multiworker (several processes / hosts:
-    MultiWorkerMirroredStrategy with TF_CONFIG on TensorFlow; jax.distributed.initialize, then
-    DataParallel over every process's devices on JAX: see coordinator)."""
+    keras.distribution.DataParallel on JAX) | multiworker (several processes / hosts, JAX only:
+    jax.distributed.initialize, then DataParallel over every process's devices; see
+    coordinator. Keras 3's fit fails under TensorFlow's MultiWorkerMirroredStrategy)."""
     coordinator: str = ""
     """multiworker on JAX: host:port of process 0 ("" = KERAS_DISTRIBUTION_JOB_ADDRESSES, else
     JAX_COORDINATOR_ADDRESS or the cluster's, e.g. SLURM)."""

@@ -54,6 +54,15 @@ def test_local_rows_and_process_shard(monkeypatch):
     assert devices.per_process(own) is own
 
 
+def test_tensorflow_multiworker_is_refused_before_anything_runs(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    config = config_lib.load_config("smoke", ["run.distribute=multiworker"])
+    with pytest.raises(ValueError, match=r"keras-team/keras#20585.*KERAS_BACKEND=jax"):
+        devices.placement(config)
+
+
 def test_resume_takes_runtime_keys_but_not_hyperparameters(tmp_path):
     config_lib.save_config(config_lib.load_config("smoke"), tmp_path / "config.yaml")
     resumed = config_lib.resume_config(

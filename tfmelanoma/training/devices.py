@@ -5,12 +5,13 @@ by hand:
 
 - `mirrored`: all local devices, one model replica each, the global batch split between them:
   `tf.distribute.MirroredStrategy` on TensorFlow, `keras.distribution.DataParallel` on JAX.
-- `multiworker`: several processes (hosts), each with its local devices: TensorFlow's
-  `MultiWorkerMirroredStrategy` (cluster from `TF_CONFIG`); on JAX `jax.distributed.initialize`
+- `multiworker`: several processes (hosts), each with its local devices: on JAX
+  `jax.distributed.initialize`
   (coordinator, process count and id from `run.coordinator` / `run.num_processes` /
   `run.process_id`, else `KERAS_DISTRIBUTION_JOB_ADDRESSES` / `_NUM_PROCESSES` / `_PROCESS_ID`,
   else JAX's own `JAX_COORDINATOR_ADDRESS` and cluster detection: SLURM, Open MPI, ...) and then
-  `DataParallel` over every device of every process.
+  `DataParallel` over every device of every process. TensorFlow's `MultiWorkerMirroredStrategy`
+  is refused: Keras 3's `fit` fails under it (keras-team/keras#20585, reproduced here).
 
 On a machine without accelerators the replicas are logical CPU devices (TensorFlow:
 `tf.config.set_logical_device_configuration`; JAX: `XLA_FLAGS=--xla_force_host_platform_device_count=N`;
@@ -31,7 +32,6 @@ imported only when the backend is TensorFlow, so a JAX run works where TensorFlo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import sys
@@ -85,12 +85,19 @@ def placement(config: Config, shards_itself: bool = True) -> Placement:
     backend = keras.backend.backend()
     mode = config.run.distribute
     processes = 1
+    if backend == "tensorflow" and mode == "multiworker":
+        # Checked 2026-11-28 (Keras 3.15.1, TF, two local workers with TF_CONFIG): `fit` fails
+        # with "Attempt to convert a value (PerReplica...) to a Tensor", keras-team/keras#20585.
+        raise ValueError(
+            "run.distribute=multiworker: Keras 3's fit does not run under TensorFlow's "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585); train on several hosts with "
+            "KERAS_BACKEND=jax (jax.distributed), or on one host with run.distribute=mirrored"
+        )
     if backend == "tensorflow":
         strategy = _tf_strategy(mode)
         replicas = strategy.num_replicas_in_sync
         engine = type(strategy).__name__
         scope = strategy.scope()
-        processes = process_count()
     elif mode == "none":
         return Placement(contextlib.nullcontext(), 1, "none")
     elif backend == "jax":
@@ -129,8 +136,6 @@ def _tf_strategy(mode: str):
         if not tf.config.list_logical_devices("GPU"):
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
-    if mode == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()  # the default, no-op strategy
 
 
@@ -229,21 +234,6 @@ def _join_processes(config: Config) -> None:
     )
 
 
-def _tf_task() -> tuple[int, int]:
-    """(index, workers) of this TensorFlow worker from `TF_CONFIG` ((0, 1) without one)."""
-    try:
-        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except json.JSONDecodeError:
-        return 0, 1
-    cluster = tf_config.get("cluster", {})
-    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
-    task = tf_config.get("task", {})
-    index = int(task.get("index", 0))
-    if task.get("type") == "worker" and cluster.get("chief"):
-        index += 1  # the chief is process 0
-    return index, max(workers, 1)
-
-
 def process_count() -> int:
     """Processes (hosts) of this run; 1 unless a multi-host run was joined (`configure`)."""
     backend = keras.backend.backend()
@@ -251,8 +241,6 @@ def process_count() -> int:
         import jax
 
         return jax.process_count()
-    if backend == "tensorflow":
-        return _tf_task()[1]
     return 1
 
 
@@ -263,8 +251,6 @@ def process_index() -> int:
         import jax
 
         return jax.process_index()
-    if backend == "tensorflow":
-        return _tf_task()[0]
     return 0
 
 
