@@ -452,15 +452,15 @@ def _check_ranges(config: Config) -> None:
     target = config.eval.target_sensitivity
     if not (math.isfinite(target) and 0 < target <= 1):
         raise ConfigError(f"eval.target_sensitivity={target}: expected a number in (0, 1]")
-    if not (math.isfinite(opt.step_factor) and 0 < opt.step_factor <= 1):
-        raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
-    if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
-        raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
     if config.run.process_id < -1 or config.run.num_processes < 0:
         raise ConfigError(
             f"run.process_id={config.run.process_id}, run.num_processes="
             f"{config.run.num_processes}: expected process_id >= -1 and num_processes >= 0"
         )
+    if not (math.isfinite(opt.step_factor) and 0 < opt.step_factor <= 1):
+        raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
+    if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
+        raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
     for key in ("data.limit", "data.val_limit"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:
