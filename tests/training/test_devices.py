@@ -52,6 +52,8 @@ def test_local_rows_and_process_shard(monkeypatch):
     own = Global()
     own.per_process = True  # an input that builds its own rows is not wrapped
     assert devices.per_process(own) is own
+    with pytest.raises(ValueError, match="a list input must feed only this process's rows"):
+        devices.per_process([1, 2])  # e.g. a loader that knows nothing of processes
 
 
 def test_tensorflow_multiworker_is_refused_before_anything_runs(monkeypatch):

@@ -311,12 +311,24 @@ class ProcessShard(keras.utils.PyDataset):
 
 
 def per_process(batches):
-    """`batches` as this process should feed them to `fit` (see `ProcessShard`)."""
-    if process_count() == 1 or keras.backend.backend() != "jax":
-        return batches  # tf.data / tf.distribute shard their own inputs
-    if isinstance(batches, keras.utils.PyDataset) and not getattr(batches, "per_process", False):
+    """`batches` as this process should feed them to `fit` (see `ProcessShard`).
+
+    Raises:
+        ValueError: several processes and an input that is neither a `PyDataset` nor tf.data
+            and does not say it feeds only this process's rows (`per_process = True`).
+    """
+    if batches is None or process_count() == 1 or keras.backend.backend() != "jax":
+        return batches
+    if getattr(batches, "per_process", False):
+        return batches
+    if isinstance(batches, keras.utils.PyDataset):
         return ProcessShard(batches)
-    return batches
+    if type(batches).__module__.startswith("tensorflow"):
+        return batches  # tf.data: Keras shards it (DataParallel.distribute_dataset)
+    raise ValueError(
+        f"{process_count()} processes: a {type(batches).__name__} input must feed only this "
+        "process's rows of every global batch (devices.local_rows) and set per_process = True"
+    )
 
 
 def jit_compile(config: Config) -> bool:
