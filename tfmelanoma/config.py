@@ -152,7 +152,21 @@ class RunConfig:
     deterministic: bool = True
     distribute: str = "none"
     """none | mirrored (all local devices: tf.distribute.MirroredStrategy on TensorFlow,
-    keras.distribution.DataParallel on JAX) | multiworker (TensorFlow only)."""
+    keras.distribution.DataParallel on JAX) | multiworker (several processes / hosts, JAX only:
+    jax.distributed.initialize, then DataParallel over every process's devices; see
+    coordinator. Keras 3's fit fails under TensorFlow's MultiWorkerMirroredStrategy)."""
+    coordinator: str = ""
+    """multiworker on JAX: host:port of process 0 ("" = KERAS_DISTRIBUTION_JOB_ADDRESSES, else
+    JAX_COORDINATOR_ADDRESS or the cluster's, e.g. SLURM)."""
+    num_processes: int = 0
+    """multiworker on JAX: processes in the run (0 = KERAS_DISTRIBUTION_NUM_PROCESSES or the
+    cluster's)."""
+    process_id: int = -1
+    """multiworker on JAX: this process's number; 0 writes the run folder (-1 =
+    KERAS_DISTRIBUTION_PROCESS_ID or the cluster's)."""
+    compile_cache: str = "~/.cache/tfmelanoma/jax"
+    """JAX's persistent compilation cache folder: a second run (or --resume) of the same model
+    reads the compiled step instead of compiling it again ("" = off)."""
     steps_per_epoch: int = 0
     """0 = one pass over the training split."""
     evaluate: bool = True
@@ -397,12 +411,27 @@ def resume_config(run_dir: Path, given: Config | None = None, overrides: list[st
             + "\n".join(conflicts)
             + "\nDrop them to resume, or start a new run (another --run-dir) with them."
         )
-    return saved
+    runtime = {}
+    for key in RUNTIME_KEYS:  # --set, else --config, else the run's own
+        name = key.split(".")[1]
+        value = getattr(wanted.run, name)
+        if value == getattr(saved.run, name) and given is not None:
+            value = getattr(given.run, name)
+        runtime[name] = value
+    return dataclasses.replace(saved, run=dataclasses.replace(saved.run, **runtime))
+
+
+RUNTIME_KEYS = ("run.coordinator", "run.num_processes", "run.process_id", "run.compile_cache")
+"""Where and how a run executes, not what it trains: --resume takes them as given."""
 
 
 def _differences(a: Config, b: Config) -> list[str]:
     fa, fb = flat(a), flat(b)
-    return [f"{k}: the run has {fa[k]!r}, given {fb[k]!r}" for k in fa if fa[k] != fb[k]]
+    return [
+        f"{k}: the run has {fa[k]!r}, given {fb[k]!r}"
+        for k in fa
+        if fa[k] != fb[k] and k not in RUNTIME_KEYS
+    ]
 
 
 def _check_ranges(config: Config) -> None:
@@ -423,6 +452,11 @@ def _check_ranges(config: Config) -> None:
     target = config.eval.target_sensitivity
     if not (math.isfinite(target) and 0 < target <= 1):
         raise ConfigError(f"eval.target_sensitivity={target}: expected a number in (0, 1]")
+    if config.run.process_id < -1 or config.run.num_processes < 0:
+        raise ConfigError(
+            f"run.process_id={config.run.process_id}, run.num_processes="
+            f"{config.run.num_processes}: expected process_id >= -1 and num_processes >= 0"
+        )
     if not (math.isfinite(opt.step_factor) and 0 < opt.step_factor <= 1):
         raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
     if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):

@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, OSError) and e.errno is not None:  # disk full, read-only, permissions
             return fail(PROG, f"{message_of(e)} (writing the run folder {run_dir}){_kept(run_dir)}")
         return fail(PROG, e)
+    if not result.chief:  # process > 0 of a multi-host run: process 0 writes and evaluates
+        print(f"trained; process 0 writes the run folder {result.run_dir} and its evaluation")
+        return 0
     # Print what was written, so the terminal shows exactly the numbers in metrics.json.
     _print_summary(result.run_dir, json.loads((result.run_dir / "metrics.json").read_text()))
     return 0

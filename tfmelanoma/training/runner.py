@@ -13,6 +13,9 @@ Run folder layout:
     checkpoints/       epoch-NNNN.keras + state.json naming it; state.json is replaced last,
                        atomically, every epoch: one commit point (resume)
     .lock              held by the process writing the folder (a second writer is refused)
+                       (several processes, run.distribute=multiworker: only process 0 writes
+                       here; the others keep their checkpoints in a temporary folder, resume
+                       from this one's and do not evaluate)
     best.keras         best model by `run.monitor` on validation (auto: val_auc for
                        classification, val_dice for segmentation)
     evaluation/        the evaluation report of best.keras on the test set
@@ -28,9 +31,11 @@ so the same command trains on a GPU host without TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +64,12 @@ __all__ = ["RunFolderError", "RunResult", "train"]
 
 @dataclass
 class RunResult:
+    """The run folder and summary metrics; `chief` is False in processes other than 0 of a
+    multi-host run, which write nothing there (their metrics: the training figures only)."""
+
     run_dir: Path
     metrics: dict
+    chief: bool = True
 
 
 def check_config(config: Config) -> None:
@@ -133,9 +142,12 @@ def train(
         raise RunFolderError(
             f"{run_dir}: no run to resume (no config.yaml there); drop --resume to start a new run"
         )
-    devices.configure(config)
-    placement = devices.placement(config)  # before any data is read: fails fast
+    devices.configure(config)  # before anything compiles: compile cache, multi-host join
     pipeline = task.resolve_pipeline(config)
+    # Before any data is read: fails fast. tf.data is sharded between processes by Keras.
+    placement = devices.placement(config, shards_itself=pipeline != "tf")
+    if not devices.is_chief():
+        return _train_follower(task, config, run_dir, resume, verbose, placement, pipeline)
     created = not run_dir.exists()
     with folder_lock(run_dir, "run folder"):
         try:
@@ -148,6 +160,27 @@ def train(
             if created and not (run_dir / "checkpoints" / "state.json").exists():
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+
+
+def _train_follower(
+    task, config: Config, run_dir: Path, resume: bool, verbose: int, placement, pipeline: str
+) -> RunResult:
+    """A process other than 0 of a multi-host run: trains in step with the others, writes its
+    checkpoints to a temporary folder (resuming from process 0's, which must be readable here,
+    e.g. a shared folder), skips the evaluation and leaves `run_dir` alone."""
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, evaluate=False))
+    with tempfile.TemporaryDirectory(prefix=f"tfmelanoma-p{devices.process_index()}-") as tmp:
+        scratch = Path(tmp) / "run"
+        scratch.mkdir()
+        state = checkpoints.load_state(run_dir / "checkpoints") if resume else None
+        if state is not None:
+            (scratch / "checkpoints").mkdir()
+            for name in ("state.json", state.model_file):
+                shutil.copy2(run_dir / "checkpoints" / name, scratch / "checkpoints" / name)
+        result = _train_locked(
+            task, config, scratch, state is not None, False, verbose, 0.0, placement, pipeline
+        )
+    return RunResult(run_dir, result.metrics, chief=False)
 
 
 def _train_locked(
@@ -171,6 +204,9 @@ def _train_locked(
     atomic_write_text(run_dir / "data.json", json.dumps(splits.summary, indent=2, default=str))
     start_epoch = state.epochs_done if state else 0
     data = task.make_inputs(config, pipeline, splits, start_epoch, placement.replicas)
+    # Several processes: each feeds its rows of every global batch (devices.local_rows).
+    data.train = devices.per_process(data.train)
+    data.validation = devices.per_process(data.validation)
     steps = data.steps
     logger.info(
         "%s backend, %s pipeline, %d replica(s) (%s)",
@@ -242,6 +278,7 @@ def _train_locked(
         "backend": keras.backend.backend(),
         "pipeline": pipeline,
         "replicas": placement.replicas,
+        "processes": placement.processes,
         "distribution": placement.engine,
         "best_epoch": checkpoint.state.best_epoch,
         f"best_{monitor}": checkpoint.state.best,
