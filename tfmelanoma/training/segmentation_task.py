@@ -100,6 +100,13 @@ class SegmentationTask:
     def resolve_pipeline(self, config: Config) -> str:
         """tf.data on TensorFlow, unless the source is prepared as ArrayRecord (NumPy then)."""
         pipeline = inputs.resolve_pipeline(config)
+        if pipeline == "grain":  # classification only so far
+            if config.data.pipeline == "grain":
+                raise ValueError(
+                    "data.pipeline=grain is a classification pipeline for now; segmentation "
+                    "runs use numpy (or tf, or auto)"
+                )
+            pipeline = "numpy"
         if pipeline == "tf" and importlib.util.find_spec("tensorflow") is None:
             raise ToolMissingError(
                 "data.pipeline=tf: --pipeline tf.data needs TensorFlow, which is not installed "
