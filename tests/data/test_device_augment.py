@@ -39,7 +39,9 @@ def test_identity_parameters_resize_as_the_pixel_contract():
     np.testing.assert_allclose(out, images, atol=3e-3)
     # Inference: only the resize (validation is stored at the model's size: untouched).
     params = device_augment.sample_params(np.random.default_rng(0), 6, EVERYTHING, 40)
-    np.testing.assert_allclose(np.asarray(layer(images, params, training=False)), expected, atol=1e-3)
+    np.testing.assert_allclose(
+        np.asarray(layer(images, params, training=False)), expected, atol=1e-3
+    )
     np.testing.assert_array_equal(np.asarray(same(images, params, training=False)), images)
 
 

@@ -171,7 +171,9 @@ def _build(source, folder: Path, fingerprint: str, size: int, fields, workers: i
                 outs[key][i] = _resize_u8(resize, np.asarray(example[key]), size)
 
         with ThreadPoolExecutor(max(workers, 1), "decoded-cache") as pool:
-            bar = tqdm(total=n, desc=f"decoding {n} examples once ({size} px)", disable=not progress)
+            bar = tqdm(
+                total=n, desc=f"decoding {n} examples once ({size} px)", disable=not progress
+            )
             for _ in pool.map(one, range(n)):
                 bar.update()
             bar.close()
@@ -184,6 +186,12 @@ def _build(source, folder: Path, fingerprint: str, size: int, fields, workers: i
     finally:
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)
-    meta = {"format": FORMAT, "fingerprint": fingerprint, "count": n, "size": size, "shapes": shapes}
+    meta = {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "count": n,
+        "size": size,
+        "shapes": shapes,
+    }
     atomic_write_text(folder / "meta.json", json.dumps(meta, indent=2))  # the commit point
     logger.info("decoded cache written: %s (%d examples, %d px)", folder, n, size)

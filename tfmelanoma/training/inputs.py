@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -29,7 +29,25 @@ def resolve_pipeline(config: Config) -> str:
         return config.data.pipeline
     if keras.backend.backend() == "tensorflow":
         return "tf"
-    return "grain" if importlib.util.find_spec("grain") is not None else "numpy"
+    # grain moves the augmentation into the step: a win where the step runs on an accelerator
+    # (benchmarks/loader.py); on a CPU the augmentation costs the same either side, so the
+    # NumPy pipeline stays.
+    if importlib.util.find_spec("grain") is not None and _accelerator():
+        return "grain"
+    return "numpy"
+
+
+def _accelerator() -> bool:
+    """Whether Keras's default device is a GPU or TPU."""
+    if keras.backend.backend() == "torch":  # no keras.distribution there
+        import torch
+
+        return torch.cuda.is_available()
+    try:
+        devices = keras.distribution.list_devices()
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return False
+    return bool(devices) and not str(devices[0]).lower().startswith("cpu")
 
 
 def file_format(pipeline: str) -> str:
@@ -198,9 +216,7 @@ def _grain_inputs(config, train, validation, class_weight, start_epoch, replicas
     )
     loader = dict(workers=d.workers)
     return Inputs(
-        grain_pipeline.dataset(
-            train_maker, start_epoch=start_epoch, epochs=r.epochs, **loader
-        ),
+        grain_pipeline.dataset(train_maker, start_epoch=start_epoch, epochs=r.epochs, **loader),
         train_maker.steps,
         grain_pipeline.dataset(val_maker, **loader),
         padded=replicas > 1,
