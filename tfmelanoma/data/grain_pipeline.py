@@ -164,5 +164,11 @@ def dataset(
         grain.ReadOptions(num_threads=max(threads, 1), prefetch_buffer_size=prefetch)
     )
     if workers > 0:
+        from absl import flags
+
+        # grain 0.2.x reads an absl flag in mp_prefetch and fails unless flags were parsed
+        # (google/grain#1355; fixed after 0.2.18): scripts not run by absl.app parse none.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
     return ds
