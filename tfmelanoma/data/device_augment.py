@@ -130,6 +130,36 @@ def sample_bilinear(images, ys, xs):
     return top * (1 - fy) + bottom * fy
 
 
+def warp(images, params, out_size: int, *, nearest: bool = False):
+    """The geometric part of the parameters: crop box, angle and flips, composed into one map
+    from output to stored pixels, sampled once (reflected border).
+
+    Args:
+        images: (B, S, S, C) with a static S.
+        params: (B, NUM_PARAMS).
+        out_size: output side.
+        nearest: sample the nearest pixel (masks: stay binary) instead of bilinearly.
+
+    Returns:
+        float32 (B, out_size, out_size, C).
+    """
+    size = images.shape[1] or ops.shape(images)[1]
+    params = ops.cast(params, "float32")
+    grid = (ops.arange(out_size, dtype="float32") + 0.5) / out_size
+    p = [params[:, k][:, None, None] for k in range(7)]
+    v, u = grid[None, :, None], grid[None, None, :]
+    v = ops.where(p[6] > 0.5, 1.0 - v, v)  # the flips come last, so are undone first
+    u = ops.where(p[5] > 0.5, 1.0 - u, u)
+    cos, sin = ops.cos(p[4]), ops.sin(p[4])
+    ys = 0.5 + cos * (v - 0.5) - sin * (u - 0.5)  # output -> input, about the centre
+    xs = 0.5 + sin * (v - 0.5) + cos * (u - 0.5)
+    ys = _reflect((p[0] + ys * p[2]) * size - 0.5, size)
+    xs = _reflect((p[1] + xs * p[3]) * size - 0.5, size)
+    if nearest:  # TensorFlow's half-pixel nearest rule at scale 1: the pixel the centre is in
+        ys, xs = ops.floor(ys + 0.5), ops.floor(xs + 0.5)
+    return sample_bilinear(images, ys, xs)
+
+
 @keras.saving.register_keras_serializable(package="tfmelanoma")
 class DeviceAugment(keras.layers.Layer):
     """Applies per-example augmentation parameters to uint8 images in the training step.
@@ -161,19 +191,8 @@ class DeviceAugment(keras.layers.Layer):
             if size == self.image_size:
                 return ops.cast(images, "float32")
             params = ops.convert_to_tensor(identity_params(1)) + ops.zeros_like(params)
-        params = ops.cast(params, "float32")
-        t = self.image_size
-        grid = (ops.arange(t, dtype="float32") + 0.5) / t
-        p = [params[:, k][:, None, None] for k in range(NUM_PARAMS)]
-        v, u = grid[None, :, None], grid[None, None, :]
-        v = ops.where(p[6] > 0.5, 1.0 - v, v)  # the flips come last, so are undone first
-        u = ops.where(p[5] > 0.5, 1.0 - u, u)
-        cos, sin = ops.cos(p[4]), ops.sin(p[4])
-        ys = 0.5 + cos * (v - 0.5) - sin * (u - 0.5)  # output -> input, about the centre
-        xs = 0.5 + sin * (v - 0.5) + cos * (u - 0.5)
-        ys = _reflect((p[0] + ys * p[2]) * size - 0.5, size)
-        xs = _reflect((p[1] + xs * p[3]) * size - 0.5, size)
-        x = sample_bilinear(images, ys, xs)
+        x = warp(images, params, self.image_size)
+        p = [ops.cast(params, "float32")[:, k][:, None, None] for k in range(NUM_PARAMS)]
         if not training:
             return x
         x = x / 255.0 + p[7][..., None]
@@ -188,6 +207,7 @@ class DeviceAugment(keras.layers.Layer):
             )
         x = ops.clip(x, 0.0, 1.0) * 255.0
         if self.cutout > 0:
+            t = self.image_size
             half = float(int(t * self.cutout) // 2)
             rows = ops.arange(t, dtype="float32")
             inside = (ops.abs(rows[None, :, None] - p[11]) <= half) & (
