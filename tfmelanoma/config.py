@@ -60,8 +60,11 @@ class DataConfig:
     `tfds.data_source` (datasets prepared as ArrayRecord); grain decodes each image once into
     a memory-mapped cache and augments inside the compiled training step."""
     workers: int = 0
-    """NumPy pipeline: threads preparing batches (0 = min(8, CPU count)). grain: worker
-    processes gathering batches (0 = none: in-process threads, enough for memory copies)."""
+    """NumPy pipeline: threads preparing batches (0 = min(8, CPU count)); grain: threads
+    decoding while the cache is built."""
+    grain_workers: int = 0
+    """grain: worker processes gathering training batches (0 = none: one in-process read-ahead
+    thread, which keeps up: gathers are memory copies; processes add IPC, benchmarks/loader.py)."""
     cache_size: int = 0
     """grain: side of the decoded training images stored in the cache (random crops take their
     pixels from it); 0 = image_size x 8/7 (rounded up to a multiple of 8) when crop or zoom
@@ -437,7 +440,7 @@ def _check_ranges(config: Config) -> None:
         raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
     if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
         raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
-    for key in ("data.limit", "data.val_limit", "data.cache_size"):
+    for key in ("data.limit", "data.val_limit", "data.cache_size", "data.grain_workers"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:
             raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 0")

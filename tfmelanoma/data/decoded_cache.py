@@ -119,6 +119,7 @@ def open_or_build(
     size: int,
     cache_dir: Path,
     fields: dict[str, Callable[[np.ndarray, int], np.ndarray]],
+    keys: dict[str, str] | None = None,
     workers: int = 1,
     progress: bool = True,
 ) -> DecodedCache:
@@ -130,7 +131,9 @@ def open_or_build(
         size: stored square side in pixels.
         cache_dir: parent folder of the cache folders.
         fields: example key -> resize function `(array, size) -> float array` for that key
-            (e.g. {"image": image_ops.resize_np}); results are rounded to uint8.
+            (e.g. {"image": image_ops.resize_np}); results are rounded to uint8 and stored
+            as `<key>.npy`.
+        keys: cache field -> example key, where they differ ({"mask": "segmentation_mask"}).
         workers: threads decoding while building (decoding releases the GIL).
         progress: show a progress bar while building.
 
@@ -144,20 +147,23 @@ def open_or_build(
     with folder_lock(folder, "decoded-image cache", wait=True, on_wait=logger.info):
         cache = _open(folder, fingerprint, len(source), size, fields)  # built while we waited
         if cache is None:
-            _build(source, folder, fingerprint, size, fields, workers, progress)
+            _build(source, folder, fingerprint, size, fields, keys or {}, workers, progress)
             cache = _open(folder, fingerprint, len(source), size, fields)
     if cache is None:  # pragma: no cover - only if the disk lies
         raise OSError(f"{folder}: the decoded cache just built does not read back")
     return cache
 
 
-def _build(source, folder: Path, fingerprint: str, size: int, fields, workers: int, progress):
+def _build(source, folder: Path, fingerprint, size: int, fields, keys, workers: int, progress):
     from tqdm import tqdm
 
     (folder / "meta.json").unlink(missing_ok=True)  # not valid from here until rebuilt
     n = len(source)
     first = source[0]
-    shapes = {k: [n, size, size, np.asarray(first[k]).shape[-1]] for k in fields}
+    firsts = {
+        k: _resize_u8(fn, np.asarray(first[keys.get(k, k)]), size) for k, fn in fields.items()
+    }
+    shapes = {k: [n, *a.shape] for k, a in firsts.items()}
     tmps = {k: _temp_in(folder / f"{k}.npy", ".tmp.npy") for k in fields}
     try:
         outs = {
@@ -166,9 +172,13 @@ def _build(source, folder: Path, fingerprint: str, size: int, fields, workers: i
         }
 
         def one(i: int) -> None:
-            example = first if i == 0 else source[i]
+            if i == 0:
+                for key, array in firsts.items():
+                    outs[key][0] = array
+                return
+            example = source[i]
             for key, resize in fields.items():
-                outs[key][i] = _resize_u8(resize, np.asarray(example[key]), size)
+                outs[key][i] = _resize_u8(resize, np.asarray(example[keys.get(key, key)]), size)
 
         with ThreadPoolExecutor(max(workers, 1), "decoded-cache") as pool:
             bar = tqdm(

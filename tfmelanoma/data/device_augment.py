@@ -250,7 +250,76 @@ def training_model(model: keras.Model, config: AugmentConfig, image_size: int) -
 
 
 def inner_model(model: keras.Model) -> keras.Model:
-    """The model inside a `training_model` wrapper (`model` itself when it is not one)."""
+    """The model inside a `training_model` or `AugmentedSegmenter` wrapper (`model` itself when
+    it is not one)."""
+    if isinstance(model, AugmentedSegmenter):
+        return model.segmenter
     if not any(isinstance(layer, DeviceAugment) for layer in model.layers):
         return model
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def sample_pair_params(rng: np.random.Generator, n: int, crop_fraction: float = 0.8) -> np.ndarray:
+    """Segmentation's joint augmentation as parameters, with `segmentation_numpy.augment_pair`'s
+    distribution: flips, a quarter turn k in 0-3, a square crop of side in [crop_fraction, 1]."""
+    params = identity_params(n)
+    params[:, 5] = rng.random(n) < 0.5
+    params[:, 6] = rng.random(n) < 0.5
+    params[:, 4] = rng.integers(0, 4, n) * (math.pi / 2)
+    side = rng.uniform(crop_fraction, 1.0, n)
+    params[:, 0], params[:, 1] = (
+        rng.uniform(0, 1, n) * (1 - side),
+        rng.uniform(0, 1, n) * (1 - side),
+    )
+    params[:, 2] = params[:, 3] = side
+    return params
+
+
+@keras.saving.register_keras_serializable(package="tfmelanoma")
+class AugmentedSegmenter(keras.Model):
+    """Segmentation's training-time wrapper: image and mask warped alike inside the step.
+
+    `fit` passes targets straight to the loss, so a wrapper layer cannot reach the mask; here
+    `compute_loss` and `compute_metrics` (which every backend's train and test steps call) warp
+    the mask with the batch's parameters (nearest: it stays binary) before the loss and metrics
+    see it. Validation batches carry identity parameters.
+
+    Args:
+        segmenter: the model (`inner_model` gives it back; it alone is saved as best.keras).
+        image_size: the model's input side.
+    """
+
+    def __init__(self, segmenter: keras.Model, image_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.segmenter = segmenter
+        self.image_size = image_size
+        self.built = segmenter.built  # no weights of its own
+
+    def build(self, input_shape=None):
+        self.built = True  # the segmenter is built; nothing of its own
+
+    def call(self, inputs, training=None):
+        images = warp(inputs[IMAGE_KEY], inputs[PARAMS_KEY], self.image_size)
+        return self.segmenter(images, training=training)
+
+    def _masks(self, x, y):
+        return warp(y, x[PARAMS_KEY], self.image_size, nearest=True)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, self._masks(x, y), y_pred, sample_weight, training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, self._masks(x, y), y_pred, sample_weight)
+
+    def get_config(self):
+        return {
+            "segmenter": keras.saving.serialize_keras_object(self.segmenter),
+            "image_size": self.image_size,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        segmenter = keras.saving.deserialize_keras_object(config.pop("segmenter"))
+        return cls(segmenter, **config)

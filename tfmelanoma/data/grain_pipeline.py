@@ -59,7 +59,7 @@ class CachedBatches:
         pad_to_multiple: int = 1,
     ):
         self.folder = cache.folder
-        self._images = cache.images
+        self._arrays = dict(cache.arrays)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.rows = np.arange(len(cache)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.training = augment_config is not None
@@ -88,12 +88,12 @@ class CachedBatches:
         self._order: tuple[int, np.ndarray] | None = None
 
     def __getstate__(self):  # worker processes map the cache themselves
-        return dict(self.__dict__, _images=None, _order=None)
+        return dict(self.__dict__, _arrays={}, _order=None)
 
-    def _cache_images(self) -> np.ndarray:
-        if self._images is None:
-            self._images = np.load(self.folder / "image.npy", mmap_mode="r")
-        return self._images
+    def _array(self, key: str) -> np.ndarray:
+        if key not in self._arrays:
+            self._arrays[key] = np.load(self.folder / f"{key}.npy", mmap_mode="r")
+        return self._arrays[key]
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
         cached = self._order  # one read: other threads may replace it meanwhile
@@ -103,12 +103,17 @@ class CachedBatches:
         self._order = (epoch, order)
         return order
 
+    def _rows(self, g: int) -> tuple[np.ndarray, int, int]:
+        """(cache rows, epoch, step) of run batch `g`."""
+        if not self.training:
+            return self.rows[g * self.batch_size : (g + 1) * self.batch_size], 0, g
+        epoch, step = divmod(g, self.steps)
+        start = (step % self.full_batches) * self.batch_size  # wraps past one pass
+        return self.rows[self._epoch_order(epoch)[start : start + self.batch_size]], epoch, step
+
     def __call__(self, g: int) -> tuple:
-        g = int(g)
+        rows, epoch, step = self._rows(int(g))
         if self.training:
-            epoch, step = divmod(g, self.steps)
-            start = (step % self.full_batches) * self.batch_size  # wraps past one pass
-            rows = self.rows[self._epoch_order(epoch)[start : start + self.batch_size]]
             params = device_augment.sample_params(
                 np.random.default_rng([self.seed, epoch, step]),
                 len(rows),
@@ -116,9 +121,8 @@ class CachedBatches:
                 self.image_size,
             )
         else:
-            rows = self.rows[g * self.batch_size : (g + 1) * self.batch_size]
             params = device_augment.identity_params(len(rows))
-        images = self._cache_images()[rows]  # one copy out of the (page-cached) memmap
+        images = self._array("image")[rows]  # one copy out of the (page-cached) memmap
         labels = self.labels[rows]
         x = {device_augment.IMAGE_KEY: images, device_augment.PARAMS_KEY: params}
         y = encode_target(labels, self.num_classes)
@@ -130,6 +134,42 @@ class CachedBatches:
             x = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in x.items()}
             return x, np.concatenate([y, np.repeat(y[-1:], pad, axis=0)]), w
         return x, y
+
+
+class CachedPairs(CachedBatches):
+    """Segmentation batches ({image, augment_params}, mask) over a cache with `image` and
+    `mask`; the joint geometric augmentation (`device_augment.sample_pair_params`) is applied to
+    both in the step by `device_augment.AugmentedSegmenter`.
+
+    Args:
+        cache: decoded cache with fields `image` and `mask` (uint8 {0, 1}).
+        augment: draw augmentation parameters in training (else identity).
+        training: shuffled full batches per epoch; else the cache order, last batch kept.
+        **kwargs: `batch_size`, `image_size`, `seed`, `steps_per_epoch` of `CachedBatches`.
+    """
+
+    def __init__(self, cache: DecodedCache, *, augment: bool, training: bool, **kwargs):
+        super().__init__(
+            cache,
+            np.zeros(len(cache), np.int64),
+            num_classes=2,
+            augment_config=AugmentConfig() if training else None,
+            **kwargs,
+        )
+        self.augment = augment
+
+    def __call__(self, g: int) -> tuple:
+        rows, epoch, step = self._rows(int(g))
+        if self.training and self.augment:
+            rng = np.random.default_rng([self.seed, epoch, step])
+            params = device_augment.sample_pair_params(rng, len(rows))
+        else:
+            params = device_augment.identity_params(len(rows))
+        x = {
+            device_augment.IMAGE_KEY: self._array("image")[rows],
+            device_augment.PARAMS_KEY: params,
+        }
+        return x, self._array("mask")[rows]
 
 
 def dataset(

@@ -214,11 +214,12 @@ def _grain_inputs(config, train, validation, class_weight, start_epoch, replicas
         pad_to_multiple=replicas,
         **common,
     )
-    loader = dict(workers=d.workers)
     return Inputs(
-        grain_pipeline.dataset(train_maker, start_epoch=start_epoch, epochs=r.epochs, **loader),
+        grain_pipeline.dataset(
+            train_maker, start_epoch=start_epoch, epochs=r.epochs, workers=d.grain_workers
+        ),
         train_maker.steps,
-        grain_pipeline.dataset(val_maker, **loader),
+        grain_pipeline.dataset(val_maker),
         padded=replicas > 1,
         validation_steps=val_maker.steps,
         wrap=lambda model: device_augment.training_model(model, config.augment, d.image_size),
