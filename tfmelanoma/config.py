@@ -55,10 +55,23 @@ class DataConfig:
     cache: bool = True
     """Cache decoded, resized images in memory (after resize, before augmentation; tf.data)."""
     pipeline: str = "auto"
-    """auto | tf | numpy. auto: tf.data on the TensorFlow backend, else the TF-free NumPy
-    pipeline over `tfds.data_source` (datasets prepared as ArrayRecord)."""
+    """auto | tf | numpy | grain. auto: tf.data on the TensorFlow backend; elsewhere `grain`
+    when it is installed (classification), else the NumPy pipeline. numpy and grain read
+    `tfds.data_source` (datasets prepared as ArrayRecord); grain decodes each image once into
+    a memory-mapped cache and augments inside the compiled training step."""
     workers: int = 0
-    """NumPy pipeline: threads preparing batches (0 = min(8, CPU count))."""
+    """NumPy pipeline: threads preparing batches (0 = min(8, CPU count)); grain: threads
+    decoding while the cache is built."""
+    grain_workers: int = 0
+    """grain: worker processes gathering training batches (0 = none: one in-process read-ahead
+    thread, which keeps up: gathers are memory copies; processes add IPC, benchmarks/loader.py)."""
+    cache_size: int = 0
+    """grain: side of the decoded training images stored in the cache (random crops take their
+    pixels from it); 0 = image_size x 8/7 (rounded up to a multiple of 8) when crop or zoom
+    augmentation is on, else image_size. Validation is stored at image_size."""
+    cache_dir: str = ""
+    """grain: where decoded caches are kept ("" = <TFDS data dir>/tfmelanoma_decoded); one
+    folder per (split fingerprint, size), built once, rebuilt when stale."""
     images_dir: str = ""
     """Segmentation, data.train=folder: the folder of images."""
     masks_dir: str = ""
@@ -199,7 +212,7 @@ class Config:
 CHOICES = {
     "data.balance": ("none", "oversample", "inverse", "effective"),
     "data.label": ("label", "harmonised_diagnosis"),
-    "data.pipeline": ("auto", "tf", "numpy"),
+    "data.pipeline": ("auto", "tf", "numpy", "grain"),
     "model.loss": ("auto", "crossentropy", "dice", "dice_bce", "bce"),
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.schedule": ("constant", "step", "cosine", "one_cycle"),
@@ -461,7 +474,7 @@ def _check_ranges(config: Config) -> None:
         raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
     if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
         raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
-    for key in ("data.limit", "data.val_limit"):
+    for key in ("data.limit", "data.val_limit", "data.cache_size", "data.grain_workers"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:
             raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 0")
@@ -469,6 +482,11 @@ def _check_ranges(config: Config) -> None:
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 1:
             raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 1")
+    if 0 < config.data.cache_size < config.data.image_size:
+        raise ConfigError(
+            f"data.cache_size={config.data.cache_size}: expected 0 (auto) or >= data.image_size "
+            f"({config.data.image_size})"
+        )
 
 
 def save_config(config: Config, path: Path) -> None:

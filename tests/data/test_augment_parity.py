@@ -83,3 +83,29 @@ def test_rotation_is_by_any_angle_not_quarter_turns(image):
     for _ in range(10):
         out = numpy_pipeline.augment(image.copy(), rng, config)
         assert min(np.abs(out - q).mean() for q in quarter_turns) > 1.0
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_each_option_changes_the_image_alike_in_the_training_step(image, option):
+    """The grain path's `DeviceAugment` (parameters drawn by `sample_params`, pixels computed in
+    the step) against tf.data, by the same statistics. Its input is the stored uint8 image, so
+    its changes are measured from that."""
+    from tfmelanoma.data import device_augment
+
+    config = dataclasses.replace(OFF, **{option: OPTIONS[option]})
+    tf_out = [
+        tf_augment.augment(tf.constant(image), tf.constant([7, seed]), config).numpy()
+        for seed in range(SEEDS)
+    ]
+    stored = np.rint(image).astype(np.uint8)
+    params = device_augment.sample_params(np.random.default_rng(7), SEEDS, config, 64)
+    layer = device_augment.augment_layer(config, 64)
+    out = np.asarray(layer(np.repeat(stored[None], SEEDS, 0), params, training=True))
+    (tf_change, tf_shift) = _stats(image, tf_out)
+    (dev_change, dev_shift) = _stats(stored.astype(np.float32), list(out))
+    assert abs(dev_change - tf_change) <= 0.25 * tf_change + 0.5, (option, tf_change, dev_change)
+    assert abs(dev_shift - tf_shift) <= 0.25 * max(tf_shift, dev_shift) + 0.5, (
+        option,
+        tf_shift,
+        dev_shift,
+    )

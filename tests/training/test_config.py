@@ -142,3 +142,16 @@ def test_cli_errors_are_one_line(args, message):
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def test_grain_cache_size_defaults_to_room_for_crops_and_is_checked():
+    from tfmelanoma.training import inputs
+
+    assert inputs.cache_size(c.load_config("smoke", ["data.image_size=224"])) == 256
+    assert inputs.cache_size(c.load_config("smoke", ["data.image_size=32"])) == 40
+    no_crop = ["data.image_size=224", "augment.crop_scale=1", "augment.zoom=0"]
+    assert inputs.cache_size(c.load_config("smoke", no_crop)) == 224
+    assert inputs.cache_size(c.load_config("smoke", ["data.cache_size=300"])) == 300
+    with pytest.raises(c.ConfigError, match="data.cache_size=16: expected 0 .* >= data.image_size"):
+        c.load_config("smoke", ["data.cache_size=16"])
+    assert c.load_config("smoke", ["data.pipeline=grain"]).data.pipeline == "grain"

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tfmelanoma.data import device_augment
 from tfmelanoma.errors import DivergedError, RunFolderError
 from tfmelanoma.fsio import atomic_save_model, atomic_write_text
 
@@ -188,7 +189,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         value = float(logs[self.monitor])
         if self._improved(value):
             self.state.best, self.state.best_epoch, self.state.wait = value, epoch + 1, 0
-            atomic_save_model(self.model, self.best_path)
+            # The model alone: a training-time wrapper (augmentation in the step) stays out.
+            atomic_save_model(device_augment.inner_model(self.model), self.best_path)
         else:
             self.state.wait += 1
         self.state.epochs_done = epoch + 1

@@ -10,7 +10,9 @@ one rotates by multiples of 90 degrees and has no hue jitter).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +24,47 @@ from tfmelanoma.datasets.materialise import SplitView
 
 
 def resolve_pipeline(config: Config) -> str:
-    """ "tf" or "numpy" for `data.pipeline` on the current Keras backend."""
+    """ "tf", "numpy" or "grain" for `data.pipeline` on the current Keras backend."""
     if config.data.pipeline != "auto":
         return config.data.pipeline
-    return "tf" if keras.backend.backend() == "tensorflow" else "numpy"
+    if keras.backend.backend() == "tensorflow":
+        return "tf"
+    # grain moves the augmentation into the step: a win where the step runs on an accelerator
+    # (benchmarks/loader.py); on a CPU the augmentation costs the same either side, so the
+    # NumPy pipeline stays.
+    if importlib.util.find_spec("grain") is not None and _accelerator():
+        return "grain"
+    return "numpy"
+
+
+def _accelerator() -> bool:
+    """Whether Keras's default device is a GPU or TPU."""
+    if keras.backend.backend() == "torch":  # no keras.distribution there
+        import torch
+
+        return torch.cuda.is_available()
+    try:
+        devices = keras.distribution.list_devices()
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return False
+    return bool(devices) and not str(devices[0]).lower().startswith("cpu")
 
 
 def file_format(pipeline: str) -> str:
     """The TFDS file format a pipeline needs datasets prepared in."""
-    return "array_record" if pipeline == "numpy" else "tfrecord"
+    return "tfrecord" if pipeline == "tf" else "array_record"
+
+
+def cache_size(config: Config) -> int:
+    """`data.cache_size`, or its default: image_size x 8/7 rounded up to a multiple of 8 when
+    crop or zoom augmentation takes a part of the image (so the crop keeps detail), else
+    image_size."""
+    d, a = config.data, config.augment
+    if d.cache_size:
+        return d.cache_size
+    if a.enabled and (a.crop_scale < 1 or a.zoom > 0):
+        return -(-d.image_size // 7) * 8
+    return d.image_size
 
 
 def workers(config: Config) -> int:
@@ -50,6 +84,9 @@ class Inputs:
         padded: validation batches carry sample weights that zero out padding (metrics must be
             compiled as weighted metrics to ignore it).
         callbacks: callbacks the pipeline needs in `fit` (the NumPy pipeline's epoch setter).
+        wrap: what `fit` trains in place of the model, when the pipeline needs one (grain:
+            `device_augment.training_model`, augmentation in the step); None = the model.
+        validation_steps: validation batches, for inputs whose length `fit` cannot see.
     """
 
     train: Any
@@ -57,6 +94,8 @@ class Inputs:
     validation: Any
     padded: bool = False
     callbacks: list = field(default_factory=list)
+    wrap: Callable[[keras.Model], keras.Model] | None = None
+    validation_steps: int | None = None
 
 
 def make_inputs(
@@ -102,6 +141,9 @@ def make_inputs(
         val_ds = tf_pipeline.eval_dataset(validation.as_tf_dataset(), cache=d.cache, **common)
         return Inputs(train_ds, steps, val_ds)
 
+    if pipeline == "grain":
+        return _grain_inputs(config, train, validation, class_weight, start_epoch, replicas)
+
     from tfmelanoma.data.numpy_pipeline import NumpyBatches
 
     # Threads, not processes: decoding and NumPy release the GIL, and threads share the sources.
@@ -125,6 +167,62 @@ def make_inputs(
         val_batches,
         padded=replicas > 1,
         callbacks=[train_batches.epoch_callback()],
+    )
+
+
+def _decoded(view: SplitView, config: Config, size: int):
+    """The view's decoded cache at `size` (built on first use)."""
+    from tfmelanoma.data import decoded_cache, image_ops
+
+    folder = config.data.cache_dir or decoded_cache.default_cache_dir(view.data_dir)
+    return decoded_cache.open_or_build(
+        view.as_data_source(),
+        fingerprint=decoded_cache.frame_fingerprint(view.frame, "resize_np"),
+        size=size,
+        cache_dir=decoded_cache.expand(folder),
+        fields={"image": image_ops.resize_np},
+        workers=workers(config),
+    )
+
+
+def _grain_inputs(config, train, validation, class_weight, start_epoch, replicas) -> Inputs:
+    """Batches from decoded caches through grain; augmentation in the training step."""
+    from tfmelanoma.data import device_augment, grain_pipeline
+    from tfmelanoma.datasets import sampling
+
+    d, r = config.data, config.run
+    common = dict(
+        batch_size=r.batch_size, num_classes=config.model.num_classes, image_size=d.image_size
+    )
+    rows = None
+    if d.balance == "oversample":
+        frame = train.frame.assign(_row=np.arange(len(train)))
+        rows = sampling.oversample(frame, seed=r.seed)["_row"].to_numpy()
+    train_maker = grain_pipeline.CachedBatches(
+        _decoded(train, config, cache_size(config)),
+        train.frame[d.label].to_numpy(),
+        augment_config=config.augment,
+        rows=rows,
+        seed=r.seed,
+        steps_per_epoch=r.steps_per_epoch,
+        class_weight=class_weight,
+        **common,
+    )
+    val_maker = grain_pipeline.CachedBatches(
+        _decoded(validation, config, d.image_size),
+        validation.frame[d.label].to_numpy(),
+        pad_to_multiple=replicas,
+        **common,
+    )
+    return Inputs(
+        grain_pipeline.dataset(
+            train_maker, start_epoch=start_epoch, epochs=r.epochs, workers=d.grain_workers
+        ),
+        train_maker.steps,
+        grain_pipeline.dataset(val_maker),
+        padded=replicas > 1,
+        validation_steps=val_maker.steps,
+        wrap=lambda model: device_augment.training_model(model, config.augment, d.image_size),
     )
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import keras
 
 from tfmelanoma.config import Config, save_config
+from tfmelanoma.data import device_augment
 from tfmelanoma.errors import RunFolderError
 from tfmelanoma.fsio import atomic_write_text, folder_lock
 from tfmelanoma.logging_utils import get_logger
@@ -250,8 +251,16 @@ def _train_locked(
             logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)
             model = keras.models.load_model(run_dir / "checkpoints" / state.model_file)
             checkpoints.restore_seed_states(model, state)
+            if (data.wrap is None) != (device_augment.inner_model(model) is model):
+                raise RunFolderError(
+                    f"{run_dir}: the checkpoint was trained with another data.pipeline than "
+                    f"{pipeline!r} (augmentation in the step or not); resume with the run's own "
+                    "pipeline (see its metrics.json / config.yaml)"
+                )
         else:
             model = task.build_model(config)
+            if data.wrap is not None:  # what fit trains; best.keras stays the model alone
+                model = data.wrap(model)
             task.compile_model(model, config, steps, weighted=data.padded)
         logger.info("%s: %s parameters", config.model.name, f"{model.count_params():,}")
         started = time.perf_counter()
@@ -264,6 +273,7 @@ def _train_locked(
                 initial_epoch=start_epoch,
                 steps_per_epoch=steps,
                 validation_data=data.validation,
+                validation_steps=data.validation_steps,
                 callbacks=callbacks,
                 shuffle=False,  # the pipeline shuffles, seeded
                 verbose=verbose,

@@ -139,6 +139,8 @@ class SegmentationTask:
 
     def make_inputs(self, config, pipeline, data, start_epoch, replicas) -> inputs.Inputs:
         d, r = config.data, config.run
+        if pipeline == "grain":
+            return _grain_inputs(config, data, start_epoch)
         validation, _ = self._eval_batches(config, pipeline, data.validation)
         if pipeline == "tf":
             from tfmelanoma.data import segmentation as tf_pipeline
@@ -196,6 +198,70 @@ class SegmentationTask:
         ds, ids = self._eval_batches(config, pipeline, data.test)
         summary = report.evaluate_model(model, ds, ids, run_dir / "evaluation")
         return {data.test.name: {"split": data.test.name, **summary}}
+
+
+def _split_fingerprint(split) -> str:
+    """Identifies a segmentation split's pixels: the builder, its version, split and rows, or
+    the folder files with their sizes and modification times."""
+    import hashlib
+    import os
+
+    digest = hashlib.sha256(repr((split.builder, split.split, split.rows)).encode())
+    if split.pairs is not None:
+        for path in (*split.pairs.image_paths, *split.pairs.mask_paths):
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    else:
+        info = getattr(getattr(split.as_data_source(), "source", None), "dataset_info", None)
+        digest.update(str(getattr(info, "version", "")).encode())
+        digest.update(str(split.data_dir).encode())
+    return digest.hexdigest()[:16]
+
+
+def _decoded_pairs(split, config: Config):
+    """The split's images (antialiased resize) and binary masks, decoded once at image_size."""
+    from tfmelanoma.data import decoded_cache
+    from tfmelanoma.data.image_ops import resize_antialiased_np, resize_mask_np
+    from tfmelanoma.data.segmentation_numpy import binary_mask
+    from tfmelanoma.data.segmentation_sources import MASK_KEY
+
+    folder = config.data.cache_dir or decoded_cache.default_cache_dir(split.data_dir)
+    return decoded_cache.open_or_build(
+        split.as_data_source(),
+        fingerprint=_split_fingerprint(split),
+        size=config.data.image_size,
+        cache_dir=decoded_cache.expand(folder),
+        fields={
+            "image": resize_antialiased_np,
+            "mask": lambda m, size: resize_mask_np(binary_mask(m), size),
+        },
+        keys={"mask": MASK_KEY},
+        workers=inputs.workers(config),
+    )
+
+
+def _grain_inputs(config: Config, data, start_epoch: int) -> inputs.Inputs:
+    """Image + mask pairs from decoded caches through grain, warped alike in the step."""
+    from tfmelanoma.data import device_augment, grain_pipeline
+
+    d, r = config.data, config.run
+    common = dict(batch_size=r.batch_size, image_size=d.image_size, seed=r.seed)
+    train = grain_pipeline.CachedPairs(
+        _decoded_pairs(data.train, config), augment=config.augment.enabled, training=True,
+        steps_per_epoch=r.steps_per_epoch, **common,
+    )  # fmt: skip
+    val = grain_pipeline.CachedPairs(
+        _decoded_pairs(data.validation, config), augment=False, training=False, **common
+    )
+    return inputs.Inputs(
+        grain_pipeline.dataset(
+            train, start_epoch=start_epoch, epochs=r.epochs, workers=d.grain_workers
+        ),
+        train.steps,
+        grain_pipeline.dataset(val),
+        validation_steps=val.steps,
+        wrap=lambda model: device_augment.AugmentedSegmenter(model, d.image_size),
+    )
 
 
 UNET_OPTIONS_MODELS = tuple(name for name, opts in OPTIONS.items() if opts is UNET_OPTIONS)
