@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX's compilation cache (run.compile_cache=auto) of test runs and their subprocesses goes to a
+# temporary folder, not the user's ~/.cache.
+os.environ.setdefault("TFMELANOMA_CACHE_DIR", tempfile.mkdtemp(prefix="tfmelanoma-cache-"))
 
 REPO_ROOT = Path(__file__).resolve().parent
 SHARED_DATA = Path(os.environ.get("TFMELANOMA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

@@ -177,9 +177,10 @@ class RunConfig:
     process_id: int = -1
     """multiworker on JAX: this process's number; 0 writes the run folder (-1 =
     KERAS_DISTRIBUTION_PROCESS_ID or the cluster's)."""
-    compile_cache: str = "~/.cache/tfmelanoma/jax"
+    compile_cache: str = "auto"
     """JAX's persistent compilation cache folder: a second run (or --resume) of the same model
-    reads the compiled step instead of compiling it again ("" = off)."""
+    reads the compiled step instead of compiling it again. auto = `jax/` under
+    $TFMELANOMA_CACHE_DIR, else $XDG_CACHE_HOME/tfmelanoma, else ~/.cache/tfmelanoma; "" = off."""
     steps_per_epoch: int = 0
     """0 = one pass over the training split."""
     evaluate: bool = True

@@ -160,7 +160,9 @@ def test_tfds_array_record_batches_match_tf_data_tfrecord(tmp_path):
     tf_ids = data.image_ids(tf_split)
     assert tf_ids == list(batches.image_ids())
     assert data.image_ids(_split(tmp_path / "tfrecord", "tfrecord", limit=2)) == tf_ids[:2]
-    with pytest.raises(ValueError, match="is prepared as tfrecord, but random access .the NumPy pipeline"):
+    with pytest.raises(
+        ValueError, match="is prepared as tfrecord, but random access .the NumPy pipeline"
+    ):
         _split(tmp_path / "tfrecord", "array_record")
     with pytest.raises(ValueError, match="ArrayRecord, which tf.data cannot read"):
         data.eval_dataset(_split(tmp_path / "array_record", "tfrecord"), 32, 8)

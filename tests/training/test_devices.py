@@ -168,3 +168,19 @@ def test_two_processes_train_as_one_process_with_two_devices(data_dir, tmp_path)
     # Each process fed its half of every global batch: the same steps as one process with two
     # devices, so the same history, number for number.
     assert (run_dir / "history.csv").read_text() == (tmp_path / "one" / "history.csv").read_text()
+
+
+def test_compile_cache_auto_follows_the_cache_environment(monkeypatch, tmp_path):
+    from tfmelanoma.config import load_config
+    from tfmelanoma.training.devices import compile_cache_dir
+
+    config = load_config("smoke")
+    assert config.run.compile_cache == "auto"
+    monkeypatch.setenv("TFMELANOMA_CACHE_DIR", str(tmp_path / "t"))
+    assert compile_cache_dir(config) == tmp_path / "t" / "jax"
+    monkeypatch.delenv("TFMELANOMA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert compile_cache_dir(config) == tmp_path / "x" / "tfmelanoma" / "jax"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert compile_cache_dir(config) == tmp_path / "h" / ".cache" / "tfmelanoma" / "jax"

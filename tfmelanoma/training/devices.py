@@ -165,6 +165,11 @@ def configure(config: Config) -> None:
 def compile_cache_dir(config: Config) -> Path | None:
     """The persistent compilation cache folder of `run.compile_cache` ("" = none)."""
     value = config.run.compile_cache.strip()
+    if value == "auto":
+        root = os.environ.get("TFMELANOMA_CACHE_DIR") or (
+            Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "tfmelanoma"
+        )
+        return expand(str(root)) / "jax"
     return expand(value) if value else None
 
 
