@@ -39,6 +39,14 @@ def _wait_for(proc: subprocess.Popen, condition, timeout: float = 600) -> None:
         time.sleep(0.05)
 
 
+def _mtime(path: Path) -> int | None:
+    """A file's mtime in ns, or None while it does not exist (it may vanish between calls)."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def _seg_args(data: Path, out: Path, epochs: int) -> list:
     return [
         "train", "--model", "unet", "--data", "folder", "--images", data / "images",
@@ -54,10 +62,13 @@ def test_segment_train_interrupted_keeps_the_old_model_and_runs_again(seg_data, 
     assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(out)
 
-    # Ctrl-C while the replacement trains: a message, exit 130, the old model whole.
+    # Ctrl-C while the replacement trains: a message, exit 130, the old model whole. The signal
+    # goes once the new run has committed an epoch (a new state.json), not at a guessed delay:
+    # under load, start-up (imports) can outlast any fixed sleep.
+    state = out / "checkpoints" / "state.json"
+    old_state = state.stat().st_mtime_ns
     proc = _start("tfmelanoma.segment", *_seg_args(seg_data, out, 500), "--overwrite", env=env)
-    _wait_for(proc, lambda: (out / ".lock").read_text().strip() == str(proc.pid))
-    time.sleep(2)  # inside the training loop
+    _wait_for(proc, lambda: _mtime(state) not in (None, old_state))
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-3000:]
