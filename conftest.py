@@ -28,3 +28,14 @@ def shared_data() -> Path:
 def shared_path(*parts: str) -> Path:
     """A path under the shared data folder, for `pytest.mark.skipif` conditions."""
     return SHARED_DATA.joinpath(*parts)
+
+
+@pytest.fixture(scope="session")
+def sample_array_record(tmp_path_factory) -> Path:
+    """A TFDS data dir with the embedded sample prepared as ArrayRecord (the format the TF-free
+    pipelines read), once per test session."""
+    from tfmelanoma.datasets import get_builder
+
+    path = tmp_path_factory.mktemp("tfds_array_record")
+    get_builder("sample", str(path), file_format="array_record")
+    return path

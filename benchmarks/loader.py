@@ -1,11 +1,14 @@
-"""Loader alone, images/s at 224 px: the grain path (decoded cache) against `NumpyBatches`.
+"""Loader alone, images/s at 224 px: the decoded-cache paths (grain, tf.data) against
+`NumpyBatches`.
 
-Both serve training batches of the same split, in one process, one after the other:
+All serve training batches of the same split, in one process, one after the other:
 
 - `numpy`: `NumpyBatches` (decode each JPEG, resize, augment with NumPy/Pillow, threads);
-- `grain`: `grain_pipeline.CachedBatches` through grain (gather uint8 rows of the memory-mapped
+- `grain`: `cached_batches.CachedBatches` through grain (gather uint8 rows of the memory-mapped
   decoded cache + draw the augmentation parameters; the pixels are augmented later, inside the
   compiled step, on the accelerator). The one-time cache build is timed separately.
+- `tf_cached`: the same batches through tf.data (`pipeline.cached_dataset`), where TensorFlow is
+  installed.
 
 Prints (and writes with --out) JSON: images/s, images/s per core, the ratio, the load average.
 Run on an otherwise idle machine, with datasets prepared as ArrayRecord:
@@ -17,6 +20,7 @@ Run on an otherwise idle machine, with datasets prepared as ArrayRecord:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import tempfile
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from tfmelanoma.config import load_config
     from tfmelanoma.data import grain_pipeline
+    from tfmelanoma.data.cached_batches import CachedBatches
     from tfmelanoma.data.numpy_pipeline import NumpyBatches
     from tfmelanoma.training import inputs
     from tfmelanoma.training.data import load_splits
@@ -111,12 +116,17 @@ def main(argv: list[str] | None = None) -> dict:
     cache = inputs._decoded(train, config, inputs.cache_size(config))
     result["cache_build_or_open_s"] = round(time.perf_counter() - started, 2)
     result["cache_size"] = cache.size
-    maker = grain_pipeline.CachedBatches(
+    maker = CachedBatches(
         cache, labels, augment_config=config.augment, batch_size=args.batch, num_classes=2,
         image_size=args.size,
     )  # fmt: skip
     ds = grain_pipeline.dataset(maker, epochs=1000, workers=args.grain_workers)
     result["grain_img_s"] = round(_rate(ds, args.images), 1)
+    if importlib.util.find_spec("tensorflow") is not None:
+        from tfmelanoma.data import pipeline as tf_pipeline
+
+        tf_ds = tf_pipeline.cached_dataset(maker, epochs=1000).as_numpy_iterator()
+        result["tf_cached_img_s"] = round(_rate(tf_ds, args.images), 1)
 
     numpy_batches = NumpyBatches(
         train.as_data_source(), image_size=args.size, batch_size=args.batch, num_classes=2,
@@ -125,8 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["numpy_img_s"] = round(_rate(_endless(numpy_batches), min(args.images, 1000)), 1)
 
     result.update(_augment_in_step(ds, config, args.size))
-    for key in ("grain", "numpy"):
-        result[f"{key}_img_s_per_core"] = round(result[f"{key}_img_s"] / cores, 1)
+    for key in ("grain", "tf_cached", "numpy"):
+        if f"{key}_img_s" in result:
+            result[f"{key}_img_s_per_core"] = round(result[f"{key}_img_s"] / cores, 1)
     result["ratio_grain_over_numpy"] = round(result["grain_img_s"] / result["numpy_img_s"], 1)
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(result, indent=2)

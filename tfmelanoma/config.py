@@ -55,10 +55,13 @@ class DataConfig:
     cache: bool = True
     """Cache decoded, resized images in memory (after resize, before augmentation; tf.data)."""
     pipeline: str = "auto"
-    """auto | tf | numpy | grain. auto: tf.data on the TensorFlow backend; elsewhere `grain`
-    when it is installed (classification), else the NumPy pipeline. numpy and grain read
-    `tfds.data_source` (datasets prepared as ArrayRecord); grain decodes each image once into
-    a memory-mapped cache and augments inside the compiled training step."""
+    """auto | tf | numpy | grain | tf_cached. tf (tf.data) and numpy decode, resize and
+    augment every image every epoch on the CPU; grain and tf_cached decode each image once into
+    a memory-mapped cache (`cache_dir`, `cache_size`) and augment inside the compiled training
+    step, serving the same batches for a seed (grain on any backend, tf_cached through tf.data
+    on TensorFlow). auto: beside a GPU or TPU, tf_cached on TensorFlow and grain elsewhere (when
+    installed); on a CPU, tf on TensorFlow and numpy elsewhere. All but tf read
+    `tfds.data_source` (datasets prepared as ArrayRecord)."""
     workers: int = 0
     """NumPy pipeline: threads preparing batches (0 = min(8, CPU count)); grain: threads
     decoding while the cache is built."""
@@ -66,7 +69,7 @@ class DataConfig:
     """grain: worker processes gathering training batches (0 = none: one in-process read-ahead
     thread, which keeps up: gathers are memory copies; processes add IPC, benchmarks/loader.py)."""
     cache_size: int = 0
-    """grain: side of the decoded training images stored in the cache (random crops take their
+    """grain, tf_cached: side of the decoded training images stored in the cache (random crops take their
     pixels from it); 0 = image_size x 8/7 (rounded up to a multiple of 8) when crop or zoom
     augmentation is on, else image_size. Validation is stored at image_size."""
     cache_dir: str = ""
@@ -213,7 +216,7 @@ class Config:
 CHOICES = {
     "data.balance": ("none", "oversample", "inverse", "effective"),
     "data.label": ("label", "harmonised_diagnosis"),
-    "data.pipeline": ("auto", "tf", "numpy", "grain"),
+    "data.pipeline": ("auto", "tf", "numpy", "grain", "tf_cached"),
     "model.loss": ("auto", "crossentropy", "dice", "dice_bce", "bce"),
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.schedule": ("constant", "step", "cosine", "one_cycle"),

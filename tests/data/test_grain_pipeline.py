@@ -8,6 +8,7 @@ import pytest
 
 from tfmelanoma.config import AugmentConfig
 from tfmelanoma.data import decoded_cache, device_augment, grain_pipeline, image_ops
+from tfmelanoma.data.cached_batches import CachedBatches
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,7 @@ LABELS = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0])
 
 def _maker(cache, **kw):
     kw = {"augment_config": AugmentConfig(), "seed": 3, **kw}
-    return grain_pipeline.CachedBatches(
-        cache, LABELS, batch_size=4, num_classes=2, image_size=10, **kw
-    )
+    return CachedBatches(cache, LABELS, batch_size=4, num_classes=2, image_size=10, **kw)
 
 
 def _flat(batches):
@@ -66,7 +65,7 @@ def test_oversampling_class_weights_and_padding(cache):
     np.testing.assert_array_equal(w, np.where(y[:, 1] == 1, 2.0, 0.5))
     seen = np.concatenate([maker(g)[1][:, 1] for g in range(3)])
     assert seen.sum() > LABELS[:12].sum()  # the repeated melanoma rows are drawn
-    val = grain_pipeline.CachedBatches(
+    val = CachedBatches(
         cache, LABELS, batch_size=4, num_classes=2, image_size=10, pad_to_multiple=3
     )
     batches = [val(g) for g in range(val.steps)]

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from tfmelanoma.config import load_config
+from tfmelanoma.data import device_augment
 from tfmelanoma.training import checkpoints, runner
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ def folder(tmp_path_factory):
     return root
 
 
-def _config(folder, pipeline: str, epochs: int = 3):
+def _config(folder, pipeline: str, *extra: str, epochs: int = 3):
     return load_config(
         "segmentation_smoke",
         [
@@ -43,7 +44,7 @@ def _config(folder, pipeline: str, epochs: int = 3):
             f"data.masks_dir={folder / 'masks'}", "data.image_size=16", "data.limit=0",
             "data.val_limit=0", f"data.pipeline={pipeline}", "data.workers=1",
             "model.options={base_filters: 4, depth: 2, bn_momentum: 0.9}", "run.steps_per_epoch=0",
-            f"run.epochs={epochs}", "run.batch_size=2", "optimizer.learning_rate=0.01",
+            f"run.epochs={epochs}", "run.batch_size=2", "optimizer.learning_rate=0.01", *extra,
         ],
     )  # fmt: skip
 
@@ -53,10 +54,16 @@ def _history(run_dir):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("pipeline", ["tf", "numpy"])
+@pytest.mark.parametrize("pipeline", ["tf", "numpy", "grain", "tf_cached"])
 def test_resumed_run_equals_an_uninterrupted_one(folder, tmp_path, monkeypatch, pipeline):
-    cfg = _config(folder, pipeline)
+    cfg = _config(folder, pipeline, f"data.cache_dir={tmp_path / 'decoded'}")
     whole = runner.train(cfg, tmp_path / "whole", verbose=0)
+    assert whole.metrics["pipeline"] == pipeline
+    if pipeline in ("grain", "tf_cached"):  # image + mask decoded once, warped in the step
+        best = keras.models.load_model(tmp_path / "whole" / "best.keras")
+        assert not isinstance(best, device_augment.AugmentedSegmenter)
+        assert best.input_shape == (None, 16, 16, 3)
+        assert len(list((tmp_path / "decoded").iterdir())) == 2  # train and validation, 16 px
 
     original = checkpoints.ResumableCheckpoint.on_epoch_end
 

@@ -112,12 +112,8 @@ def test_a_second_process_reads_the_compilation_cache(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    from tfmelanoma.datasets import get_builder
-
-    path = tmp_path_factory.mktemp("tfds_array_record")
-    get_builder("sample", str(path), file_format="array_record")
-    return path
+def data_dir(sample_array_record) -> Path:
+    return sample_array_record
 
 
 def _free_port() -> int:
@@ -127,12 +123,15 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one_process_with_two_devices(data_dir, tmp_path):
+@pytest.mark.parametrize("pipeline", ["numpy", "grain"])
+def test_two_processes_train_as_one_process_with_two_devices(pipeline, data_dir, tmp_path):
+    # numpy: every process prepares the global batch and keeps its rows (ProcessShard); grain:
+    # each process gathers only its rows from the decoded cache (CachedBatches' `process`).
     env = dict(os.environ, KERAS_BACKEND="jax", TFDS_DATA_DIR=str(data_dir), JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = str(ROOT)
     cache = f"run.compile_cache={tmp_path / 'cache'}"
     base = [sys.executable, "-c", hidden_cli("tfmelanoma.train"), "--config", "smoke", "-q"]
-    base += ["--set", "run.epochs=2", "--set", cache]
+    base += ["--set", "run.epochs=2", "--set", cache, "--set", f"data.pipeline={pipeline}"]
     one = subprocess.run(
         [*base, "--run-dir", str(tmp_path / "one"), "--set", "run.distribute=mirrored"],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
@@ -163,6 +162,7 @@ def test_two_processes_train_as_one_process_with_two_devices(data_dir, tmp_path)
     assert "trained; process 0 writes the run folder" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["processes"], metrics["replicas"]) == (2, 2)
+    assert metrics["pipeline"] == pipeline
     assert metrics["distribution"] == "keras.distribution.DataParallel"
     assert (run_dir / "evaluation" / "report.md").is_file()
     # Each process fed its half of every global batch: the same steps as one process with two

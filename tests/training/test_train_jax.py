@@ -27,13 +27,8 @@ CLI = hidden_cli("tfmelanoma.train")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """The embedded sample prepared as ArrayRecord (here, with TensorFlow; the run has none)."""
-    from tfmelanoma.datasets import get_builder
-
-    path = tmp_path_factory.mktemp("tfds_array_record")
-    get_builder("sample", str(path), file_format="array_record")
-    return path
+def data_dir(sample_array_record) -> Path:
+    return sample_array_record
 
 
 def _env(data_dir: Path, devices: int = 1) -> dict:

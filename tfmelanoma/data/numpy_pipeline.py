@@ -23,6 +23,7 @@ from PIL import Image
 from scipy import ndimage
 
 from tfmelanoma.config import AugmentConfig
+from tfmelanoma.data.batch_plan import BatchPlan
 from tfmelanoma.data.image_ops import resize_antialiased_np, resize_np
 
 
@@ -153,12 +154,7 @@ class SeededBatches(keras.utils.PyDataset):
         prefetch: int = 8,
     ):
         super().__init__()  # Keras reads in order on one thread; see the class docstring
-        if n == 0:
-            raise ValueError("the split is empty")
-        if training and batch_size > n:
-            raise ValueError(
-                f"batch size {batch_size} is larger than the training split ({n} examples)"
-            )
+        self.plan = BatchPlan(n, batch_size, training, seed, steps_per_epoch)
         self.n = n
         self.batch_size = batch_size
         self.training = training
@@ -177,14 +173,10 @@ class SeededBatches(keras.utils.PyDataset):
         raise NotImplementedError
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
-        if not self.training:
-            return np.arange(self.n)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self.plan.order(epoch)
 
     def __len__(self) -> int:
-        if not self.training:
-            return -(-self.n // self.batch_size)
-        return self.steps_per_epoch or self.n // self.batch_size
+        return self.plan.steps
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if self._pool is None:
@@ -201,11 +193,7 @@ class SeededBatches(keras.utils.PyDataset):
         return future.result()
 
     def _batch(self, order: np.ndarray, epoch: int, index: int) -> tuple[np.ndarray, ...]:
-        if self.training:
-            index %= self.n // self.batch_size  # wrap when steps_per_epoch asks for more
-        return self.make_batch(
-            order[index * self.batch_size : (index + 1) * self.batch_size], epoch
-        )
+        return self.make_batch(order[self.plan.window(index)], epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Serves `epoch`'s order and augmentations from now on."""

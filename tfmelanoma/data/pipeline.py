@@ -156,3 +156,31 @@ def predict_split(
     if not probs:
         raise ValueError("the split to predict is empty")
     return np.concatenate(labels), np.concatenate(probs), ids
+
+
+def cached_dataset(maker, *, start_epoch: int = 0, epochs: int = 1) -> tf.data.Dataset:
+    """tf.data over decoded-cache batches (`cached_batches.CachedBatches` or `CachedPairs`):
+    the batches grain serves (`grain_pipeline.dataset`), for the TensorFlow backend.
+
+    Run batch `g` is `maker(g)`, gathered by `tf.numpy_function` on tf.data's threads in order
+    (`deterministic=True`), read ahead; augmentation happens in the step
+    (`device_augment`). Training covers the run from `start_epoch` to `epochs` as one stream,
+    evaluation one pass.
+    """
+    from tfmelanoma.data.cached_batches import run_range
+
+    first, last = run_range(maker, start_epoch=start_epoch, epochs=epochs)
+    sample = maker(first)
+    flat = tf.nest.flatten(sample)
+    dtypes = [tf.as_dtype(a.dtype) for a in flat]
+    shapes = [(None, *a.shape[1:]) for a in flat]  # the last evaluation batch may be shorter
+
+    def gather(g):
+        arrays = tf.numpy_function(lambda i: tf.nest.flatten(maker(int(i))), [g], dtypes)
+        for array, shape in zip(arrays, shapes, strict=True):
+            array.set_shape(shape)
+        return tf.nest.pack_sequence_as(sample, arrays)
+
+    ds = tf.data.Dataset.range(first, last)
+    ds = ds.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.prefetch(AUTOTUNE)

@@ -1,11 +1,19 @@
-"""The training run's input pipeline: tf.data or the TF-free NumPy pipeline, chosen per backend.
+"""The training run's input pipeline, chosen per backend and device (`data.pipeline`).
 
-`data.pipeline=auto` picks tf.data on the TensorFlow backend and the NumPy pipeline
-(`tfmelanoma.data.numpy_pipeline.NumpyBatches` over `tfds.data_source`, ArrayRecord) on the
-others, so `KERAS_BACKEND=jax python -m tfmelanoma.train` runs where TensorFlow is not installed.
-Both pipelines serve the same pixels (same decode and resize; `tests/data/test_numpy_pipeline.py`)
-and are reproducible and resumable from a seed; their augmentations differ in detail (the NumPy
-one rotates by multiples of 90 degrees and has no hue jitter).
+- `tf`: tf.data decoding, resizing and augmenting every image every epoch on the CPU
+  (`data/pipeline.py`); `auto` on the TensorFlow backend without an accelerator.
+- `numpy`: the same work in NumPy over `tfds.data_source` (ArrayRecord), TF-free
+  (`data/numpy_pipeline.py`); `auto` on other backends without an accelerator.
+- `grain` and `tf_cached`: each image decoded once into a memory-mapped cache; per step the CPU
+  only gathers rows and draws a few augmentation parameters, and the augmentation runs inside
+  the compiled step (`data/cached_batches.py`, `data/device_augment.py`). grain serves the
+  batches on JAX (or any backend), tf.data on TensorFlow: the same uint8 rows and parameters for
+  the same seed, so the same augmented pixels within float rounding
+  (`tests/data/test_cached_batches.py`). `auto` beside a GPU or TPU.
+
+All are reproducible and resumable from a seed, serve the pixels of the one pixel contract
+(`data/image_ops.py`), and implement every `AugmentConfig` option with the same distributions
+(`tests/data/test_augment_parity.py`).
 """
 
 from __future__ import annotations
@@ -22,13 +30,17 @@ import numpy as np
 from tfmelanoma.config import Config
 from tfmelanoma.datasets.materialise import SplitView
 
+CACHED = ("grain", "tf_cached")
+"""Pipelines that decode each image once into a decoded cache and augment in the step."""
+
 
 def resolve_pipeline(config: Config) -> str:
-    """ "tf", "numpy" or "grain" for `data.pipeline` on the current Keras backend."""
+    """ "tf", "tf_cached", "numpy" or "grain" for `data.pipeline` on the current backend."""
     if config.data.pipeline != "auto":
         return config.data.pipeline
     if keras.backend.backend() == "tensorflow":
-        return "tf"
+        # The same split as grain's below: augmentation in the step pays beside an accelerator.
+        return "tf_cached" if _accelerator() else "tf"
     # grain moves the augmentation into the step: a win where the step runs on an accelerator
     # (benchmarks/loader.py); on a CPU the augmentation costs the same either side, so the
     # NumPy pipeline stays.
@@ -87,6 +99,8 @@ class Inputs:
         wrap: what `fit` trains in place of the model, when the pipeline needs one (grain:
             `device_augment.training_model`, augmentation in the step); None = the model.
         validation_steps: validation batches, for inputs whose length `fit` cannot see.
+        per_process: in a multi-host run the batches hold only this process's rows already
+            (else the runner cuts them out, `devices.per_process`).
     """
 
     train: Any
@@ -96,6 +110,7 @@ class Inputs:
     callbacks: list = field(default_factory=list)
     wrap: Callable[[keras.Model], keras.Model] | None = None
     validation_steps: int | None = None
+    per_process: bool = False
 
 
 def make_inputs(
@@ -141,8 +156,10 @@ def make_inputs(
         val_ds = tf_pipeline.eval_dataset(validation.as_tf_dataset(), cache=d.cache, **common)
         return Inputs(train_ds, steps, val_ds)
 
-    if pipeline == "grain":
-        return _grain_inputs(config, train, validation, class_weight, start_epoch, replicas)
+    if pipeline in CACHED:
+        return _cached_inputs(
+            config, pipeline, train, validation, class_weight, start_epoch, replicas
+        )
 
     from tfmelanoma.data.numpy_pipeline import NumpyBatches
 
@@ -185,20 +202,46 @@ def _decoded(view: SplitView, config: Config, size: int):
     )
 
 
-def _grain_inputs(config, train, validation, class_weight, start_epoch, replicas) -> Inputs:
-    """Batches from decoded caches through grain; augmentation in the training step."""
-    from tfmelanoma.data import device_augment, grain_pipeline
+def serve(maker, pipeline: str, config: Config, *, start_epoch: int = 0, training: bool):
+    """Decoded-cache batches as the pipeline serves them: grain, or tf.data (`tf_cached`)."""
+    epochs = config.run.epochs if training else 1
+    if pipeline == "tf_cached":
+        from tfmelanoma.data import pipeline as tf_pipeline
+
+        return tf_pipeline.cached_dataset(maker, start_epoch=start_epoch, epochs=epochs)
+    from tfmelanoma.data import grain_pipeline
+
+    workers = config.data.grain_workers if training else 0
+    return grain_pipeline.dataset(maker, start_epoch=start_epoch, epochs=epochs, workers=workers)
+
+
+def process() -> tuple[int, int]:
+    """(index, count) of this process in a multi-host run ((0, 1) otherwise)."""
+    from tfmelanoma.training import devices
+
+    return devices.process_index(), devices.process_count()
+
+
+def _cached_inputs(
+    config, pipeline, train, validation, class_weight, start_epoch, replicas
+) -> Inputs:
+    """Batches from decoded caches through grain or tf.data; augmentation in the training step."""
+    from tfmelanoma.data import device_augment
+    from tfmelanoma.data.cached_batches import CachedBatches
     from tfmelanoma.datasets import sampling
 
     d, r = config.data, config.run
     common = dict(
-        batch_size=r.batch_size, num_classes=config.model.num_classes, image_size=d.image_size
+        batch_size=r.batch_size,
+        num_classes=config.model.num_classes,
+        image_size=d.image_size,
+        process=process(),
     )
     rows = None
     if d.balance == "oversample":
         frame = train.frame.assign(_row=np.arange(len(train)))
         rows = sampling.oversample(frame, seed=r.seed)["_row"].to_numpy()
-    train_maker = grain_pipeline.CachedBatches(
+    train_maker = CachedBatches(
         _decoded(train, config, cache_size(config)),
         train.frame[d.label].to_numpy(),
         augment_config=config.augment,
@@ -208,21 +251,20 @@ def _grain_inputs(config, train, validation, class_weight, start_epoch, replicas
         class_weight=class_weight,
         **common,
     )
-    val_maker = grain_pipeline.CachedBatches(
+    val_maker = CachedBatches(
         _decoded(validation, config, d.image_size),
         validation.frame[d.label].to_numpy(),
         pad_to_multiple=replicas,
         **common,
     )
     return Inputs(
-        grain_pipeline.dataset(
-            train_maker, start_epoch=start_epoch, epochs=r.epochs, workers=d.grain_workers
-        ),
+        serve(train_maker, pipeline, config, start_epoch=start_epoch, training=True),
         train_maker.steps,
-        grain_pipeline.dataset(val_maker),
+        serve(val_maker, pipeline, config, training=False),
         padded=replicas > 1,
         validation_steps=val_maker.steps,
         wrap=lambda model: device_augment.training_model(model, config.augment, d.image_size),
+        per_process=True,
     )
 
 

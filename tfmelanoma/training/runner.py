@@ -206,8 +206,9 @@ def _train_locked(
     start_epoch = state.epochs_done if state else 0
     data = task.make_inputs(config, pipeline, splits, start_epoch, placement.replicas)
     # Several processes: each feeds its rows of every global batch (devices.local_rows).
-    data.train = devices.per_process(data.train)
-    data.validation = devices.per_process(data.validation)
+    if not data.per_process:
+        data.train = devices.per_process(data.train)
+        data.validation = devices.per_process(data.validation)
     steps = data.steps
     logger.info(
         "%s backend, %s pipeline, %d replica(s) (%s)",

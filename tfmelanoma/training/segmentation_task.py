@@ -139,8 +139,8 @@ class SegmentationTask:
 
     def make_inputs(self, config, pipeline, data, start_epoch, replicas) -> inputs.Inputs:
         d, r = config.data, config.run
-        if pipeline == "grain":
-            return _grain_inputs(config, data, start_epoch)
+        if pipeline in inputs.CACHED:
+            return _cached_inputs(config, pipeline, data, start_epoch)
         validation, _ = self._eval_batches(config, pipeline, data.validation)
         if pipeline == "tf":
             from tfmelanoma.data import segmentation as tf_pipeline
@@ -240,25 +240,25 @@ def _decoded_pairs(split, config: Config):
     )
 
 
-def _grain_inputs(config: Config, data, start_epoch: int) -> inputs.Inputs:
-    """Image + mask pairs from decoded caches through grain, warped alike in the step."""
-    from tfmelanoma.data import device_augment, grain_pipeline
+def _cached_inputs(config: Config, pipeline: str, data, start_epoch: int) -> inputs.Inputs:
+    """Image + mask pairs from decoded caches through grain or tf.data, warped alike in the
+    step."""
+    from tfmelanoma.data import device_augment
+    from tfmelanoma.data.cached_batches import CachedPairs
 
     d, r = config.data, config.run
     common = dict(batch_size=r.batch_size, image_size=d.image_size, seed=r.seed)
-    train = grain_pipeline.CachedPairs(
+    train = CachedPairs(
         _decoded_pairs(data.train, config), augment=config.augment.enabled, training=True,
         steps_per_epoch=r.steps_per_epoch, **common,
     )  # fmt: skip
-    val = grain_pipeline.CachedPairs(
+    val = CachedPairs(
         _decoded_pairs(data.validation, config), augment=False, training=False, **common
     )
     return inputs.Inputs(
-        grain_pipeline.dataset(
-            train, start_epoch=start_epoch, epochs=r.epochs, workers=d.grain_workers
-        ),
+        inputs.serve(train, pipeline, config, start_epoch=start_epoch, training=True),
         train.steps,
-        grain_pipeline.dataset(val),
+        inputs.serve(val, pipeline, config, training=False),
         validation_steps=val.steps,
         wrap=lambda model: device_augment.AugmentedSegmenter(model, d.image_size),
     )

@@ -4,7 +4,7 @@ A task supplies what differs between them; the runner owns the rest (run folder,
 checkpoints and best.keras, history.csv/png, schedules, seeds, metrics.json, errors):
 
     check(config)                    cross-field checks, before any data is read
-    resolve_pipeline(config)         "tf" (tf.data) or "numpy" (TF-free) for this backend and data
+    resolve_pipeline(config)         "tf", "tf_cached", "numpy" or "grain" for this backend and data
     load_data(config, pipeline)      the splits, with `.summary` for data.json
     make_inputs(...)                 training and validation batches (`inputs.Inputs`)
     build_model(config), compile_model(model, config, steps, weighted)

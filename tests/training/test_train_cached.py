@@ -1,5 +1,5 @@
-"""`data.pipeline=grain` on Keras-on-JAX with TensorFlow hidden: decoded cache, augmentation in the
-compiled step, exact resume.
+"""The decoded-cache pipelines, augmentation in the compiled step, exact resume: `grain` on
+Keras-on-JAX with TensorFlow hidden, and `tf_cached` (tf.data over the same cache) on TensorFlow.
 
 A run killed after its first epoch and resumed must end with the uninterrupted run's weights and
 metrics: batch g of the run is a pure function of (seed, epoch, step), and the augmentation
@@ -22,31 +22,35 @@ from tests.training.interrupt import kill_after_first_epoch
 
 pytestmark = pytest.mark.slow
 
-SMOKE = ["--config", "smoke", "-q", "--set", "run.epochs=3", "--set", "data.pipeline=grain"]
-CLI = hidden_cli("tfmelanoma.train")
+SMOKE = ["--config", "smoke", "-q", "--set", "run.epochs=3"]
+BACKEND = {"grain": "jax", "tf_cached": "tensorflow"}
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    from tfmelanoma.datasets import get_builder
-
-    path = tmp_path_factory.mktemp("tfds_array_record")
-    get_builder("sample", str(path), file_format="array_record")
-    return path
+@pytest.fixture(scope="module", params=["grain", "tf_cached"])
+def pipeline(request) -> str:
+    return request.param
 
 
-def _cmd(run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", CLI, *SMOKE, "--run-dir", str(run_dir), *extra]
-
-
-def _env(data_dir: Path) -> dict:
-    return dict(os.environ, KERAS_BACKEND="jax", TFDS_DATA_DIR=str(data_dir))
-
-
-def _train(data_dir: Path, run_dir: Path, *extra: str):
-    out = subprocess.run(
-        _cmd(run_dir, *extra), capture_output=True, text=True, timeout=900, env=_env(data_dir)
+def _cmd(pipeline: str, run_dir: Path, *extra: str) -> list[str]:
+    # grain: as on a GPU host without TensorFlow.
+    cli = (
+        ["-c", hidden_cli("tfmelanoma.train")]
+        if pipeline == "grain"
+        else ["-m", "tfmelanoma.train"]
     )
+    return [sys.executable, *cli, *SMOKE, "--set", f"data.pipeline={pipeline}",
+            "--run-dir", str(run_dir), *extra]  # fmt: skip
+
+
+def _env(pipeline: str, data_dir: Path) -> dict:
+    return dict(os.environ, KERAS_BACKEND=BACKEND[pipeline], TFDS_DATA_DIR=str(data_dir))
+
+
+def _train(pipeline: str, data_dir: Path, run_dir: Path, *extra: str):
+    out = subprocess.run(
+        _cmd(pipeline, run_dir, *extra), capture_output=True, text=True, timeout=900,
+        env=_env(pipeline, data_dir),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -58,19 +62,24 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(data_dir, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("grain_reference") / "run"
-    out = _train(data_dir, run_dir)
-    assert "TF_LOADED False" in out.stdout
+def reference_run(pipeline, sample_array_record, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp(f"{pipeline}_reference") / "run"
+    out = _train(pipeline, sample_array_record, run_dir)
+    if pipeline == "grain":
+        assert "TF_LOADED False" in out.stdout
     return run_dir
 
 
-def test_trains_from_the_decoded_cache_and_saves_the_model_alone(reference_run, data_dir):
+def test_trains_from_the_decoded_cache_and_saves_the_model_alone(
+    pipeline, reference_run, sample_array_record
+):
     metrics = json.loads((reference_run / "metrics.json").read_text())
-    assert metrics["pipeline"] == "grain" and metrics["epochs_done"] == 3
+    assert metrics["pipeline"] == pipeline and metrics["epochs_done"] == 3
     # Training images stored at 32 x 8/7 -> 40 px (crops take their pixels from there),
     # validation at the model's 32 px.
-    sizes = sorted(p.name.split("-")[1] for p in (data_dir / "tfmelanoma_decoded").iterdir())
+    sizes = sorted(
+        p.name.split("-")[1] for p in (sample_array_record / "tfmelanoma_decoded").iterdir()
+    )
     assert sizes == ["32px", "40px"]
     import keras
 
@@ -83,10 +92,12 @@ def test_trains_from_the_decoded_cache_and_saves_the_model_alone(reference_run, 
     assert any(isinstance(layer, DeviceAugment) for layer in checkpoint.layers)
 
 
-def test_killed_run_resumes_to_the_same_weights(reference_run, data_dir, tmp_path):
+def test_killed_run_resumes_to_the_same_weights(
+    pipeline, reference_run, sample_array_record, tmp_path
+):
     run_dir = tmp_path / "killed"
-    kill_after_first_epoch(_cmd(run_dir), _env(data_dir), run_dir)
-    _train(data_dir, run_dir, "--resume")
+    kill_after_first_epoch(_cmd(pipeline, run_dir), _env(pipeline, sample_array_record), run_dir)
+    _train(pipeline, sample_array_record, run_dir, "--resume")
     final = "checkpoints/epoch-0003.keras"
     for got, want in zip(_weights(run_dir / final), _weights(reference_run / final), strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
