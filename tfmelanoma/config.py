@@ -124,6 +124,14 @@ class ModelConfig:
     loss: str = "auto"
     """auto (classification: cross-entropy; segmentation: dice) | crossentropy | dice |
     dice_bce | bce (the last three: segmentation)."""
+    teacher: str = ""
+    """Knowledge distillation (classification): a trained teacher, as a run folder (its
+    best.keras) or a .keras file, whose softened outputs on each augmented training batch the
+    model also learns from (`training/distill.py`); "" = none."""
+    distill_alpha: float = 0.5
+    """With a teacher: weight of the label loss; 1 - distill_alpha weighs the teacher's."""
+    distill_temperature: float = 2.0
+    """With a teacher: the softmax temperature T of both models' outputs (> 0)."""
 
 
 @dataclass(frozen=True)
@@ -466,6 +474,11 @@ def _check_ranges(config: Config) -> None:
     ):
         if not (math.isfinite(value) and low <= value < high):
             raise ConfigError(f"{key}={value}: expected a number in [{low:g}, {high:g})")
+    alpha, temperature = config.model.distill_alpha, config.model.distill_temperature
+    if not (math.isfinite(alpha) and 0 <= alpha <= 1):
+        raise ConfigError(f"model.distill_alpha={alpha}: expected a number in [0, 1]")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ConfigError(f"model.distill_temperature={temperature}: expected a number > 0")
     target = config.eval.target_sensitivity
     if not (math.isfinite(target) and 0 < target <= 1):
         raise ConfigError(f"eval.target_sensitivity={target}: expected a number in (0, 1]")

@@ -250,8 +250,12 @@ def training_model(model: keras.Model, config: AugmentConfig, image_size: int) -
 
 
 def inner_model(model: keras.Model) -> keras.Model:
-    """The model inside a `training_model` or `AugmentedSegmenter` wrapper (`model` itself when
-    it is not one)."""
+    """The model inside a `training_model` or `AugmentedSegmenter` wrapper, or a wrapper that
+    names what it wraps as `inner` (`training.distill.Distiller`); `model` itself when it is
+    not one."""
+    inner = getattr(model, "inner", None)
+    if isinstance(inner, keras.Model):
+        return inner_model(inner)
     if isinstance(model, AugmentedSegmenter):
         return model.segmenter
     if not any(isinstance(layer, DeviceAugment) for layer in model.layers):

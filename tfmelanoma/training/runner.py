@@ -252,7 +252,9 @@ def _train_locked(
             logger.info("resuming %s after epoch %d", run_dir, state.epochs_done)
             model = keras.models.load_model(run_dir / "checkpoints" / state.model_file)
             checkpoints.restore_seed_states(model, state)
-            if (data.wrap is None) != (device_augment.inner_model(model) is model):
+            if (data.wrap is None) != (
+                device_augment.inner_model(_student(model)) is _student(model)
+            ):
                 raise RunFolderError(
                     f"{run_dir}: the checkpoint was trained with another data.pipeline than "
                     f"{pipeline!r} (augmentation in the step or not); resume with the run's own "
@@ -262,8 +264,18 @@ def _train_locked(
             model = task.build_model(config)
             if data.wrap is not None:  # what fit trains; best.keras stays the model alone
                 model = data.wrap(model)
+            if config.model.teacher:
+                from tfmelanoma.training import distill
+
+                model = distill.Distiller(
+                    model,
+                    distill.load_teacher(config.model.teacher),
+                    alpha=config.model.distill_alpha,
+                    temperature=config.model.distill_temperature,
+                )
             task.compile_model(model, config, steps, weighted=data.padded)
-        logger.info("%s: %s parameters", config.model.name, f"{model.count_params():,}")
+        params = device_augment.inner_model(model).count_params()
+        logger.info("%s: %s parameters", config.model.name, f"{params:,}")
         started = time.perf_counter()
         if start_epoch < config.run.epochs and not (
             state and config.run.early_stopping and state.wait >= config.run.early_stopping
@@ -285,9 +297,10 @@ def _train_locked(
     summary = {
         "task": task.name,
         "model": config.model.name,
-        "params": int(model.count_params()),
+        "params": int(params),
         "backend": keras.backend.backend(),
         "pipeline": pipeline,
+        **({"teacher": config.model.teacher} if config.model.teacher else {}),
         "replicas": placement.replicas,
         "processes": placement.processes,
         "distribution": placement.engine,
@@ -323,3 +336,9 @@ def _plot_history(run_dir: Path, best_epoch: int) -> None:
 def _evaluate(config: Config, splits: Splits, run_dir: Path, pipeline: str) -> dict:
     """The classification task's evaluation reports (`tasks.ClassificationTask.evaluate`)."""
     return tasks.ClassificationTask().evaluate(config, splits, run_dir, pipeline)
+
+
+def _student(model: keras.Model) -> keras.Model:
+    """The model inside a distillation wrapper (`model` itself when it is not one)."""
+    inner = getattr(model, "inner", None)
+    return inner if isinstance(inner, keras.Model) else model

@@ -93,8 +93,11 @@ class SegmentationTask:
             raise ValueError(
                 f"data.image_size={d.image_size} must be a multiple of {stride} for {m.name!r}"
             )
-        if d.balance != "none" or config.run.distribute != "none":
-            raise ValueError("data.balance and run.distribute are classification options (none)")
+        if d.balance != "none" or config.run.distribute != "none" or m.teacher:
+            raise ValueError(
+                "data.balance, run.distribute and model.teacher are classification options "
+                '(none, none, "")'
+            )
         check_backend(m.name, m.options)
 
     def resolve_pipeline(self, config: Config) -> str:

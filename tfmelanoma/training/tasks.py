@@ -69,6 +69,16 @@ class ClassificationTask:
         for key in ("limit", "val_limit"):
             if getattr(config.data, key):
                 raise ValueError(f"data.{key} is for segmentation; classification uses every row")
+        teacher = config.model.teacher
+        if teacher:
+            path = Path(teacher).expanduser()
+            if not (
+                (path / "best.keras").is_file() or (path.is_file() and path.suffix == ".keras")
+            ):
+                raise ValueError(
+                    f"model.teacher={teacher!r}: expected a run folder with best.keras or a "
+                    ".keras file"
+                )
         min_size = getattr(info, "min_input_size", 32) or 32
         if config.data.image_size < min_size:
             raise ValueError(
