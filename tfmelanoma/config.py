@@ -50,6 +50,9 @@ class DataConfig:
     image_size: int = 64
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    exclude: tuple[str, ...] = ()
+    """Image ids never trained or validated on, nor any image matching them by the merge's
+    rules (same ISIC id, pixels, pHash, lesion, patient): e.g. the web demo's gallery."""
     balance: str = "none"
     """none | oversample | inverse | effective (class weights as sample weights)."""
     cache: bool = True

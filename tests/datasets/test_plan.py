@@ -276,3 +276,31 @@ def test_named_split_and_training_dataset(three_datasets):
 def test_unknown_split_names_the_splits(three_datasets):
     with pytest.raises(ValueError, match=r"gamma has no split 'test'; its splits: \['train'\]"):
         plan(three_datasets, ROLES, ["beta"], "gamma:test", MergeOptions())
+
+
+def test_excluded_images_and_their_matches_leave_training_and_validation(planted):
+    index = planted.copy()
+    b = index[index["dataset"] == "beta"].index
+    g = index[index["dataset"] == "gamma"].index
+    v = index[(index["dataset"] == "alpha") & (index["split"] == "validation")].index
+    # The excluded image (an ISIC id in beta), another image of its patient in gamma, and its id
+    # twin in alpha's validation under another file name.
+    index.loc[b[20], ["image_id", "patient_id"]] = ["ISIC_0000777", "IP_0000777"]
+    index.loc[g[5], "patient_id"] = "IP_0000777"
+    index.loc[v[3], "image_id"] = "ISIC_0000777_downsampled"
+    frames, report = plan(
+        index, ROLES, ["alpha", "beta", "gamma"], "alpha",
+        MergeOptions(exclude=("ISIC_0000777",)),
+    )  # fmt: skip
+    kept = _ids(frames["train"]) | _ids(frames["validation"])
+    for row in (b[20], g[5], v[3]):
+        assert (index.loc[row, "dataset"], index.loc[row, "image_id"]) not in kept
+    removed = report.removed[report.removed["stage"] == "excluded"]
+    assert sorted(removed["rule"]) == ["isic_id", "isic_id", "patient"]
+    # Without the option the patient's other image stays, and the validation twin validates.
+    frames, _ = plan(index, ROLES, ["alpha", "beta", "gamma"], "alpha", MergeOptions())
+    kept = _ids(frames["train"]) | _ids(frames["validation"])
+    assert ("gamma", index.loc[g[5], "image_id"]) in kept
+    assert ("alpha", "ISIC_0000777_downsampled") in _ids(frames["validation"])
+    with pytest.raises(ValueError, match=r"data.exclude: \['ISIC_0999999'\] are not image ids"):
+        plan(index, ROLES, ["alpha"], "alpha", MergeOptions(exclude=("ISIC_0999999",)))

@@ -145,6 +145,7 @@ def load_combination(
     max_distance: int = combination.dedup.DEFAULT_MAX_DISTANCE,
     dedup_train: bool = True,
     verify: bool = True,
+    exclude: Sequence[str] = (),
 ) -> Combination:
     """Builds a leak-free combination from prepared TFDS datasets.
 
@@ -162,6 +163,8 @@ def load_combination(
         dedup_train: drop repeated images inside training.
         verify: confirm every pHash match on the pixels before it removes anything
             (`tfmelanoma.datasets.verify`; reads the candidate images); False trusts the hashes.
+        exclude: image ids never to train or validate on, nor any image matching them (e.g.
+            the web demo's gallery); each must be an image of a dataset named here.
 
     Returns:
         A `Combination`.
@@ -178,6 +181,7 @@ def load_combination(
         rules=tuple(rules),
         max_distance=max_distance,
         dedup_train=dedup_train,
+        exclude=tuple(exclude),
     )
     tests = combination.parse_tests(test)
     index, roles = read_indices(names, data_dir, tests)

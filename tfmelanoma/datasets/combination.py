@@ -10,7 +10,9 @@ The merge runs on index frames (`tfmelanoma.datasets.index`), in this order:
    and by duplicate content, stratified by label, seeded. The same seed and fraction always give
    the same test set, in every combination and in `load_split`. Test rows carry ``test_set``.
 2. **Pool.** The ``train`` and ``validation`` splits of the training datasets. Official test splits
-   are never trained on, whichever dataset they belong to.
+   are never trained on, whichever dataset they belong to. Rows named in `exclude` (image ids,
+   e.g. the web demo's gallery), and every pool row matching one of them by the rules below, are
+   removed (stage ``excluded``): never trained on nor validated on, wherever they appear.
 3. **Test priority.** Every pool row that matches a row of any test set (same ISIC id, same pixels, pHash
    within `max_distance`, same lesion, same patient) is removed.
 4. **Validation.** Official validation splits are kept, and remaining rows that match one of
@@ -39,7 +41,7 @@ from tfmelanoma.logging_utils import get_logger
 
 logger = get_logger(__name__)
 
-STAGES = ("test_overlap", "validation_overlap", "train_duplicate")
+STAGES = ("excluded", "test_overlap", "validation_overlap", "train_duplicate")
 SPLITS = ("train", "validation", "test")
 ALL_SPLITS = "all"
 
@@ -107,6 +109,8 @@ class MergeOptions:
         rules: match rules for removal against test / validation (subset of `dedup.RULES`).
         max_distance: pHash Hamming threshold.
         dedup_train: drop repeated images inside the training split.
+        exclude: image ids (ISIC ids match whatever the file name around them) that no
+            training or validation row may show.
     """
 
     val_fraction: float = 0.2
@@ -115,6 +119,7 @@ class MergeOptions:
     rules: tuple[str, ...] = dedup.RULES
     max_distance: int = dedup.DEFAULT_MAX_DISTANCE
     dedup_train: bool = True
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -250,6 +255,14 @@ def plan(
     # 2. Pool: train/validation splits of the training datasets.
     in_train = frame["dataset"].isin(list(train)) & frame["role"].isin(["train", "validation"])
     pool = frame[in_train & ~held_out].reset_index(drop=True)
+    if o.exclude and len(pool):
+        excluded = _excluded_rows(frame, o.exclude)
+        keep, removed, overlaps = _match_and_remove(
+            pool, excluded, "excluded", o.rules, o.max_distance, confirm
+        )
+        pool = pool[keep].reset_index(drop=True)
+        removed_parts.append(removed)
+        overlap_parts.append(overlaps)
 
     # 3. Test priority.
     if len(test_rows) and len(pool):
@@ -335,6 +348,24 @@ def plan(
     )
     rejected = confirm.rejected() if hasattr(confirm, "rejected") else pd.DataFrame()
     return out, MergeReport(removed, overlaps, test_source, notes, sources, rejected)
+
+
+def _excluded_rows(frame: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
+    """The rows whose image id is one of `exclude` (ISIC ids compared normalised).
+
+    Raises:
+        ValueError: an id that no dataset of the combination has (a typo must not pass).
+    """
+    wanted = {dedup.normalise_isic_id(i) or i for i in exclude}
+    ids = frame["image_id"].astype(str)
+    keys = ids.map(lambda i: dedup.normalise_isic_id(i) or i)
+    rows = frame[keys.isin(wanted)].reset_index(drop=True)
+    missing = sorted(wanted - set(keys))
+    if missing:
+        raise ValueError(
+            f"data.exclude: {missing} are not image ids of any dataset in this combination"
+        )
+    return rows
 
 
 def _test_rows(

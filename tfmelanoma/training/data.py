@@ -70,6 +70,7 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
         val_fraction=d.val_fraction,
         test_fraction=d.test_fraction,
         seed=config.run.seed,
+        exclude=d.exclude,
     )
     views = {
         "train": combination.train,
