@@ -149,10 +149,27 @@ class OptimizerConfig:
     beta_2: float = 0.999
     weight_decay: float = 0.0
     schedule: str = "constant"
-    """constant | step (×step_factor every step_epochs) | cosine | one_cycle."""
+    """constant | step (×step_factor every step_epochs) | cosine | one_cycle | warmup_cosine
+    (linear warm-up over warmup_epochs, then cosine decay to 0)."""
     step_epochs: int = 7
     step_factor: float = 0.1
     label_smoothing: float = 0.0
+    warmup_epochs: int = 1
+    """warmup_cosine: epochs of linear warm-up. Also the linear ramp of each backbone group's
+    rate once it starts training (fine-tuning a pretrained backbone; 0 = none)."""
+    head_warmup_epochs: int = 1
+    """Pretrained backbone (model.weights set) with trainable layers: epochs in which only the
+    new head trains (the backbone's learning rate and weight decay are 0). From random init
+    every variable trains from the start."""
+    backbone_lr_scale: float = 0.1
+    """Pretrained backbone: its learning rate as a fraction of the head's (discriminative rates;
+    1 = one rate for all). The unfrozen layers are set by model.options.trainable_from; its
+    BatchNorm layers stay in inference mode (model.options.train_batchnorm: auto)."""
+    unfreeze_stages: int = 1
+    """Pretrained backbone: its trainable layers cut into this many groups of equal length,
+    unfrozen top group first, after the head warm-up."""
+    unfreeze_every: int = 1
+    """Pretrained backbone: epochs between the starts of two groups (unfreeze_stages > 1)."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +247,7 @@ CHOICES = {
     "data.pipeline": ("auto", "tf", "numpy", "grain", "tf_cached"),
     "model.loss": ("auto", "crossentropy", "dice", "dice_bce", "bce"),
     "optimizer.name": ("adam", "adamw", "sgd"),
-    "optimizer.schedule": ("constant", "step", "cosine", "one_cycle"),
+    "optimizer.schedule": ("constant", "step", "cosine", "one_cycle", "warmup_cosine"),
     "run.distribute": ("none", "mirrored", "multiworker"),
     "run.task": ("classification", "segmentation"),
 }
@@ -494,11 +511,29 @@ def _check_ranges(config: Config) -> None:
         raise ConfigError(f"optimizer.step_factor={opt.step_factor}: expected a number in (0, 1]")
     if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
         raise ConfigError(f"optimizer.weight_decay={opt.weight_decay}: expected a number >= 0")
-    for key in ("data.limit", "data.val_limit", "data.cache_size", "data.grain_workers"):
+    if not (math.isfinite(opt.backbone_lr_scale) and opt.backbone_lr_scale >= 0):
+        raise ConfigError(
+            f"optimizer.backbone_lr_scale={opt.backbone_lr_scale}: expected a number >= 0"
+        )
+    for key in (
+        "data.limit",
+        "data.val_limit",
+        "data.cache_size",
+        "data.grain_workers",
+        "optimizer.warmup_epochs",
+        "optimizer.head_warmup_epochs",
+    ):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:
             raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 0")
-    for key in ("data.image_size", "run.epochs", "run.batch_size", "optimizer.step_epochs"):
+    for key in (
+        "data.image_size",
+        "run.epochs",
+        "run.batch_size",
+        "optimizer.step_epochs",
+        "optimizer.unfreeze_stages",
+        "optimizer.unfreeze_every",
+    ):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 1:
             raise ConfigError(f"{key}={getattr(getattr(config, section), name)}: expected >= 1")

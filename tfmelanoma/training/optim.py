@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tfmelanoma.config import OptimizerConfig
+from tfmelanoma.training.layer_rates import LayerRateAdam, LayerRateAdamW, LayerRateSGD
 
 
 def make_schedule(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int):
@@ -15,6 +16,8 @@ def make_schedule(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int):
     - cosine: cosine decay to 0 over the run.
     - one_cycle: linear warm-up from lr/25 to lr over the first 30 % of steps, then cosine decay
       to 0 (the multi-class paper's one-cycle policy, as Keras's CosineDecay with warm-up).
+    - warmup_cosine: linear warm-up over `warmup_epochs` epochs (from lr / warm-up steps, so
+      the first step is not wasted), then cosine decay to 0 (the fine-tuning recipe).
     """
     lr = cfg.learning_rate
     total = max(1, steps_per_epoch * epochs)
@@ -33,20 +36,49 @@ def make_schedule(cfg: OptimizerConfig, steps_per_epoch: int, epochs: int):
         return keras.optimizers.schedules.CosineDecay(
             lr / 25, decay_steps=max(1, total - warmup), warmup_target=lr, warmup_steps=warmup
         )
+    if cfg.schedule == "warmup_cosine":
+        warmup = min(total - 1, cfg.warmup_epochs * steps_per_epoch)
+        if warmup < 1:
+            return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total)
+        return keras.optimizers.schedules.CosineDecay(
+            lr / warmup, decay_steps=total - warmup, warmup_target=lr, warmup_steps=warmup
+        )
     raise ValueError(f"optimizer.schedule: unknown schedule {cfg.schedule!r}")
 
 
 def make_optimizer(
-    cfg: OptimizerConfig, steps_per_epoch: int, epochs: int
+    cfg: OptimizerConfig, steps_per_epoch: int, epochs: int, *, layer_rates: bool = False
 ) -> keras.optimizers.Optimizer:
-    """Adam / AdamW / SGD with momentum, with the configured schedule."""
+    """Adam / AdamW / SGD with momentum, with the configured schedule.
+
+    Args:
+        layer_rates: fine-tuning a pretrained backbone: the optimizer also applies the head
+            warm-up, the backbone's lower rate and its staged unfreezing (`layer_rates.py`;
+            `head_warmup_epochs`, `backbone_lr_scale`, `unfreeze_stages`, `unfreeze_every`,
+            `warmup_epochs`). A plain Keras optimizer where they would change nothing.
+    """
     lr = make_schedule(cfg, steps_per_epoch, epochs)
+    kwargs = {}
+    if layer_rates and (
+        cfg.head_warmup_epochs or cfg.backbone_lr_scale != 1.0 or cfg.unfreeze_stages > 1
+    ):
+        kwargs = dict(
+            steps_per_epoch=steps_per_epoch,
+            head_warmup_epochs=cfg.head_warmup_epochs,
+            backbone_lr_scale=cfg.backbone_lr_scale,
+            unfreeze_stages=cfg.unfreeze_stages,
+            unfreeze_every=cfg.unfreeze_every,
+            ramp_epochs=cfg.warmup_epochs,
+        )
     if cfg.name == "adam":
-        return keras.optimizers.Adam(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+        cls = LayerRateAdam if kwargs else keras.optimizers.Adam
+        return cls(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2, **kwargs)
     if cfg.name == "adamw":
-        return keras.optimizers.AdamW(
-            lr, weight_decay=cfg.weight_decay, beta_1=cfg.beta_1, beta_2=cfg.beta_2
+        cls = LayerRateAdamW if kwargs else keras.optimizers.AdamW
+        return cls(
+            lr, weight_decay=cfg.weight_decay, beta_1=cfg.beta_1, beta_2=cfg.beta_2, **kwargs
         )
     if cfg.name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=cfg.momentum)
+        cls = LayerRateSGD if kwargs else keras.optimizers.SGD
+        return cls(lr, momentum=cfg.momentum, **kwargs)
     raise ValueError(f"optimizer.name: unknown optimizer {cfg.name!r}")

@@ -135,7 +135,12 @@ class ClassificationTask:
             auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=k)
             accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
         model.compile(
-            optimizer=make_optimizer(config.optimizer, steps_per_epoch, config.run.epochs),
+            optimizer=make_optimizer(
+                config.optimizer,
+                steps_per_epoch,
+                config.run.epochs,
+                layer_rates=bool(config.model.weights),  # a pretrained backbone: the recipe
+            ),
             loss=loss,
             metrics=None if weighted else [accuracy, auc],
             weighted_metrics=[accuracy, auc] if weighted else None,
