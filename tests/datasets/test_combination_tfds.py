@@ -226,3 +226,26 @@ def test_phash_removals_are_checked_on_the_pixels(comb):
     by_phash = removed[removed["rule"] == "phash"]
     assert len(by_phash) and by_phash["texture"].notna().all()
     assert comb.report.rejected.empty  # the planted copies are copies
+
+
+def test_auto_keeps_tf_data_for_datasets_prepared_as_tfrecord(
+    tiny_data_dir, tiny_tfrecord_dir, monkeypatch
+):
+    # Beside an accelerator `auto` picks tf_cached on TensorFlow, which reads ArrayRecord only;
+    # datasets a user prepared as TFRecord keep the tf.data pipeline instead of being refused.
+    from tfmelanoma.config import load_config
+    from tfmelanoma.training import inputs
+    from tfmelanoma.training.tasks import ClassificationTask
+
+    monkeypatch.setattr(inputs, "_accelerator", lambda: True)
+    common = ["data.train=[ds4_tiny/alpha, ds4_tiny/beta]", "data.test=ds4_tiny/alpha"]
+    record = load_config("smoke", [*common, f"data.data_dir={tiny_tfrecord_dir}"])
+    assert inputs.tfrecord_datasets(record) == ["ds4_tiny/alpha", "ds4_tiny/beta"]
+    assert ClassificationTask().resolve_pipeline(record) == "tf"
+    array = load_config("smoke", [*common, f"data.data_dir={tiny_data_dir}"])
+    assert inputs.tfrecord_datasets(array) == []
+    assert ClassificationTask().resolve_pipeline(array) == "tf_cached"
+    # An explicit choice is the user's.
+    explicit = load_config("smoke", [*common, f"data.data_dir={tiny_tfrecord_dir}",
+                                     "data.pipeline=tf_cached"])  # fmt: skip
+    assert ClassificationTask().resolve_pipeline(explicit) == "tf_cached"

@@ -49,6 +49,26 @@ def resolve_pipeline(config: Config) -> str:
     return "numpy"
 
 
+def tfrecord_datasets(config: Config) -> list[str]:
+    """The config's datasets (training and test) already prepared as TFRecord in `data.data_dir`:
+    the decoded-cache pipelines read ArrayRecord only."""
+    import tensorflow_datasets as tfds
+
+    from tfmelanoma.datasets.access import builder_name, is_array_record
+    from tfmelanoma.datasets.combination import parse_tests
+
+    names = dict.fromkeys([*config.data.train, *(t.dataset for t in parse_tests(config.data.test))])
+    found = []
+    for name in names:
+        try:
+            builder = tfds.builder(builder_name(name), data_dir=config.data.data_dir or None)
+        except Exception:  # unknown or not registered yet: loading the data names the problem
+            continue
+        if builder.is_prepared() and not is_array_record(builder):
+            found.append(name)
+    return found
+
+
 def _accelerator() -> bool:
     """Whether Keras's default device is a GPU or TPU."""
     if keras.backend.backend() == "torch":  # no keras.distribution there

@@ -109,7 +109,9 @@ class SegmentationTask:
                 "here; use data.pipeline=numpy (--pipeline numpy; auto picks it)"
             )
         source = config.data.train[0]
-        if config.data.pipeline != "auto" or pipeline != "tf" or source == sources.FOLDER:
+        if config.data.pipeline != "auto" or pipeline not in ("tf", "tf_cached"):
+            return pipeline
+        if source == sources.FOLDER:
             return pipeline
         import tensorflow_datasets as tfds
 
@@ -121,7 +123,12 @@ class SegmentationTask:
             )
         except Exception:  # not registered yet / unknown: `load_data` names the problem
             return pipeline
-        return "numpy" if builder.is_prepared() and is_array_record(builder) else pipeline
+        if not builder.is_prepared():
+            return pipeline
+        if pipeline == "tf":  # ArrayRecord: the TF-free pipeline reads it as fast
+            return "numpy" if is_array_record(builder) else pipeline
+        # tf_cached reads ArrayRecord only: a source prepared as TFRecord keeps tf.data.
+        return pipeline if is_array_record(builder) else "tf"
 
     def load_data(self, config: Config, pipeline: str) -> sources.SegmentationData:
         return sources.load_segmentation_data(config, file_format=inputs.file_format(pipeline))

@@ -20,8 +20,11 @@ import keras
 
 from tfmelanoma import labels
 from tfmelanoma.config import Config
+from tfmelanoma.logging_utils import get_logger
 from tfmelanoma.training import devices, inputs
 from tfmelanoma.training.optim import make_optimizer
+
+logger = get_logger(__name__)
 
 
 def class_names(config: Config) -> list[str]:
@@ -87,7 +90,17 @@ class ClassificationTask:
             )
 
     def resolve_pipeline(self, config: Config) -> str:
-        return inputs.resolve_pipeline(config)
+        pipeline = inputs.resolve_pipeline(config)
+        if pipeline == "tf_cached" and config.data.pipeline == "auto":
+            tfrecord = inputs.tfrecord_datasets(config)
+            if tfrecord:  # prepared for tf.data already: keep it rather than refuse them
+                logger.info(
+                    "data.pipeline=auto: %s prepared as TFRecord, so tf.data decodes every epoch "
+                    "(prepare them as ArrayRecord for tf_cached: decode once, augment in the step)",
+                    ", ".join(tfrecord),
+                )
+                return "tf"
+        return pipeline
 
     def load_data(self, config: Config, pipeline: str):
         from tfmelanoma.training.data import load_splits
