@@ -32,19 +32,26 @@ from tfmelanoma.data import device_augment
 _EPS = 1e-7
 
 
-def load_teacher(path: str | Path) -> keras.Model:
-    """The teacher: a run folder (its `best.keras`) or a `.keras` file, frozen.
+def teacher_file(path: str | Path) -> Path:
+    """The teacher's model file: `<run folder>/best.keras`, or `path` itself when it is a
+    `.keras` file.
 
     Raises:
         FileNotFoundError: neither exists (naming what was looked for).
     """
     path = Path(path).expanduser()
-    file = path / "best.keras" if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"model.teacher={str(path)!r}: no such run folder with best.keras or .keras file"
-        )
-    teacher = keras.models.load_model(file, compile=False)  # its optimizer is not needed
+    if (path / "best.keras").is_file():
+        return path / "best.keras"
+    if path.is_file() and path.suffix == ".keras":
+        return path
+    raise FileNotFoundError(
+        f"model.teacher={str(path)!r}: no such run folder with best.keras or .keras file"
+    )
+
+
+def load_teacher(path: str | Path) -> keras.Model:
+    """The teacher (`teacher_file`), frozen, without its optimizer."""
+    teacher = keras.models.load_model(teacher_file(path), compile=False)
     teacher.trainable = False
     return teacher
 

@@ -72,16 +72,13 @@ class ClassificationTask:
         for key in ("limit", "val_limit"):
             if getattr(config.data, key):
                 raise ValueError(f"data.{key} is for segmentation; classification uses every row")
-        teacher = config.model.teacher
-        if teacher:
-            path = Path(teacher).expanduser()
-            if not (
-                (path / "best.keras").is_file() or (path.is_file() and path.suffix == ".keras")
-            ):
-                raise ValueError(
-                    f"model.teacher={teacher!r}: expected a run folder with best.keras or a "
-                    ".keras file"
-                )
+        if config.model.teacher:
+            from tfmelanoma.training.distill import teacher_file
+
+            try:
+                teacher_file(config.model.teacher)
+            except FileNotFoundError as e:
+                raise ValueError(str(e)) from None
         min_size = getattr(info, "min_input_size", 32) or 32
         if config.data.image_size < min_size:
             raise ValueError(
