@@ -105,7 +105,10 @@ def test_first_hour(user):
     out = _run(user, commands[0], timeout=1500)
     assert "run folder:" in out.stdout and "AUC-ROC" in out.stdout
     (run,) = (user["work"] / "runs").iterdir()
-    assert json.loads((run / "metrics.json").read_text())["test"]["auc_roc"] is not None
+    # A useful model (issue #18): Lite0 fine-tuned from its offline ImageNet weights; measured
+    # 0.770 [0.670, 0.866] (docs/results.md), the MeshNet it replaced 0.641.
+    assert run.name.startswith("efficientnet_lite0-"), run.name
+    assert json.loads((run / "metrics.json").read_text())["test"]["auc_roc"] > 0.70
 
     # 2. The smoke run.
     out = _run(user, commands[1])

