@@ -108,3 +108,39 @@ def test_binary_only_calibrators_reject_multiclass():
         cal.fit_calibrator("platt", [0, 1, 2], np.full((3, 3), 1 / 3))
     with pytest.raises(ValueError, match="unknown calibration method"):
         cal.fit_calibrator("beta", [0, 1], np.full((2, 2), 0.5))
+
+
+def test_temperature_beyond_the_first_search_range_is_found_not_clipped():
+    # The reported logits are 30 x the true ones: T = 30 lies outside the first range (0.05-20);
+    # the search widens instead of returning its bound (issue #18: the demo model stopped at 20).
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 0.3, (20000, 2))
+    true_p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = (rng.random(20000) < true_p[:, 1]).astype(int)
+    reported = np.exp(30 * z) / np.exp(30 * z).sum(1, keepdims=True)
+    t, at_bound = cal.fit_temperature(y, reported, with_info=True)
+    assert t == pytest.approx(30.0, rel=0.05) and not at_bound
+    assert cal.fit_calibrator("temperature", y, reported).params == {"temperature": t}
+
+
+def test_probabilities_without_signal_hit_the_widest_bound_and_say_so(tmp_path, caplog):
+    # Confident outputs unrelated to the labels: the best temperature is infinite (uniform).
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    p = np.where(rng.random(400) < 0.5, 0.99, 0.01)
+    probs = np.stack([1 - p, p], 1)
+    with caplog.at_level("WARNING", logger="tfmelanoma.evaluation.calibration"):
+        fitted = cal.fit_calibrator("temperature", y, probs)
+    assert fitted.params["at_search_bound"] is True
+    assert fitted.params["temperature"] >= cal.TEMPERATURE_WIDEST[1] / 10
+    assert "widest search bound" in caplog.text
+    np.testing.assert_allclose(fitted.apply(probs), 0.5, atol=0.01)
+
+    from tfmelanoma.evaluation import evaluate_predictions
+
+    result = evaluate_predictions(
+        y, probs, None, ["non_melanoma", "melanoma"], tmp_path, val_labels=y, val_probs=probs,
+        config={"plots": False, "bootstrap_n": 50},
+    )  # fmt: skip
+    notes = result["calibration"]["notes"]
+    assert any("widest search bound" in n and "near uniform" in n for n in notes), notes

@@ -10,12 +10,15 @@ Bins are M equal-width intervals (lo, hi] of [0, 1]; a value of exactly 0 falls 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from tfmelanoma.evaluation.probs import EPS
+
+logger = logging.getLogger(__name__)
 
 
 def _bin_index(values: np.ndarray, n_bins: int) -> np.ndarray:
@@ -130,23 +133,53 @@ def apply_temperature(probs, temperature: float) -> np.ndarray:
 
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
-"""The range `fit_temperature` searches; a fit at 20 means the probabilities carry no signal."""
+"""The range `fit_temperature` searches first (every sensible model lands inside it)."""
+TEMPERATURE_WIDEST = (1e-3, 1e3)
+"""Where the search widens to when the fit stops at a bound of `TEMPERATURE_BOUNDS`. A fit within
+10x of a bound of this range means the probabilities carry (almost) no signal: T -> infinity
+makes every prediction uniform, T -> 0 every prediction certain (the log loss is then so flat
+that the search stops anywhere up there)."""
 
 
-def fit_temperature(y_true, probs) -> float:
+def _at_bound(t: float, bounds: tuple[float, float], factor: float = 1.001) -> bool:
+    return t <= bounds[0] * factor or t >= bounds[1] / factor
+
+
+def fit_temperature(y_true, probs, *, with_info: bool = False):
     """The temperature T > 0 minimising validation log loss of `apply_temperature(probs, T)`.
 
-    One scalar, so a bounded 1-D search over log T in `TEMPERATURE_BOUNDS` (0.05-20) is exact
-    enough and needs no gradient code.
+    One scalar, so a bounded 1-D search over log T is exact enough and needs no gradient code:
+    first in `TEMPERATURE_BOUNDS`; a result at one of its bounds is searched again in
+    `TEMPERATURE_WIDEST` (a bound is not an optimum).
+
+    Args:
+        y_true: (N,) labels.
+        probs: (N, K) probabilities.
+        with_info: also return whether the fit stopped at a bound of the widest range.
+
+    Returns:
+        T, or (T, at_bound) with `with_info`.
     """
     y = np.asarray(y_true)
 
     def nll(log_t: float) -> float:
         return log_loss(y, apply_temperature(probs, np.exp(log_t)))
 
-    low, high = TEMPERATURE_BOUNDS
-    res = minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded")
-    return float(np.exp(res.x))
+    def search(bounds):
+        low, high = np.log(bounds[0]), np.log(bounds[1])
+        return float(np.exp(minimize_scalar(nll, bounds=(low, high), method="bounded").x))
+
+    t = search(TEMPERATURE_BOUNDS)
+    if _at_bound(t, TEMPERATURE_BOUNDS):
+        t = search(TEMPERATURE_WIDEST)
+    at_bound = _at_bound(t, TEMPERATURE_WIDEST, factor=10.0)
+    if at_bound:
+        logger.warning(
+            "temperature scaling stopped near its widest search bound (T = %.3g, range %g-%g): the "
+            "validation probabilities carry almost no signal; calibrated outputs are %s",
+            t, *TEMPERATURE_WIDEST, "near uniform" if t > 1 else "near 0/1",
+        )  # fmt: skip
+    return (t, at_bound) if with_info else t
 
 
 @dataclass
@@ -194,7 +227,11 @@ def fit_calibrator(method: str, y_true, probs) -> Calibrator:
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y_true)
     if method == "temperature":
-        return Calibrator("temperature", {"temperature": fit_temperature(y, p)})
+        t, at_bound = fit_temperature(y, p, with_info=True)
+        params = {"temperature": t}
+        if at_bound:
+            params["at_search_bound"] = True
+        return Calibrator("temperature", params)
     if p.shape[1] != 2:
         raise ValueError(f"{method} calibration is binary-only; got {p.shape[1]} classes")
     if method == "platt":

@@ -113,6 +113,13 @@ def _calibration(test: Split, val: Split | None, cfg: EvalConfig) -> tuple[dict,
         table["test"][method] = row(test, cal.apply(test.probs))
         table["validation"][method] = row(val, cal.apply(val.probs))
         table["params"][method] = cal.params
+        if cal.params.get("at_search_bound"):
+            notes.append(
+                f"temperature scaling stopped near its widest search bound (T = "
+                f"{cal.params['temperature']:.3g}): the validation probabilities carry almost no "
+                "signal, so the calibrated ones are "
+                + ("near uniform" if cal.params["temperature"] > 1 else "near 0 or 1")
+            )
     return fitted, table
 
 
@@ -283,19 +290,21 @@ def _rejection_notes(
     """Plain sentences for the cases where the rejection numbers alone would mislead."""
     notes = []
     t = rej["threshold"]
-    low, high = calibration.TEMPERATURE_BOUNDS
-    if temperature is not None and np.isclose(temperature, high, rtol=1e-3):
+    low, high = calibration.TEMPERATURE_WIDEST
+    if temperature is not None and temperature >= high / 10:
         notes.append(
-            f"The temperature fitted on validation reached its upper bound (T = {high:g}): "
+            f"The temperature fitted on validation reached the top of its search range (T = "
+            f"{temperature:.3g}, range up to {high:g}): "
             "the model's probabilities scored no better on validation than 0.5 for every "
             "image, so scaling flattens them towards 0.5 and every entropy towards 1, leaving "
             "little to tell apart. Temperature cannot undo a bias (class weights push "
             "P(melanoma) up); Platt scaling (calibration_methods, two classes) can, and a "
             "longer run on more data gives the model more to say."
         )
-    elif temperature is not None and np.isclose(temperature, low, rtol=1e-3):
+    elif temperature is not None and temperature <= low * 10:
         notes.append(
-            f"The temperature fitted on validation reached its lower bound (T = {low:g}): the "
+            f"The temperature fitted on validation reached the bottom of its search range (T = "
+            f"{temperature:.3g}, range down to {low:g}): the "
             "model's probabilities are far too timid, and even the sharpest scaling allowed "
             "may not be enough."
         )
