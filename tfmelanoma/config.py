@@ -138,7 +138,9 @@ class ModelConfig:
     distill_temperature: float = 2.0
     """With a teacher: the softmax temperature T of both models' outputs (> 0)."""
     age_loss_weight: float = 0.5
-    """run.task=multitask: weight of the age head's loss beside the diagnosis head's (1)."""
+    """run.task=multitask: weight of the age head's loss beside the diagnosis head's (1). The
+    age losses differ in scale: bins is a cross-entropy like the diagnosis's (0.5, the paper's);
+    regression a Huber loss in years (10-year delta, tens at first): ~0.01 keeps it comparable."""
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,15 @@ def multitask_targets(model: keras.Model, labels, ages, age_edges: Sequence[floa
     return targets, weights
 
 
+@keras.saving.register_keras_serializable(package="tfmelanoma")
+class YearsHuber(keras.losses.Huber):
+    """`keras.losses.Huber` whose `delta` survives save / load: Keras's own `get_config` drops
+    it, so a checkpoint loaded back (`--resume`) would train with delta 1 instead."""
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self._fn_kwargs["delta"]}
+
+
 def age_loss_and_metrics(mode: str) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
     """The age head's loss and metrics, to compile as weighted metrics (unknown ages weigh 0).
 
@@ -149,7 +158,7 @@ def age_loss_and_metrics(mode: str) -> tuple[keras.losses.Loss, list[keras.metri
             [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     return (
-        keras.losses.Huber(delta=10.0, reduction=reduction),
+        YearsHuber(delta=10.0, reduction=reduction),
         [keras.metrics.MeanAbsoluteError(name="mae_years")],
     )
 
