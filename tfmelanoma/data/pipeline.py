@@ -44,11 +44,9 @@ def _multitask(target, age, age_target, weight=None) -> tuple[dict, dict]:
     0 where the age is unknown (< 0), the diagnosis head's the class weight (else 1)."""
     from tfmelanoma.models.multitask import age_known
 
-    weight = tf.constant(1.0) if weight is None else weight
-    return {"diagnosis": target, "age": age_target(age)}, {
-        "diagnosis": weight,
-        "age": age_known(age),
-    }
+    targets = {"diagnosis": target, "age": age_target(age)}
+    weights = {"diagnosis": tf.constant(1.0) if weight is None else weight, "age": age_known(age)}
+    return targets, weights
 
 
 def count(ds: tf.data.Dataset) -> int:

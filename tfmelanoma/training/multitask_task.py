@@ -109,7 +109,8 @@ class MultitaskTask(ClassificationTask):
     ) -> None:
         """Per-head losses (the classifier's for `diagnosis`, `age_loss_and_metrics` for `age`)
         weighted 1 : `model.age_loss_weight`, the configured optimizer and schedule; the age
-        metric is a weighted metric, so unknown ages (weight 0) are left out of it."""
+        metric is a weighted metric, so unknown ages (weight 0) are left out of it. (`weighted`
+        is for padded validation batches, which tf.data never makes.)"""
         diagnosis_loss, accuracy, auc = diagnosis_loss_and_metrics(config)
         age_loss, age_metrics = multitask.age_loss_and_metrics(age_mode(config))
         model.compile(
