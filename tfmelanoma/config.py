@@ -1,7 +1,8 @@
 """One typed, frozen config for training: data / augment / model / optimizer / run.
 
-`run.task` picks what is trained: `classification` (the default) or `segmentation` (lesion
-masks; presets `segmentation_paper`, `segmentation_smoke`). Both run through one engine,
+`run.task` picks what is trained: `classification` (the default), `segmentation` (lesion
+masks; presets `segmentation_paper`, `segmentation_smoke`) or `multitask` (diagnosis + age,
+model `mmtl`; preset `multitask`). All run through one engine,
 `tfmelanoma.training.runner`; `tfmelanoma.training.tasks` says what each task reads from here.
 
 Defaults live in the dataclasses; presets are YAML files in `tfmelanoma/configs/` (or any path);
@@ -123,7 +124,8 @@ class ModelConfig:
     """"" = random init, "imagenet", or a weights file path."""
     options: dict = field(default_factory=dict)
     """Extra factory keyword arguments (e.g. dropout, freeze_base; segmentation: colour_space,
-    encoder, base_filters, depth, bn_momentum, decoder_filters)."""
+    encoder, base_filters, depth, bn_momentum, decoder_filters; multitask (mmtl): backbone,
+    age (bins | regression), age_edges, age_hidden, age_dropout)."""
     loss: str = "auto"
     """auto (classification: cross-entropy; segmentation: dice) | crossentropy | dice |
     dice_bce | bce (the last three: segmentation)."""
@@ -135,6 +137,10 @@ class ModelConfig:
     """With a teacher: weight of the label loss; 1 - distill_alpha weighs the teacher's."""
     distill_temperature: float = 2.0
     """With a teacher: the softmax temperature T of both models' outputs (> 0)."""
+    age_loss_weight: float = 0.5
+    """run.task=multitask: weight of the age head's loss beside the diagnosis head's (1). The
+    age losses differ in scale: bins is a cross-entropy like the diagnosis's (0.5, the paper's);
+    regression a Huber loss in years (10-year delta, tens at first): ~0.01 keeps it comparable."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +189,11 @@ class RunConfig:
     name: str = ""
     """Run folder name ("" = model name + timestamp)."""
     task: str = "classification"
-    """classification | segmentation (lesion masks)."""
+    """classification | segmentation (lesion masks) | multitask (diagnosis + age, model mmtl)."""
     monitor: str = "auto"
     """Validation metric that picks the best checkpoint: auto (the task's own: val_auc for
-    classification, val_dice for segmentation), or e.g. val_loss, val_accuracy, val_jaccard."""
+    classification, val_dice for segmentation, val_diagnosis_auc for multitask), or e.g.
+    val_loss, val_accuracy, val_jaccard, val_age_mae_years."""
     early_stopping: int = 0
     """Stop after this many epochs without improvement (0 = off)."""
     mixed_precision: bool = False
@@ -249,7 +256,7 @@ CHOICES = {
     "optimizer.name": ("adam", "adamw", "sgd"),
     "optimizer.schedule": ("constant", "step", "cosine", "one_cycle", "warmup_cosine"),
     "run.distribute": ("none", "mirrored", "multiworker"),
-    "run.task": ("classification", "segmentation"),
+    "run.task": ("classification", "segmentation", "multitask"),
 }
 
 
@@ -499,6 +506,10 @@ def _check_ranges(config: Config) -> None:
         raise ConfigError(f"model.distill_alpha={alpha}: expected a number in [0, 1]")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"model.distill_temperature={temperature}: expected a number > 0")
+    if not (math.isfinite(config.model.age_loss_weight) and config.model.age_loss_weight >= 0):
+        raise ConfigError(
+            f"model.age_loss_weight={config.model.age_loss_weight}: expected a number >= 0"
+        )
     target = config.eval.target_sensitivity
     if not (math.isfinite(target) and 0 < target <= 1):
         raise ConfigError(f"eval.target_sensitivity={target}: expected a number in (0, 1]")

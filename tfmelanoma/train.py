@@ -2,7 +2,8 @@
 
 Classification by default; `--task segmentation` (or `--config segmentation_smoke`) trains a
 lesion segmentation model with the same engine (`python -m tfmelanoma.segment train` is the
-same with the segment tool's flags).
+same with the segment tool's flags); `--task multitask` (or `--config multitask`) trains the
+diagnosis + age model `mmtl`.
 
 Without arguments it trains MeshNet on the embedded CC0 sample (557 ISIC Archive images) on the
 CPU in a few minutes and writes a run folder with checkpoints, logs and an evaluation report.
@@ -74,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--task",
-        choices=["classification", "segmentation"],
+        choices=["classification", "segmentation", "multitask"],
         default=None,
-        help="shorthand for --set run.task=...; segmentation without --config starts from the "
-        "segmentation_paper preset (default: the config's task)",
+        help="shorthand for --set run.task=...; segmentation (multitask) without --config starts "
+        "from the segmentation_paper (multitask) preset (default: the config's task)",
     )
     parser.add_argument(
         "--run-dir",
@@ -151,8 +152,9 @@ def _load(args) -> tuple[config_lib.Config, Path]:
     """The config and run folder; with --resume, the run's own config (see runner.resume_config)."""
     if args.task:
         args.overrides = [f"run.task={args.task}", *args.overrides]
-        if args.task == "segmentation" and not args.config and not args.resume:
-            args.config = "segmentation_paper"
+        presets = {"segmentation": "segmentation_paper", "multitask": "multitask"}
+        if args.task in presets and not args.config and not args.resume:
+            args.config = presets[args.task]
     if not args.resume:
         cfg = config_lib.load_config(args.config or "default", args.overrides)
         return cfg, resolve_run_dir(cfg, args.run_dir)
@@ -250,6 +252,11 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
             after = test.get(f"{key}_after_rejection")
             if key in test and isinstance(after, (int, float)):
                 print(f"  {key:<18} {test[key]:.2f} -> {after:.2f} on the images kept")
+    if "n_age_known" in test:  # run.task=multitask: the age head
+        age = test.get("age_mae_years", test.get("age_accuracy"))
+        what = "MAE in years" if "age_mae_years" in test else "age-group accuracy"
+        shown = f"{age:.2f}" if isinstance(age, (int, float)) and age == age else "n/a"
+        print(f"age head: {what} {shown} over the {test['n_age_known']} images with a known age")
     if test.get("rejection_note"):
         print(
             textwrap.fill(test["rejection_note"], 100, initial_indent="  ", subsequent_indent="  ")

@@ -94,3 +94,18 @@ def test_bootstrap_is_seeded_and_covers_the_estimate():
     assert lo < auc < hi
     # Normal-approximation check: the width is close to 2 * 1.96 * bootstrap SD of AUC.
     assert 0.02 < hi - lo < 0.15
+
+
+def test_age_mae_counts_known_ages_only():
+    # unknown (-1) rows are left out whatever was predicted for them: |50-40| and |20-30| -> 10
+    out = m.age_mae([-1, 40, 30, -1], [[99.0], [50.0], [20.0], [0.0]])
+    assert out == {"age_mae_years": pytest.approx(10.0), "n_age_known": 2}
+    none = m.age_mae([-1, -1], [1.0, 2.0])
+    assert np.isnan(none["age_mae_years"]) and none["n_age_known"] == 0
+
+
+def test_age_bin_accuracy_hand_computed():
+    # edges (30, 60): bins <30 | 30-59 | >=60; ages 10 -> 0, 30 -> 1, 75 -> 2; -1 left out
+    probs = [[0.9, 0.1, 0.0], [0.2, 0.3, 0.5], [0.1, 0.1, 0.8], [1.0, 0.0, 0.0]]
+    out = m.age_bin_accuracy([10, 30, 75, -1], probs, (30, 60))
+    assert out == {"age_accuracy": pytest.approx(2 / 3), "n_age_known": 3}

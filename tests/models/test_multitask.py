@@ -93,3 +93,16 @@ def test_sigmoid_diagnosis_and_one_hot_labels(images):
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         multitask_model(**TINY, **kwargs)
+
+
+# The model is saved untrained: its optimizer has no slots yet, which Keras warns about on load.
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_regression_loss_keeps_its_delta_through_save_and_load(tmp_path, images):
+    """Keras's Huber drops `delta` from its config; a resumed run must train with the same loss."""
+    model = compile_multitask(multitask_model(age="regression", **TINY))
+    targets, weights = multitask_targets(model, LABELS, AGES)
+    before = model.evaluate(images, targets, sample_weight=weights, return_dict=True, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    after = loaded.evaluate(images, targets, sample_weight=weights, return_dict=True, verbose=0)
+    assert after["age_loss"] == pytest.approx(before["age_loss"], rel=1e-5)

@@ -44,9 +44,12 @@ def test_every_preset_builds_and_compiles_its_model(name):
     runner.check_config(cfg)
     model = runner.build_model(cfg)
     runner.compile_model(model, cfg, steps_per_epoch=10)
-    assert model.output_shape[-1] == cfg.model.num_classes
+    output = model.output  # multitask: {"diagnosis": (None, K), "age": ...}
+    output = output["diagnosis"] if isinstance(output, dict) else output
+    assert output.shape[-1] == cfg.model.num_classes
     assert model.input_shape[1:3] == (cfg.data.image_size, cfg.data.image_size)
-    if name in ("uncertainty", "transfer"):  # the base fine-tuned (rates set by the optimizer)
+    # The base fine-tuned (rates set by the optimizer).
+    if name in ("uncertainty", "transfer", "multitask"):
         trainable = sum(keras.ops.size(w) for w in model.trainable_weights)
         assert int(trainable) > 0.9 * model.count_params()
 

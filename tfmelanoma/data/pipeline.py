@@ -11,6 +11,8 @@ Images stay float32 RGB in [0, 255]; models normalise inside themselves (docs/ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,11 +30,23 @@ def encode_target(label: tf.Tensor, num_classes: int) -> tf.Tensor:
     return tf.one_hot(tf.cast(label, tf.int32), num_classes)
 
 
-def _decode(example: dict, image_size: int, label_key: str) -> tuple[tf.Tensor, tf.Tensor]:
+def _decode(example: dict, image_size: int, label_key: str, age: bool = False) -> tuple:
+    """(image, label), or (image, label, age in years) for a multi-task model."""
     image = example["image"]
     if image.dtype == tf.string:  # datasets read with SkipDecoding
         image = decode_tf(image)
-    return resize_tf(image, image_size), tf.cast(example[label_key], tf.int64)
+    out = resize_tf(image, image_size), tf.cast(example[label_key], tf.int64)
+    return (*out, tf.cast(example["age"], tf.float32)) if age else out
+
+
+def _multitask(target, age, age_target, weight=None) -> tuple[dict, dict]:
+    """Per-head targets and sample weights of a diagnosis + age model: the age head's weight is
+    0 where the age is unknown (< 0), the diagnosis head's the class weight (else 1)."""
+    from tfmelanoma.models.multitask import age_known
+
+    targets = {"diagnosis": target, "age": age_target(age)}
+    weights = {"diagnosis": tf.constant(1.0) if weight is None else weight, "age": age_known(age)}
+    return targets, weights
 
 
 def count(ds: tf.data.Dataset) -> int:
@@ -57,6 +71,7 @@ def training_dataset(
     class_weight: dict[int, float] | None = None,
     start_epoch: int = 0,
     steps_per_epoch: int = 0,
+    age_target: Callable | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """An endless, seeded stream of augmented training batches.
 
@@ -73,6 +88,9 @@ def training_dataset(
         class_weight: class -> weight, emitted as a sample weight.
         start_epoch: epochs already trained (resume): their examples are skipped.
         steps_per_epoch: batches per epoch; 0 = one pass over `source` (partial batch dropped).
+        age_target: for a diagnosis + age model: the examples' `age` (years, -1 unknown) ->
+            the age head's target (`models.multitask.age_target`); the batches then carry
+            per-head targets and sample weights, `{"diagnosis": ..., "age": ...}` each.
 
     Returns:
         (dataset of (images, targets[, sample_weights]), steps_per_epoch).
@@ -86,12 +104,15 @@ def training_dataset(
     if batch_size > n:
         raise ValueError(f"batch size {batch_size} is larger than the training split ({n} images)")
     steps = steps_per_epoch or n // batch_size
-    ds = source.map(lambda ex: _decode(ex, image_size, label_key), num_parallel_calls=AUTOTUNE)
+    multitask = age_target is not None
+    ds = source.map(
+        lambda ex: _decode(ex, image_size, label_key, multitask), num_parallel_calls=AUTOTUNE
+    )
     if cache:
         ds = ds.cache()
     if oversample:
         parts = [
-            ds.filter(lambda _, y, c=c: tf.equal(y, c))
+            ds.filter(lambda _, y, *age, c=c: tf.equal(y, c))
             .shuffle(n, seed=seed + c, reshuffle_each_iteration=True)
             .repeat()
             for c in range(max(num_classes, 2))
@@ -102,14 +123,17 @@ def training_dataset(
     ds = ds.enumerate().skip(start_epoch * steps * batch_size)
 
     def _augment(index, pair):
-        image, label = pair
+        image, label, *age = pair
         example_seed = tf.stack([tf.constant(seed, tf.int64), index])
         image = augment(image, example_seed, augment_config)
         target = encode_target(label, num_classes)
-        if class_weight is None:
-            return image, target
-        weights = tf.constant([class_weight[c] for c in sorted(class_weight)], tf.float32)
-        return image, target, tf.gather(weights, label)
+        weight = None
+        if class_weight is not None:
+            weights = tf.constant([class_weight[c] for c in sorted(class_weight)], tf.float32)
+            weight = tf.gather(weights, label)
+        if multitask:
+            return image, *_multitask(target, age[0], age_target, weight)
+        return (image, target) if weight is None else (image, target, weight)
 
     ds = ds.map(_augment, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
@@ -124,10 +148,21 @@ def eval_dataset(
     num_classes: int,
     label_key: str = "label",
     cache: bool = True,
+    age_target: Callable | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (images, targets) in the source's order, no augmentation."""
-    ds = source.map(lambda ex: _decode(ex, image_size, label_key), num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda x, y: (x, encode_target(y, num_classes)), num_parallel_calls=AUTOTUNE)
+    """Batches of (images, targets) in the source's order, no augmentation; with `age_target`
+    (see `training_dataset`), of (images, per-head targets, per-head sample weights)."""
+    multitask = age_target is not None
+    ds = source.map(
+        lambda ex: _decode(ex, image_size, label_key, multitask), num_parallel_calls=AUTOTUNE
+    )
+    if multitask:
+        ds = ds.map(
+            lambda x, y, age: (x, *_multitask(encode_target(y, num_classes), age, age_target)),
+            num_parallel_calls=AUTOTUNE,
+        )
+    else:
+        ds = ds.map(lambda x, y: (x, encode_target(y, num_classes)), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache()
     return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -33,6 +33,7 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "diagnosis",
     "patient_id",
     "lesion_id",
+    "age",  # years; -1 unknown (the example schema's `UNKNOWN_AGE`)
     "image_type",
     "sha256",
     "phash",
@@ -97,6 +98,7 @@ def frame_from_examples(dataset: str, split: str, examples: Iterable[Mapping]) -
             if isinstance(harmonised, str)
             else int(harmonised)
         )
+        row["age"] = int(ex.get("age", -1))
         row["height"], row["width"] = _image_size(ex["image"]) if "image" in ex else (-1, -1)
         rows.append(row)
     return _finish(pd.DataFrame(rows, columns=[c for c in INDEX_COLUMNS if c != "isic_id"]))
@@ -104,7 +106,7 @@ def frame_from_examples(dataset: str, split: str, examples: Iterable[Mapping]) -
 
 def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     frame["isic_id"] = frame["image_id"].map(dedup.normalise_isic_id)
-    for col in ("position", "label", "harmonised_diagnosis", "height", "width"):
+    for col in ("position", "label", "harmonised_diagnosis", "age", "height", "width"):
         frame[col] = frame[col].astype(np.int64)
     for col in ("dataset", "split", "isic_id", *_TEXT):
         frame[col] = frame[col].astype(object)
@@ -125,7 +127,7 @@ def split_roles(builder) -> dict[str, str]:
     return roles
 
 
-_INDEX_KEYS = ("image", "label", "harmonised_diagnosis", *_TEXT)
+_INDEX_KEYS = ("image", "label", "harmonised_diagnosis", "age", *_TEXT)
 _BATCH = 512
 
 
@@ -181,7 +183,7 @@ def read_index(
         name: TFDS name, optionally with config/version (``"isic_archive/resized_512"``).
         data_dir: TFDS data directory.
         splits: split names to read; None reads every train/validation/test split.
-        cache: reuse / write ``tfmelanoma_index/<split>.v1.csv`` inside the prepared dataset's
+        cache: reuse / write ``tfmelanoma_index/<split>.v2.csv`` inside the prepared dataset's
             version folder. The cache is keyed by a hash of the dataset's ``dataset_info.json``,
             so re-preparing the dataset invalidates it; an unwritable folder just skips caching.
 
@@ -206,7 +208,7 @@ def read_index(
     return pd.concat(frames, ignore_index=True)
 
 
-_CACHE_VERSION = "v1"  # bump when INDEX_COLUMNS or their meaning change
+_CACHE_VERSION = "v2"  # bump when INDEX_COLUMNS or their meaning change
 
 
 def _fingerprint(builder) -> str:

@@ -198,6 +198,39 @@ def macro_metrics(y_true, probs, y_pred) -> dict[str, float]:
     }
 
 
+def age_mae(true_ages, predicted_years) -> dict[str, float | int]:
+    """Mean absolute error in years over the images with a known age (age >= 0).
+
+    MAE = mean over {i : age_i >= 0} of |predicted_i - age_i|; NaN when no age is known.
+
+    Returns:
+        {"age_mae_years": MAE, "n_age_known": how many ages were known}.
+    """
+    ages = np.asarray(true_ages, dtype=np.float64).reshape(-1)
+    pred = np.asarray(predicted_years, dtype=np.float64).reshape(-1)
+    known = ages >= 0
+    mae = float(np.mean(np.abs(pred[known] - ages[known]))) if known.any() else float("nan")
+    return {"age_mae_years": mae, "n_age_known": int(known.sum())}
+
+
+def age_bin_accuracy(true_ages, bin_probs, edges: Sequence[float]) -> dict[str, float | int]:
+    """Share of the images with a known age whose most probable age bin is their own.
+
+    The bin of an age is `np.digitize(age, edges)` (`edges[i-1] <= age < edges[i]`).
+
+    Returns:
+        {"age_accuracy": accuracy (NaN when no age is known), "n_age_known": count}.
+    """
+    ages = np.asarray(true_ages, dtype=np.float64).reshape(-1)
+    probs = np.asarray(bin_probs, dtype=np.float64)
+    known = ages >= 0
+    right = np.argmax(probs[known], axis=-1) == np.digitize(ages[known], list(edges))
+    return {
+        "age_accuracy": float(np.mean(right)) if known.any() else float("nan"),
+        "n_age_known": int(known.sum()),
+    }
+
+
 def misdiagnoses(y_true, y_pred, image_ids: Sequence[str]) -> dict[str, list[str]]:
     """False positives and false negatives (melanoma positive), listed by image id."""
     t = np.asarray(y_true).astype(bool)

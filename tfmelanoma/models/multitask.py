@@ -95,6 +95,23 @@ def age_to_bin(ages, edges: Sequence[float] = DEFAULT_AGE_EDGES):
     return keras.ops.where(ages < 0, 0, bins)
 
 
+def age_target(ages, mode: str = "bins", edges: Sequence[float] = DEFAULT_AGE_EDGES):
+    """The age head's target for ages in years: a bin index (bins) or (..., 1) years (regression).
+
+    Unknown ages (< 0) get a valid placeholder target (bin 0, 0 years); give them weight 0
+    (`age_known`). Works eagerly and inside `tf.data` maps (one age or a batch).
+    """
+    ages = keras.ops.cast(ages, "float32")
+    if mode == "bins":
+        return age_to_bin(ages, edges)
+    return keras.ops.expand_dims(keras.ops.maximum(ages, 0.0), -1)
+
+
+def age_known(ages):
+    """Sample weight of the age head: 1.0 where the age is known (>= 0), else 0.0."""
+    return keras.ops.cast(keras.ops.cast(ages, "float32") >= 0, "float32")
+
+
 def multitask_targets(model: keras.Model, labels, ages, age_edges: Sequence[float] | None = None):
     """Targets and per-head sample weights for `model.fit` / `train_on_batch`.
 
@@ -108,17 +125,42 @@ def multitask_targets(model: keras.Model, labels, ages, age_edges: Sequence[floa
         `(targets, sample_weights)`: dicts keyed "diagnosis" / "age". Unknown ages weigh 0.
     """
     ages = keras.ops.cast(keras.ops.reshape(ages, (-1,)), "float32")
-    known = keras.ops.cast(ages >= 0, "float32")
-    if age_mode(model) == "bins":
-        age_target = age_to_bin(ages, DEFAULT_AGE_EDGES if age_edges is None else age_edges)
-    else:
-        age_target = keras.ops.expand_dims(keras.ops.maximum(ages, 0.0), -1)
+    known = age_known(ages)
+    edges = DEFAULT_AGE_EDGES if age_edges is None else age_edges
     labels = keras.ops.convert_to_tensor(labels)
     if model.output["diagnosis"].shape[-1] > 1 and len(labels.shape) == 2:
         labels = keras.ops.argmax(labels, axis=-1)
-    targets = {"diagnosis": labels, "age": age_target}
+    targets = {"diagnosis": labels, "age": age_target(ages, age_mode(model), edges)}
     weights = {"diagnosis": keras.ops.ones_like(known), "age": known}
     return targets, weights
+
+
+@keras.saving.register_keras_serializable(package="tfmelanoma")
+class YearsHuber(keras.losses.Huber):
+    """`keras.losses.Huber` whose `delta` survives save / load: Keras's own `get_config` drops
+    it, so a checkpoint loaded back (`--resume`) would train with delta 1 instead."""
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self._fn_kwargs["delta"]}
+
+
+def age_loss_and_metrics(mode: str) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
+    """The age head's loss and metrics, to compile as weighted metrics (unknown ages weigh 0).
+
+    bins: sparse categorical cross-entropy, `accuracy`; regression: Huber (delta 10 years),
+    `mae_years`. The loss's reduction is "mean_with_sample_weight": the mean over KNOWN ages (the
+    default would divide by the batch size and shrink it by the share of unknown ages).
+    """
+    reduction = "mean_with_sample_weight"
+    if mode == "bins":
+        return (
+            keras.losses.SparseCategoricalCrossentropy(reduction=reduction),
+            [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+    return (
+        YearsHuber(delta=10.0, reduction=reduction),
+        [keras.metrics.MeanAbsoluteError(name="mae_years")],
+    )
 
 
 def compile_multitask(
@@ -144,18 +186,13 @@ def compile_multitask(
     """
     mode = age_mode(model)
     binary = model.output["diagnosis"].shape[-1] == 1
-    # "mean_with_sample_weight": the age loss is the mean over KNOWN ages; the default
-    # reduction would divide by the batch size and shrink it by the share of unknown ages.
-    reduction = "mean_with_sample_weight"
+    reduction = "mean_with_sample_weight"  # as the age head's (`age_loss_and_metrics`)
     if binary:
         diagnosis_loss = keras.losses.BinaryCrossentropy(reduction=reduction)
     else:
         diagnosis_loss = keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
-    if age_loss is None and mode == "bins":
-        age_loss = keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
-    elif age_loss is None:
-        age_loss = keras.losses.Huber(delta=10.0, reduction=reduction)
-    losses = {"diagnosis": diagnosis_loss, "age": age_loss}
+    default_age_loss, age_metrics = age_loss_and_metrics(mode)
+    losses = {"diagnosis": diagnosis_loss, "age": age_loss or default_age_loss}
     diagnosis_metrics = [
         keras.metrics.BinaryAccuracy(name="accuracy")
         if binary
@@ -163,11 +200,6 @@ def compile_multitask(
     ]
     if binary:
         diagnosis_metrics.append(keras.metrics.AUC(name="auc"))
-    age_metrics = [
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        if mode == "bins"
-        else keras.metrics.MeanAbsoluteError(name="mae_years")
-    ]
     model.compile(
         optimizer=optimizer,
         loss=losses,

@@ -130,7 +130,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     Args:
         folder: checkpoint folder (created).
         best_path: where the best model is saved.
-        monitor: logged metric to maximise (`*auc*`, `*accuracy*`) or minimise (`*loss*`).
+        monitor: logged metric to maximise (`*auc*`, `*accuracy*`) or minimise (`*loss*`,
+            `*mae*`, `*error*`).
         patience: early-stopping patience in epochs; 0 disables it.
         state: state to continue from.
     """
@@ -150,7 +151,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.patience = patience
         self.state = state or RunState()
-        self.maximise = "loss" not in monitor
+        self.maximise = not any(word in monitor for word in ("loss", "mae", "error"))
         remove_leftovers(self.folder, keep=self.state.model_file)
 
     def _improved(self, value: float) -> bool:

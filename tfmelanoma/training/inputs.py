@@ -141,15 +141,20 @@ def make_inputs(
     class_weight: dict[int, float] | None,
     start_epoch: int,
     replicas: int = 1,
+    age_target: Callable | None = None,
 ) -> Inputs:
     """Builds the configured pipeline over two splits.
 
     Args:
         replicas: data-parallel replicas; the NumPy pipeline pads the last validation batch to a
             multiple of it (tf.distribute handles uneven batches itself).
+        age_target: a diagnosis + age model's age target (`models.multitask.age_target`):
+            batches carry per-head targets and weights (`data.pipeline.training_dataset`);
+            the tf pipeline only.
 
     Raises:
-        ValueError: empty split, or a batch larger than the training split.
+        ValueError: empty split, a batch larger than the training split, or `age_target` with
+            another pipeline than tf.
     """
     d, r = config.data, config.run
     common = dict(
@@ -159,6 +164,8 @@ def make_inputs(
         label_key=d.label,
     )
     oversample = d.balance == "oversample"
+    if age_target is not None and pipeline != "tf":
+        raise ValueError(f"data.pipeline={pipeline!r}: a diagnosis + age model trains on tf only")
     if pipeline == "tf":
         from tfmelanoma.data import pipeline as tf_pipeline
 
@@ -171,9 +178,12 @@ def make_inputs(
             class_weight=class_weight,
             start_epoch=start_epoch,
             steps_per_epoch=r.steps_per_epoch,
+            age_target=age_target,
             **common,
         )
-        val_ds = tf_pipeline.eval_dataset(validation.as_tf_dataset(), cache=d.cache, **common)
+        val_ds = tf_pipeline.eval_dataset(
+            validation.as_tf_dataset(), cache=d.cache, age_target=age_target, **common
+        )
         return Inputs(train_ds, steps, val_ds)
 
     if pipeline in CACHED:

@@ -28,9 +28,10 @@ import re
 import keras
 from keras import ops
 
-HEAD_PATTERN = r"(^|/)[^/]*(logits|head_[^/]*)/[^/]+$"
-"""Variable paths of the classification head (`models/heads.py`: `logits`, `head_*` layers);
-every other trainable variable belongs to the backbone."""
+HEAD_PATTERN = r"(^|/)([^/]*(logits|head_[^/]*)|age_(hidden|unit))/[^/]+$"
+"""Variable paths of the classification head (`models/heads.py`: `logits`, `head_*` layers) and
+of the multi-task model's age head (`models/multitask.py`: `age_hidden`, `age_logits`,
+`age_unit`); every other trainable variable belongs to the backbone."""
 
 
 def backbone_stages(paths: list[str], stages: int, head_pattern: str = HEAD_PATTERN) -> list[int]:

@@ -1,4 +1,5 @@
-"""The tasks the one training engine (`runner`) drives: classification and segmentation.
+"""The tasks the one training engine (`runner`) drives: classification, segmentation and
+multi-task (diagnosis + age, `multitask_task.py`).
 
 A task supplies what differs between them; the runner owns the rest (run folder, lock, resume,
 checkpoints and best.keras, history.csv/png, schedules, seeds, metrics.json, errors):
@@ -47,6 +48,27 @@ def _check_common(config: Config, task: str):
     if config.run.batch_size < 1 or config.run.epochs < 1:
         raise ValueError("run.batch_size and run.epochs must be >= 1")
     return info
+
+
+def diagnosis_loss_and_metrics(
+    config: Config,
+) -> tuple[keras.losses.Loss, keras.metrics.Metric, keras.metrics.Metric]:
+    """(loss, accuracy, AUC) of a classifier's output for `model.num_classes` and label
+    smoothing: binary cross-entropy on one sigmoid unit, else categorical on one-hot targets."""
+    k = config.model.num_classes
+    smoothing = config.optimizer.label_smoothing
+    if k == 1:
+        return (
+            keras.losses.BinaryCrossentropy(label_smoothing=smoothing),
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(name="auc"),
+        )
+    return (
+        keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
+        keras.metrics.CategoricalAccuracy(name="accuracy"),
+        # One-vs-rest AUC averaged over classes; for two softmax classes the melanoma AUC.
+        keras.metrics.AUC(name="auc", multi_label=True, num_labels=k),
+    )
 
 
 class ClassificationTask:
@@ -133,17 +155,7 @@ class ClassificationTask:
                 where validation batches are padded with zero-weight examples (data-parallel
                 NumPy pipeline); training metrics are then weighted by class weights too.
         """
-        k = config.model.num_classes
-        smoothing = config.optimizer.label_smoothing
-        if k == 1:
-            loss = keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
-            auc = keras.metrics.AUC(name="auc")
-            accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-        else:
-            loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
-            # One-vs-rest AUC averaged over classes; for two softmax classes the melanoma AUC.
-            auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=k)
-            accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+        loss, accuracy, auc = diagnosis_loss_and_metrics(config)
         model.compile(
             optimizer=make_optimizer(
                 config.optimizer,
@@ -189,8 +201,15 @@ class ClassificationTask:
                 config={"bootstrap_seed": config.run.seed},
                 target_sensitivity=config.eval.target_sensitivity,
             )
-            summaries[name] = result["summary"]
+            summaries[name] = {
+                **result["summary"],
+                **self.test_metrics(model, view, config, pipeline),
+            }
         return summaries
+
+    def test_metrics(self, model: keras.Model, view, config: Config, pipeline: str) -> dict:
+        """Metrics of `model` on one test set besides the classification report (none here)."""
+        return {}
 
 
 def task_of(config: Config):
@@ -199,6 +218,10 @@ def task_of(config: Config):
         from tfmelanoma.training.segmentation_task import SegmentationTask
 
         return SegmentationTask()
+    if config.run.task == "multitask":
+        from tfmelanoma.training.multitask_task import MultitaskTask
+
+        return MultitaskTask()
     return ClassificationTask()
 
 
