@@ -56,7 +56,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     jax.monitoring.register_event_listener(listen)
     config = load_config(
-        "default",
+        None,  # the dataclass defaults, not the `default` preset (a pretrained Lite0)
         [
             f"model.name={args.model}",
             f"model.num_classes={args.num_classes}",

@@ -90,7 +90,7 @@ def runner_config(arch: str, args: argparse.Namespace):
     from tfmelanoma.config import load_config
 
     return load_config(
-        "default",
+        None,  # the dataclass defaults, not the `default` preset (a pretrained Lite0)
         [
             f"model.name=efficientnet_{arch}",
             "model.num_classes=2",

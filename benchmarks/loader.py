@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     cores = len(os.sched_getaffinity(0))
     workers = args.workers or cores
     config = load_config(
-        "default",
+        None,  # the dataclass defaults, not the `default` preset (a pretrained Lite0)
         [
             f"data.train={args.dataset}", f"data.test={args.dataset}", f"data.data_dir={data_dir}",
             f"data.image_size={args.size}", f"run.batch_size={args.batch}",

@@ -378,17 +378,23 @@ def _apply(config: Config, flat: dict[str, Any], where: str) -> Config:
     )
 
 
-def load_config(preset_or_path: str = "default", overrides: list[str] | None = None) -> Config:
+def load_config(
+    preset_or_path: str | None = "default", overrides: list[str] | None = None
+) -> Config:
     """Builds a config from a preset name or YAML path plus `key=value` overrides.
 
     Args:
         preset_or_path: a name from `presets()` or a path to a YAML file with sections
-            `data`, `augment`, `model`, `optimizer`, `run`.
+            `data`, `augment`, `model`, `optimizer`, `run`; None: no preset, the `Config`
+            dataclass defaults (MeshNet 64 px on the sample: what benchmarks build on, so that
+            a change of the `default` preset does not change what they measure).
         overrides: `section.key=value` strings; values are parsed as YAML (`a,b` for lists).
 
     Raises:
         ConfigError: unreadable file, unknown key (with the closest valid one), bad value.
     """
+    if preset_or_path is None:
+        return _with_overrides(Config(), overrides)
     path = Path(preset_or_path)
     if not path.suffix:
         if preset_or_path not in presets():
@@ -418,7 +424,10 @@ def load_config(preset_or_path: str = "default", overrides: list[str] | None = N
             raise _unknown_key(str(section), where)
         for k, v in values.items():
             flat[f"{section}.{k}"] = v
-    config = _apply(Config(), flat, where)
+    return _with_overrides(_apply(Config(), flat, where), overrides)
+
+
+def _with_overrides(config: Config, overrides: list[str] | None) -> Config:
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep:

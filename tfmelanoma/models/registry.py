@@ -103,4 +103,14 @@ def create_model(name: str, **kwargs) -> keras.Model:
     """
     if name not in _FACTORIES:
         raise _unknown(name)
-    return _FACTORIES[name](**kwargs)
+    try:
+        return _FACTORIES[name](**kwargs)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise ValueError(
+            f"model {name!r}: {e}. A preset made for another model sets it (the default preset "
+            "fine-tunes a pretrained EfficientNet-Lite0: model.options={trainable_from: 0}, "
+            "model.weights=imagenet): pass --set model.options={} --set model.weights= , or "
+            "start from --config smoke"
+        ) from None
