@@ -98,6 +98,13 @@ def test_registry_has_the_zoo():
     assert len(APPS) >= 24
 
 
+def test_options_a_model_does_not_take_are_a_clear_error():
+    # `--set model.name=meshnet` on the default preset (a pretrained Lite0 with
+    # model.options={trainable_from: 0}): a ValueError that says what to change, not a TypeError.
+    with pytest.raises(ValueError, match=r"'meshnet'.*trainable_from.*--set model.options=\{\}"):
+        create_model("meshnet", input_shape=(32, 32, 3), trainable_from=0)
+
+
 def test_unknown_name_lists_known_models():
     with pytest.raises(ValueError, match="Known models:.*meshnet"):
         create_model("meshnett")
