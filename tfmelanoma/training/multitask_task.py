@@ -26,8 +26,11 @@ from tfmelanoma.config import Config
 from tfmelanoma.logging_utils import get_logger
 from tfmelanoma.models import multitask
 from tfmelanoma.training import devices, inputs
-from tfmelanoma.training.optim import make_optimizer
-from tfmelanoma.training.tasks import ClassificationTask, diagnosis_loss_and_metrics
+from tfmelanoma.training.tasks import (
+    ClassificationTask,
+    classifier_optimizer,
+    diagnosis_loss_and_metrics,
+)
 
 logger = get_logger(__name__)
 
@@ -114,12 +117,7 @@ class MultitaskTask(ClassificationTask):
         diagnosis_loss, accuracy, auc = diagnosis_loss_and_metrics(config)
         age_loss, age_metrics = multitask.age_loss_and_metrics(age_mode(config))
         model.compile(
-            optimizer=make_optimizer(
-                config.optimizer,
-                steps_per_epoch,
-                config.run.epochs,
-                layer_rates=bool(config.model.weights),  # a pretrained backbone: the recipe
-            ),
+            optimizer=classifier_optimizer(config, steps_per_epoch),
             loss={"diagnosis": diagnosis_loss, "age": age_loss},
             loss_weights={"diagnosis": 1.0, "age": config.model.age_loss_weight},
             metrics={"diagnosis": [accuracy, auc]},

@@ -71,6 +71,17 @@ def diagnosis_loss_and_metrics(
     )
 
 
+def classifier_optimizer(config: Config, steps_per_epoch: int):
+    """The configured optimizer and schedule; with a pretrained backbone (`model.weights`), the
+    transfer recipe's per-layer rates. Classification and multi-task compile with it."""
+    return make_optimizer(
+        config.optimizer,
+        steps_per_epoch,
+        config.run.epochs,
+        layer_rates=bool(config.model.weights),  # a pretrained backbone: the recipe
+    )
+
+
 class ClassificationTask:
     """Images -> class probabilities; evaluation by `tfmelanoma.evaluation.evaluate_predictions`."""
 
@@ -157,12 +168,7 @@ class ClassificationTask:
         """
         loss, accuracy, auc = diagnosis_loss_and_metrics(config)
         model.compile(
-            optimizer=make_optimizer(
-                config.optimizer,
-                steps_per_epoch,
-                config.run.epochs,
-                layer_rates=bool(config.model.weights),  # a pretrained backbone: the recipe
-            ),
+            optimizer=classifier_optimizer(config, steps_per_epoch),
             loss=loss,
             metrics=None if weighted else [accuracy, auc],
             weighted_metrics=[accuracy, auc] if weighted else None,
