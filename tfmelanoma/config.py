@@ -51,6 +51,10 @@ class DataConfig:
     image_size: int = 64
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    split_seed: int = -1
+    """Seed of the held-out validation (and test) parts drawn from training data (-1 = run.seed).
+    Runs that differ only in run.seed but share split_seed share their validation split: what
+    an ensemble of seeds needs, since `evaluate` fits temperature and rejection on it."""
     exclude: tuple[str, ...] = ()
     """Image ids never trained or validated on, nor any image matching them by the merge's
     rules (same ISIC id, pixels, pHash, lesion, patient): e.g. the web demo's gallery."""
@@ -246,6 +250,11 @@ class Config:
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the held-out splits: `data.split_seed`, or `run.seed` when it is -1."""
+        return self.run.seed if self.data.split_seed < 0 else self.data.split_seed
 
 
 CHOICES = {
@@ -522,6 +531,10 @@ def _check_ranges(config: Config) -> None:
     target = config.eval.target_sensitivity
     if not (math.isfinite(target) and 0 < target <= 1):
         raise ConfigError(f"eval.target_sensitivity={target}: expected a number in (0, 1]")
+    if config.data.split_seed < -1:
+        raise ConfigError(
+            f"data.split_seed={config.data.split_seed}: expected a seed >= 0, or -1 (run.seed)"
+        )
     if config.run.process_id < -1 or config.run.num_processes < 0:
         raise ConfigError(
             f"run.process_id={config.run.process_id}, run.num_processes="

@@ -233,7 +233,7 @@ def _dataset(name: str, split: str, args, config):
         manual_dir=args.manual_dir,
         file_format="tfrecord" if _tf_data() else "array_record",
     )
-    kw = {"seed": config.run.seed, "test_fraction": config.data.test_fraction} if config else {}
+    kw = {"seed": config.split_seed, "test_fraction": config.data.test_fraction} if config else {}
     if split == "validation" and "validation" not in builder.info.splits:
         # No official validation split: use the merge step's patient-grouped validation split
         # of this dataset, with the test set (--test, else the same dataset) held out first.

@@ -158,3 +158,21 @@ def test_grain_cache_size_defaults_to_room_for_crops_and_is_checked():
     with pytest.raises(c.ConfigError, match="data.cache_size=16: expected 0 .* >= data.image_size"):
         c.load_config("smoke", ["data.cache_size=16"])
     assert c.load_config("smoke", ["data.pipeline=grain"]).data.pipeline == "grain"
+
+
+def test_split_seed_lets_seeds_share_their_validation_split(tmp_path):
+    """Ensembles of seeds need one validation split (evaluate fits temperature and rejection on
+    it): data.split_seed fixes it while run.seed still changes; -1 follows run.seed."""
+    from tfmelanoma.training.data import load_splits
+
+    def validation_ids(*overrides: str) -> list[str]:
+        config = c.load_config("smoke", [f"data.data_dir={tmp_path}", *overrides])
+        return sorted(load_splits(config).validation.frame["image_id"])
+
+    base = validation_ids("run.seed=0")
+    assert len(base) > 10
+    assert validation_ids("run.seed=1", "data.split_seed=0") == base
+    assert validation_ids("run.seed=0", "data.split_seed=1") == validation_ids("run.seed=1")
+    assert validation_ids("run.seed=1") != base
+    with pytest.raises(c.ConfigError, match=r"data.split_seed=-2: expected a seed >= 0, or -1"):
+        c.load_config("smoke", ["data.split_seed=-2"])

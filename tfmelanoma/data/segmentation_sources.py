@@ -235,7 +235,7 @@ def load_segmentation_data(config, *, file_format: str = "tfrecord") -> Segmenta
     """The train / validation / test splits a segmentation config names.
 
     Args:
-        config: the run config (`data` section; `run.seed` for a held-out validation part).
+        config: the run config (`data` section; `split_seed` for a held-out validation part).
         file_format: how builders not prepared yet are prepared ("array_record" for the
             NumPy pipeline).
 
@@ -263,7 +263,7 @@ def load_segmentation_data(config, *, file_format: str = "tfrecord") -> Segmenta
     if d.val_split and d.val_split in splits and d.val_split != "train":
         validation = splits[d.val_split]
     else:
-        kept, held = _held_out(len(train), d.val_fraction, config.run.seed)
+        kept, held = _held_out(len(train), d.val_fraction, config.split_seed)
         train, validation = train.take(kept), train.take(held)
         validation = replace(validation, name=f"{validation.name} (held out {d.val_fraction:g})")
     train = train.take(_first(train.rows, d.limit))

@@ -69,7 +69,7 @@ def load_splits(config: Config, *, file_format: str = "tfrecord") -> Splits:
         data_dir=d.data_dir or None,
         val_fraction=d.val_fraction,
         test_fraction=d.test_fraction,
-        seed=config.run.seed,
+        seed=config.split_seed,
         exclude=d.exclude,
     )
     views = {
