@@ -103,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--label", choices=("label", "harmonised_diagnosis"), help="label feature to compare with"
     )
     m.add_argument(
-        "--image-size", type=int, help="input size (default: run config, else the model's input)"
+        "--image-size",
+        type=int,
+        help="input size of every model (default: each run's data.image_size, else its model's "
+        "input; an ensemble's models may differ: each is fed at its own size)",
     )
     m.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     m.add_argument(
@@ -181,6 +184,57 @@ def _load_model(path: Path):
     if run_dir is not None and (run_dir / "config.yaml").is_file():
         config = load_config(str(run_dir / "config.yaml"))
     return load_model(file), config
+
+
+def _input_size(args, path, model, config) -> int:
+    """A member's input size: --image-size, else its run's data.image_size, else its input."""
+    size = args.image_size or (config.data.image_size if config else None) or model.input_shape[1]
+    if not size:
+        raise ValueError(f"{path}: the model accepts any input size; pass --image-size")
+    return int(size)
+
+
+def _split_key(config) -> dict:
+    """What decides a run's held-out validation and test parts (`training.data.load_splits`)."""
+    d = config.data
+    return {
+        "data.train": list(d.train),
+        "data.val_fraction": d.val_fraction,
+        "data.test_fraction": d.test_fraction,
+        "data.exclude": sorted(d.exclude),
+        "split seed (data.split_seed, else run.seed)": config.split_seed,
+    }
+
+
+def _check_same_splits(args, configs) -> None:
+    """An ensemble's members must share the splits its validation and test data come from.
+
+    Validation (and a held-out test part) is drawn from the first run's training data with its
+    seed; a member trained with another split would have trained on some of those images, so
+    temperature, rejection threshold and (for held-out tests) the metrics would be fitted or
+    measured on its training data, silently. Folders given with --images-dir and
+    --val-images-dir (or --no-val) do not depend on the runs' splits.
+    """
+    if len(configs) < 2 or (args.images_dir and (args.val_images_dir or args.no_val)):
+        return
+    if any(c is None for c in configs):
+        log.warning(
+            "an ensemble member is a .keras file without its run config: it cannot be checked "
+            "that the members share their validation and test splits"
+        )
+        return
+    first = _split_key(configs[0])
+    for path, config in zip(args.model[1:], configs[1:], strict=True):
+        theirs = _split_key(config)
+        diff = [f"{k} {theirs[k]!r} (not {first[k]!r})" for k in first if theirs[k] != first[k]]
+        if diff:
+            raise ValueError(
+                f"{path} was trained on other splits than {args.model[0]}: {'; '.join(diff)}. "
+                "The first run's validation and held-out test images may be its training "
+                "images. Train ensemble members with the same data and --set data.split_seed=N "
+                "(seeds may differ), or evaluate on folders (--images-dir with --val-images-dir "
+                "or --no-val)"
+            )
 
 
 def _num_outputs(model) -> int:
@@ -337,13 +391,11 @@ def run(args) -> dict:
     if len(widths) != 1:
         raise ValueError(f"the ensemble's models output different class counts {sorted(widths)}")
     names, label_key = _class_names(args, widths.pop(), run_config)
-    size = (
-        args.image_size
-        or (run_config.data.image_size if run_config else None)
-        or models[0].input_shape[1]
-    )
-    if not size:
-        raise ValueError("the model accepts any input size; pass --image-size")
+    sizes = [
+        _input_size(args, path, model, cfg)
+        for path, (model, cfg) in zip(args.model, loaded, strict=True)
+    ]
+    _check_same_splits(args, [cfg for _, cfg in loaded])
     if args.mc_dropout and args.tta:
         raise ValueError("--mc-dropout and --tta together are not supported; choose one")
     if (args.gradcam or args.gradcam_ids) and not _tf_data():
@@ -353,22 +405,43 @@ def run(args) -> dict:
             f"--gradcam/--gradcam-ids need the TensorFlow backend (tf.GradientTape); this run "
             f"uses {keras.backend.backend()}: run again with KERAS_BACKEND=tensorflow"
         )
-    predictors = [_predictor(m, args) for m in models]
+    members = [(_predictor(m, args), size) for m, size in zip(models, sizes, strict=True)]
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    predictor = (
-        predictors[0]
-        if len(predictors) == 1
-        else ensemble.ensemble_predictor(predictors, args.ensemble, weights)
-    )
+    if args.ensemble == "weighted" and len(weights or ()) != len(models):
+        raise ValueError(
+            f"--ensemble weighted needs --weights with {len(models)} numbers, got {args.weights!r}"
+        )
+
+    def predict(ds, what: str, total: int, limit=None):
+        """Each member over `ds` at its own input size, combined (`ensemble.combine_probs`)."""
+        passes = []
+        for k, (predictor, size) in enumerate(members):
+            label = what if len(members) == 1 else f"{what}, model {k + 1}/{len(members)}"
+            passes.append(
+                data.predict_dataset(
+                    predictor,
+                    ds,
+                    image_size=size,
+                    batch_size=args.batch_size,
+                    label_key=label_key,
+                    limit=limit,
+                    what=label,
+                    total=total,
+                )
+            )
+        (y, probs, ids), rest = passes[0], passes[1:]
+        for k, (y_k, _, ids_k) in enumerate(rest, start=2):
+            if ids_k != ids or not (y_k == y).all():  # the same source read twice: a bug if not
+                raise RuntimeError(f"model {k} saw the {what} in another order than model 1")
+        if rest:
+            probs = ensemble.combine_probs([p for _, p, _ in passes], args.ensemble, weights)
+        return y, probs, ids
 
     test_ds, n_test, val_ds, n_val = _sources(args, names, run_config)
-    kw = {"image_size": size, "batch_size": args.batch_size, "label_key": label_key}
-    y, probs, ids = data.predict_dataset(predictor, test_ds, limit=args.limit, total=n_test, **kw)
+    y, probs, ids = predict(test_ds, "test split", n_test, limit=args.limit)
     y_val = p_val = None
     if val_ds is not None:
-        y_val, p_val, _ = data.predict_dataset(
-            predictor, val_ds, what="validation split", total=n_val, **kw
-        )
+        y_val, p_val, _ = predict(val_ds, "validation split", n_val)
     chosen = [i.strip() for i in (args.gradcam_ids or "").split(",") if i.strip()]
     unknown = sorted(set(chosen) - set(ids))
     if unknown:  # checked before anything is written
@@ -382,7 +455,7 @@ def run(args) -> dict:
         )
         if args.gradcam or chosen:
             # an ensemble is explained through its first model
-            explain = (models[0], run_config, test_ds, size, label_key, names)
+            explain = (models[0], run_config, test_ds, sizes[0], label_key, names)
             _gradcam(args, explain, y, probs, ids, chosen, out)
     return result
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfmelanoma.evaluate import main
+from tfmelanoma.evaluate import build_parser, main
 
 
-def _save_model(path, k: int = 2, dropout: float = 0.0) -> None:
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((16, 16, 3))
+def _save_model(path, k: int = 2, dropout: float = 0.0, size: int = 16, seed: int = 0) -> None:
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1 / 255)(inp)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="last_conv")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
@@ -42,6 +42,7 @@ def setup(tmp_path_factory):
     _save_model(root / "m.keras")
     _save_model(root / "sig.keras", k=1)
     _save_model(root / "drop.keras", dropout=0.5)
+    _save_model(root / "m24.keras", size=24, seed=1)
     _image_folders(root / "test", {"benign": 12, "malignant": 10}, 0)
     _image_folders(root / "val", {"benign": 10, "malignant": 10}, 1)
     return root
@@ -91,6 +92,65 @@ def test_cli_writes_report_with_tta_ensemble_and_gradcam(setup, tmp_path, capsys
     pngs = {p.name for p in (out / "gradcam").glob("gradcam_*.png")}
     assert "gradcam_malignant_malignant_003.png" in pngs and len(pngs) in (2, 3)
     assert "report:" in capsys.readouterr().out
+
+
+def _melanoma_probs(out) -> dict[str, float]:
+    with (out / "predictions.csv").open() as fh:
+        return {r["image_id"]: float(r["prob_melanoma"]) for r in csv.DictReader(fh)}
+
+
+def test_ensemble_members_are_fed_at_their_own_input_sizes(setup, tmp_path, capsys):
+    """A 16 px and a 24 px model: the ensemble's probabilities are the mean of each model's own
+    evaluation (each at its input size), not of both fed one size."""
+    common = ["--images-dir", str(setup / "test"), "--no-val", "--bootstrap", "0"]
+    common += ["--class-map", "benign=non_melanoma,malignant=melanoma"]
+    reports = {}
+    for name, models in (
+        ("a", ["m.keras"]),
+        ("b", ["m24.keras"]),
+        ("ab", ["m.keras", "m24.keras"]),
+    ):
+        argv = [a for m in models for a in ("--model", str(setup / m))]
+        reports[name] = tmp_path / name
+        assert main([*argv, *common, "--out", str(reports[name])]) == 0, capsys.readouterr().err
+    a, b, ab = (_melanoma_probs(reports[n]) for n in ("a", "b", "ab"))
+    assert ab.keys() == a.keys() and len(ab) == 22
+    assert max(abs(a[i] - b[i]) for i in a) > 1e-3  # two different models: a real mean
+    for i in ab:
+        assert ab[i] == pytest.approx((a[i] + b[i]) / 2, abs=2e-6), i
+
+
+def test_ensemble_of_runs_with_other_splits_is_refused(setup, tmp_path, capsys):
+    """Members trained on other held-out splits would have trained on the first run's validation
+    images: refused before anything is read, unless both data sets are folders."""
+    from tfmelanoma.config import load_config, save_config
+    from tfmelanoma.evaluate import _check_same_splits
+
+    runs = {}
+    for name, overrides in {
+        "s0": ["run.seed=0"],
+        "s1": ["run.seed=1"],
+        "s1_split0": ["run.seed=1", "data.split_seed=0"],
+    }.items():
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        (runs[name] / "best.keras").write_bytes((setup / "m.keras").read_bytes())
+        save_config(load_config("smoke", overrides), runs[name] / "config.yaml")
+    out = tmp_path / "o"
+    argv = ["--model", str(runs["s0"]), "--model", str(runs["s1"]), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{runs['s1']} was trained on other splits than {runs['s0']}" in err
+    assert "split seed (data.split_seed, else run.seed) 1 (not 0)" in err
+    assert "--set data.split_seed=N" in err and not out.exists()
+
+    def args(*extra):
+        return build_parser().parse_args(["--model", "a", "--model", "b", "--out", "o", *extra])
+
+    configs = [load_config(str(runs[n] / "config.yaml")) for n in ("s0", "s1_split0")]
+    _check_same_splits(args(), configs)  # seeds differ, the split is shared: accepted
+    folders = args("--images-dir", "t", "--val-images-dir", "v")
+    _check_same_splits(folders, [configs[0], load_config(str(runs["s1"] / "config.yaml"))])
 
 
 def test_cli_mc_dropout_without_validation(setup, tmp_path, capsys):
