@@ -199,6 +199,7 @@ def _split_key(config) -> dict:
     d = config.data
     return {
         "data.train": list(d.train),
+        "data.test": d.test,  # the merge drops training images that duplicate test images
         "data.val_fraction": d.val_fraction,
         "data.test_fraction": d.test_fraction,
         "data.exclude": sorted(d.exclude),
