@@ -120,6 +120,24 @@ def _row(cell: Cell, run_dir: Path, status: str, seconds: float, error: str = ""
     return row
 
 
+def own_model_settings(base, model: str) -> list[str]:
+    """Overrides that undo the base config's settings made for another model than `model`.
+
+    A preset is written for one model: its `model.options` are that factory's keyword arguments
+    (another factory refuses them) and its `model.weights=imagenet` means nothing to a model
+    trained from scratch. A cell of another model starts from its own defaults there; the user's
+    `--set` overrides come after these and win.
+    """
+    from tfmelanoma.models import get_model_info
+
+    if model == base.model.name:
+        return []
+    reset = ["model.options={}"] if base.model.options else []
+    if base.model.weights == "imagenet" and not get_model_info(model).imagenet:
+        reset.append("model.weights=")
+    return reset
+
+
 def run_cell(
     cell: Cell, out: Path, config: str, overrides: list[str], timeout: float | None
 ) -> dict:
@@ -211,12 +229,16 @@ def main(argv: list[str] | None = None) -> int:
         from tfmelanoma import config as config_lib
         from tfmelanoma.models import list_models
 
-        config_lib.load_config(args.config, args.overrides)  # fail fast on bad keys
+        base = config_lib.load_config(args.config, args.overrides)  # fail fast on bad keys
         combinations = parse_datasets(args.datasets)
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         unknown = [m for m in models if m not in list_models()]
         if unknown:
             raise ValueError(f"--models: unknown {unknown}; models: {', '.join(list_models())}")
+        args.own = {m: own_model_settings(base, m) for m in models}
+        for m, reset in args.own.items():
+            if reset:
+                print(f"{m}: {' '.join(reset)} (the base config's are {base.model.name}'s)")
     except (ValueError, config_lib.ConfigError) as e:
         return fail(PROG, e)
     cells = [Cell(name, train, test, m) for name, train, test in combinations for m in models]
@@ -245,7 +267,8 @@ def _run_grid(cells: list[Cell], args) -> int:
     todo = [c for c in cells if c.cell_id not in finished]
     print(f"{len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run")
     for cell in tqdm(todo, desc="grid", unit="cell"):
-        row = run_cell(cell, args.out, args.config, args.overrides, args.cell_timeout)
+        overrides = [*args.own[cell.model], *args.overrides]  # the user's --set win
+        row = run_cell(cell, args.out, args.config, overrides, args.cell_timeout)
         table = append_row(results, row)
         if row["status"] != "ok":
             tqdm.write(f"{cell.cell_id}: failed: {row['error']}")

@@ -201,3 +201,18 @@ def test_application_builds_runs_and_counts(name):
     probs = _infer(model, images)["diagnosis"]
     assert probs.shape == (2, 2) and np.all(np.isfinite(probs))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_imagenet_flag_matches_what_the_factories_do():
+    """`ModelInfo.imagenet` (the grid reads it): models without it refuse weights='imagenet'."""
+    scratch = [
+        n
+        for n in list_models()
+        if not get_model_info(n).imagenet and get_model_info(n).task == "classification"
+    ]
+    assert {"meshnet", "tinyvgg", "alexnet", "vgg11"} <= set(scratch)
+    for name in scratch:
+        size = max(get_model_info(name).min_input_size, 64)
+        with pytest.raises(ValueError, match="trained from scratch and has no ImageNet weights"):
+            create_model(name, weights="imagenet", input_shape=(size, size, 3))
+    assert get_model_info("efficientnet_lite0").imagenet and get_model_info("resnet50").imagenet

@@ -78,3 +78,32 @@ def test_summary_numbers_are_rounded_and_labelled(tmp_path):
     text = (tmp_path / "summary.md").read_text()
     assert "| meshnet | sample | 0.286 | n/a |" in text, text
     assert "0.2857" not in text and "None" not in text and "nan" not in text
+
+
+@pytest.mark.parametrize(
+    "base, model, reset",
+    [
+        ("default", "meshnet", ["model.options={}", "model.weights="]),  # from scratch
+        ("default", "tinyvgg", ["model.options={}", "model.weights="]),
+        ("default", "resnet50", ["model.options={}"]),  # keeps its ImageNet backbone
+        ("default", "efficientnet_lite0", []),  # the preset's own model
+        ("uncertainty", "densenet121", ["model.options={}"]),
+        ("smoke", "tinyvgg", []),  # nothing model-specific to undo
+    ],
+)
+def test_cells_of_other_models_drop_the_presets_model_settings(base, model, reset):
+    """The documented `--config default --models meshnet,tinyvgg` grid: the default preset's
+    options and ImageNet weights are EfficientNet-Lite0's; a MeshNet cell refused them."""
+    from tfmelanoma.config import load_config
+    from tfmelanoma.training.tasks import ClassificationTask
+
+    assert grid.own_model_settings(load_config(base), model) == reset
+    if model in ("meshnet", "tinyvgg"):
+        overrides = [*reset, f"model.name={model}", "data.image_size=64"]
+        built = ClassificationTask().build_model(load_config(base, overrides))
+        assert built.output_shape == (None, 2)
+    if base == "default" and model in ("meshnet", "tinyvgg"):  # what the cell did before
+        with pytest.raises(ValueError, match="unexpected keyword argument 'trainable_from'"):
+            ClassificationTask().build_model(
+                load_config(base, [f"model.name={model}", "model.weights=", "data.image_size=64"])
+            )

@@ -173,6 +173,7 @@ def pretrained_weights_path() -> Path:
         tfjs_ok=True,
         min_input_size=32,
         skip_layers=SKIP_LAYERS,
+        imagenet=True,
     )
 )
 def efficientnet_lite0(

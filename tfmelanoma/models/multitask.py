@@ -220,6 +220,7 @@ def compile_multitask(
         params=4_216_746,
         paper="multi-task paper (M-MTL, diagnosis + age)",
         min_input_size=32,
+        imagenet=True,  # its backbone's (efficientnet_b0, efficientnet_lite0...)
     )
 )
 def mmtl(**kwargs) -> keras.Model:

@@ -33,6 +33,8 @@ class ModelInfo:
         min_input_size: smallest square input the default architecture accepts (tests use it).
         skip_layers: names of layers whose outputs a U-Net decoder can take as skips, from
             high to low resolution (strides 2, 4, 8, 16); empty when not meant as an encoder.
+        imagenet: `weights="imagenet"` gives the model an ImageNet backbone or encoder; False
+            for the models trained from scratch (MeshNet, the small CNNs refuse it).
     """
 
     name: str
@@ -47,6 +49,7 @@ class ModelInfo:
     tags: tuple[str, ...] = field(default_factory=tuple)
     min_input_size: int = 32
     skip_layers: tuple[str, ...] = field(default_factory=tuple)
+    imagenet: bool = False
 
 
 _FACTORIES: dict[str, Callable[..., keras.Model]] = {}

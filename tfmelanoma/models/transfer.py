@@ -211,6 +211,7 @@ def _register(arch: Arch) -> None:
         tags=("applications", "slow") if arch.params > 8_000_000 else ("applications",),
         min_input_size=arch.min_input_size,
         skip_layers=arch.skip_layers,
+        imagenet=True,
     )
     register_model(info)(
         functools.update_wrapper(functools.partial(transfer_classifier, arch), transfer_classifier)

@@ -38,6 +38,7 @@ def _info(name: str) -> ModelInfo:
         preprocessing="RGB [0,255] -> ColourSpace (RGB by default) -> x255 -> library backbone",
         paper=_PAPER,
         tags=("baseline",),
+        imagenet=True,  # the library's encoders (downloaded once)
     )
 
 

@@ -13,7 +13,9 @@ _PREPROCESSING = (
 )
 
 
-def _info(name: str, family: str, tags: tuple[str, ...], paper: str = _PAPER) -> ModelInfo:
+def _info(
+    name: str, family: str, tags: tuple[str, ...], paper: str = _PAPER, imagenet: bool = False
+) -> ModelInfo:
     return ModelInfo(
         name=name,
         family=family,
@@ -23,6 +25,7 @@ def _info(name: str, family: str, tags: tuple[str, ...], paper: str = _PAPER) ->
         last_conv_layer="mask",
         paper=paper,
         tags=tags,
+        imagenet=imagenet,  # the plain U-Nets' own encoder has none
     )
 
 
@@ -46,7 +49,7 @@ def attention_residual_unet(input_shape=None, **kwargs) -> keras.Model:
     )
 
 
-@register_model(_info("aernet", "unet", ("ablation:4",)))
+@register_model(_info("aernet", "unet", ("ablation:4",), imagenet=True))
 def aernet(input_shape=None, encoder: str = "efficientnetb1", **kwargs) -> keras.Model:
     """AER-Net: EfficientNet encoder (B1 in the paper) + attention gates + residual decoder.
 
