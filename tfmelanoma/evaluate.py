@@ -302,7 +302,7 @@ def _dataset(name: str, split: str, args, config):
     return _reader(view)
 
 
-def _sources(args, names, config):
+def _sources(args, names, label_key, config):
     """(test dataset, size, validation dataset or None, size) as the arguments ask."""
     from tfmelanoma.evaluation import data
 
@@ -331,7 +331,7 @@ def _sources(args, names, config):
         run_splits = load_splits(config, file_format="tfrecord" if _tf_data() else "array_record")
     run_sets = run_splits.test_sets if run_splits is not None else {}
     if args.images_dir:
-        test = data.images_dir_dataset(args.images_dir, names, class_map)
+        test = data.images_dir_dataset(args.images_dir, names, class_map, label_key)
     elif args.test and args.test in run_sets:  # one of the run's test sets, as the run saw it
         test = _reader(run_sets[args.test])
     elif args.test:
@@ -347,7 +347,7 @@ def _sources(args, names, config):
     if args.no_val:
         pass
     elif args.val_images_dir:
-        val = data.images_dir_dataset(args.val_images_dir, names, class_map)
+        val = data.images_dir_dataset(args.val_images_dir, names, class_map, label_key)
     elif args.val:
         name, _, split = args.val.partition(":")
         val = _dataset(name, split or "validation", args, config)
@@ -438,7 +438,7 @@ def run(args) -> dict:
             probs = ensemble.combine_probs([p for _, p, _ in passes], args.ensemble, weights)
         return y, probs, ids
 
-    test_ds, n_test, val_ds, n_val = _sources(args, names, run_config)
+    test_ds, n_test, val_ds, n_val = _sources(args, names, label_key, run_config)
     y, probs, ids = predict(test_ds, "test split", n_test, limit=args.limit)
     y_val = p_val = None
     if val_ds is not None:

@@ -153,6 +153,23 @@ def test_ensemble_of_runs_with_other_splits_is_refused(setup, tmp_path, capsys):
     _check_same_splits(folders, [configs[0], load_config(str(runs["s1"] / "config.yaml"))])
 
 
+def test_nine_class_model_on_class_folders(setup, tmp_path, capsys):
+    """A harmonised-diagnosis (9-class) model evaluated on folders named after its classes: the
+    folder's class index is read under the label key the evaluator uses for nine classes."""
+    from tfmelanoma.labels import HARMONISED_CLASSES
+
+    _save_model(tmp_path / "nine.keras", k=len(HARMONISED_CLASSES))
+    _image_folders(tmp_path / "test", {"MEL": 4, "NV": 5}, 2)
+    out = tmp_path / "report"
+    argv = ["--model", str(tmp_path / "nine.keras"), "--images-dir", str(tmp_path / "test")]
+    assert main([*argv, "--no-val", "--bootstrap", "0", "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    with (out / "predictions.csv").open() as fh:
+        labels = {r["image_id"]: r["label"] for r in csv.DictReader(fh)}
+    assert len(labels) == 9 and labels["MEL/MEL_000"] == "MEL" and labels["NV/NV_004"] == "NV"
+
+
 def test_cli_mc_dropout_without_validation(setup, tmp_path, capsys):
     out = tmp_path / "mc"
     args = [

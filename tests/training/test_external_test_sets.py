@@ -93,7 +93,7 @@ def test_evaluate_picks_one_of_a_runs_test_sets(monkeypatch):
         no_val=False, data_dir=None, manual_dir=None, split="test",
     )  # fmt: skip
     with pytest.raises(ValueError, match=r"2 test sets \(ph2, derm7pt:test\).*--test NAME"):
-        evaluate._sources(args, ["non_melanoma", "melanoma"], Config())
+        evaluate._sources(args, ["non_melanoma", "melanoma"], "label", Config())
     args.test = "derm7pt:test"
-    test, n, val, n_val = evaluate._sources(args, ["non_melanoma", "melanoma"], Config())
+    test, n, val, n_val = evaluate._sources(args, ["non_melanoma", "melanoma"], "label", Config())
     assert (test, n, val, n_val) == ("dataset of 50", 50, "dataset of 6", 6)

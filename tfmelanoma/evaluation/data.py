@@ -41,13 +41,20 @@ def parse_class_map(text: str | None) -> dict[str, str]:
 class ImageFolderSource(Sequence):
     """`root/<class folder>/<image files>` as a random-access sequence of example dicts.
 
-    Item *i* is `{"image": uint8 (H, W, 3), "label": class index, "image_id": "<folder>/<stem>"}`,
+    Item *i* is `{"image": uint8 (H, W, 3), label_key: class index, "image_id": "<folder>/<stem>"}`
+    (`label_key` "label" for the binary classes, "harmonised_diagnosis" for the nine),
     in sorted folder / file order, like the TFDS splits. Each file is decoded once, when its item
     is read, by `tfmelanoma.data.images.open_rgb` (the pixel contract's decoder, EXIF orientation
     applied; errors name the file). Used on every Keras backend.
     """
 
-    def __init__(self, root, class_names: Sequence[str], class_map: dict[str, str] | None = None):
+    def __init__(
+        self,
+        root,
+        class_names: Sequence[str],
+        class_map: dict[str, str] | None = None,
+        label_key: str = "label",
+    ):
         """Lists the files (nothing is decoded yet).
 
         Args:
@@ -55,6 +62,7 @@ class ImageFolderSource(Sequence):
             class_names: the model's class names in output order.
             class_map: folder name -> class name, for folders not named after a class
                 (e.g. {"benign": "non_melanoma", "malignant": "melanoma"}).
+            label_key: the key the class index is stored under (what the evaluator reads).
 
         Raises:
             ValueError: missing folder, a sub-folder that maps to no class, or no images at all.
@@ -63,6 +71,7 @@ class ImageFolderSource(Sequence):
         if not root.is_dir():
             raise ValueError(f"--images-dir {root}: not a folder (expected <dir>/<class>/<images>)")
         class_map = class_map or {}
+        self.label_key = label_key
         self.paths: list[Path] = []
         self.labels: list[int] = []
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -89,16 +98,21 @@ class ImageFolderSource(Sequence):
     def __getitem__(self, i: int) -> dict:
         """The example of file `i`. Raises ImageReadError naming the file when it is bad."""
         image = np.asarray(open_rgb(self.paths[i]), dtype=np.uint8)
-        return {"image": image, "label": self.labels[i], "image_id": self.image_ids[i]}
+        return {"image": image, self.label_key: self.labels[i], "image_id": self.image_ids[i]}
 
 
-def images_dir_dataset(root, class_names: Sequence[str], class_map: dict[str, str] | None = None):
+def images_dir_dataset(
+    root,
+    class_names: Sequence[str],
+    class_map: dict[str, str] | None = None,
+    label_key: str = "label",
+):
     """(`ImageFolderSource` of `root`, number of images); see `ImageFolderSource`.
 
     Raises:
         ValueError: missing folder, a sub-folder that maps to no class, or no images at all.
     """
-    source = ImageFolderSource(root, class_names, class_map)
+    source = ImageFolderSource(root, class_names, class_map, label_key)
     return source, len(source)
 
 
