@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tfmelanoma.evaluation.inference import Predictor, as_predictor, predict_batches
+from tfmelanoma.evaluation.inference import as_predictor, predict_batches
 from tfmelanoma.evaluation.probs import as_prob_matrix
 from tfmelanoma.evaluation.uncertainty import normalized_entropy
 
@@ -83,13 +83,6 @@ def ensemble_predict(
 ) -> np.ndarray:
     """Ensemble probabilities of Keras models (or `Predictor`s) on an image batch."""
     return combine_probs([as_predictor(m, batch_size)(images) for m in models], method, weights)
-
-
-def ensemble_predictor(
-    models: Sequence, method: str = "mean", weights=None, batch_size: int = 32
-) -> Predictor:
-    """A `Predictor` for `ensemble_predict` with fixed models and method."""
-    return lambda images: ensemble_predict(models, images, method, weights, batch_size)
 
 
 def deep_ensemble_uncertainty(

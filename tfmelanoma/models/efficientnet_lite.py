@@ -74,7 +74,7 @@ def lite_blocks(variant: int = 0) -> tuple[tuple[int, int, int, int, int, int], 
     )
 
 
-def _block_names(blocks=LITE0_BLOCKS) -> list[str]:
+def _block_names(blocks) -> list[str]:
     """Keras-style names, in PyTorch `_blocks.{i}` order: block1a, block2a, block2b, ..."""
     return [
         f"block{stage + 1}{string.ascii_lowercase[r]}"
