@@ -82,3 +82,35 @@ def test_export_path_options_expand_home(monkeypatch, tmp_path):
         tmp_path / "web",
         tmp_path / "x.json",
     )
+
+
+def _cleanup_that_masks_ctrl_c():
+    # What TensorFlow's device scope does when SIGINT lands between its enter and exit: its
+    # __exit__ raises a RuntimeError while the KeyboardInterrupt is on its way out.
+    try:
+        raise KeyboardInterrupt
+    finally:
+        raise RuntimeError("Exiting device scope without proper scope nesting")
+
+
+def test_ctrl_c_masked_by_cleanup_is_still_an_interrupt(capsys):
+    assert cli.run_command("prog", _cleanup_that_masks_ctrl_c, on_interrupt="nothing lost") == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "prog: interrupted; nothing lost"
+
+
+def test_other_errors_pass_through_unchanged(capsys):
+    def bug():
+        raise RuntimeError("a real bug")
+
+    with pytest.raises(RuntimeError, match="a real bug"):
+        cli.run_command("prog", bug, on_interrupt="x")
+
+    def bad_value():
+        try:
+            raise KeyError("handled earlier")
+        except KeyError:
+            raise ValueError("bad value") from None
+
+    assert cli.run_command("prog", bad_value, on_interrupt="x") == 2
+    assert "prog: error: bad value" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -107,6 +108,29 @@ def interrupted(prog: str, what: str) -> int:
     return 130
 
 
+@contextlib.contextmanager
+def ctrl_c_unmasked():
+    """Lets Ctrl-C reach the caller as KeyboardInterrupt even when cleanup code turned it into
+    another error on its way out.
+
+    A SIGINT that lands between TensorFlow's entering and leaving a device scope inside
+    `model.fit` makes the scope's `__exit__` raise `RuntimeError: Exiting device scope without
+    proper scope nesting`, with the KeyboardInterrupt only as its context: without this the user
+    saw a traceback and exit 1 instead of the "interrupted" line and exit 130.
+    """
+    try:
+        yield
+    except Exception as err:
+        cause: BaseException | None = err
+        seen = set()
+        while cause is not None and id(cause) not in seen:
+            if isinstance(cause, KeyboardInterrupt):
+                raise KeyboardInterrupt from err
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        raise
+
+
 def run_command(prog: str, command: Callable[[], int], *, on_interrupt: str) -> int:
     """Runs a CLI command: its exit status, or a user error / Ctrl-C turned into one message.
 
@@ -116,7 +140,8 @@ def run_command(prog: str, command: Callable[[], int], *, on_interrupt: str) -> 
         on_interrupt: what state Ctrl-C leaves things in (`interrupted`'s line).
     """
     try:
-        return command()
+        with ctrl_c_unmasked():
+            return command()
     except KeyboardInterrupt:
         return interrupted(prog, on_interrupt)
     except USER_ERRORS as err:

@@ -24,7 +24,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, HelpFormatter, OneLineErrorParser, fail, interrupted
+from tfmelanoma.cli import (
+    USER_ERRORS,
+    HelpFormatter,
+    OneLineErrorParser,
+    ctrl_c_unmasked,
+    fail,
+    interrupted,
+)
 from tfmelanoma.logging_utils import quiet_tensorflow
 
 PROG = "python -m tfmelanoma.grid"
@@ -246,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # One grid per folder: two would rewrite each other's results.csv and train the
         # same cells into the same run folders.
-        with fsio.folder_lock(args.out, "grid folder"):
+        with ctrl_c_unmasked(), fsio.folder_lock(args.out, "grid folder"):
             return _run_grid(cells, args)
     except KeyboardInterrupt:
         again = " ".join(["python -m tfmelanoma.grid", *map(shlex.quote, sys.argv[1:])])

@@ -19,7 +19,14 @@ import types
 from pathlib import Path
 
 from tfmelanoma import config as config_lib
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail, interrupted, message_of
+from tfmelanoma.cli import (
+    USER_ERRORS,
+    OneLineErrorParser,
+    ctrl_c_unmasked,
+    fail,
+    interrupted,
+    message_of,
+)
 from tfmelanoma.fsio import expand
 from tfmelanoma.logging_utils import quiet_tensorflow, setup_logging
 
@@ -285,15 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     from tfmelanoma.training import runner
 
     try:
-        result = runner.train(
-            cfg,
-            run_dir,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            verbose=2 if args.quiet or not sys.stdout.isatty() else 1,
-            # In a log file (no terminal): a line every 30 s inside an epoch, unless -q.
-            progress_every=0 if args.quiet or sys.stdout.isatty() else 30,
-        )
+        with ctrl_c_unmasked():
+            result = runner.train(
+                cfg,
+                run_dir,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                verbose=2 if args.quiet or not sys.stdout.isatty() else 1,
+                # In a log file (no terminal): a line every 30 s inside an epoch, unless -q.
+                progress_every=0 if args.quiet or sys.stdout.isatty() else 30,
+            )
     except KeyboardInterrupt:
         return _interrupted(run_dir)
     except USER_ERRORS as e:
