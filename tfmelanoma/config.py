@@ -136,7 +136,8 @@ class ModelConfig:
     teacher: str = ""
     """Knowledge distillation (classification): a trained teacher, as a run folder (its
     best.keras) or a .keras file, whose softened outputs on each augmented training batch the
-    model also learns from (`training/distill.py`); "" = none."""
+    model also learns from (`training/distill.py`); several, separated by commas, teach as one
+    ensemble (the mean of their probabilities); "" = none."""
     distill_alpha: float = 0.5
     """With a teacher: weight of the label loss; 1 - distill_alpha weighs the teacher's."""
     distill_temperature: float = 2.0

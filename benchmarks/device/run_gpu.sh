@@ -17,22 +17,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 t0=$(date +%s)
 : "${OUT:?OUT must name the folder for the results}"
-py=${PYTHON:-python3}
-wheels=${WHEELS-.whl}
 log="$OUT/log"
-mkdir -p "$OUT"
-echo "run_gpu.sh $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo no-git)" | tee "$log"
-if [ -n "$wheels" ]; then
-  site=$(mktemp -d)
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
-    "$wheels"/*.whl >> "$log" 2>&1 || { echo "wheel install failed" | tee -a "$log"; exit 1; }
-  export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
-else
-  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
-{ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
-  echo "cores $(nproc)"; uptime; } | tee -a "$log"
+. benchmarks/device/host_env.sh
 
 if [ "${SMOKE:-0}" = 1 ]; then
   sizes=(--device cpu --models b0 --batch 4 --image-size 32 --steps 2 --warmup 1 --workers 2)

@@ -12,7 +12,7 @@ import pytest
 
 from tfmelanoma.config import AugmentConfig, ConfigError, load_config
 from tfmelanoma.data import device_augment
-from tfmelanoma.training import checkpoints, distill, runner
+from tfmelanoma.training import checkpoints, distill, runner, tasks
 
 
 def _tiny(seed: int, size: int = 8, classes: int = 2) -> keras.Model:
@@ -93,6 +93,45 @@ def test_bad_teacher_settings_are_refused(tmp_path):
         load_config("smoke", ["model.distill_temperature=0"])
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         distill.load_teacher(tmp_path / "nowhere")
+
+
+def test_several_teachers_teach_as_their_mean(tmp_path):
+    """`model.teacher=a, b`: one frozen teacher whose output is the mean of the members', each
+    fed at its own input size; members that disagree on their outputs are refused by name."""
+    a, b, three = _tiny(5, size=16), _tiny(6, size=8), _tiny(7, size=8, classes=3)
+    for name, model in (("a", a), ("b", b), ("three", three)):
+        model.save(tmp_path / f"{name}.keras")
+    teacher = distill.load_teacher(f"{tmp_path / 'a.keras'}, {tmp_path / 'b.keras'}")
+    assert teacher.input_shape[1:3] == (16, 16) and not teacher.trainable_weights
+    x = np.random.default_rng(2).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    small = keras.layers.Resizing(8, 8, interpolation="bilinear")(x)
+    want = (np.asarray(a(x)) + np.asarray(b(small))) / 2
+    np.testing.assert_allclose(np.asarray(teacher(x)), want, atol=1e-6)
+    assert [f.name for f in distill.teacher_files(f"{tmp_path}/a.keras,{tmp_path}/b.keras")] == [
+        "a.keras", "b.keras",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"same number of outputs; .* outputs \[2, 3\]"):
+        distill.load_teacher(f"{tmp_path / 'a.keras'},{tmp_path / 'three.keras'}")
+    with pytest.raises(FileNotFoundError, match="empty name"):
+        distill.load_teacher(f"{tmp_path / 'a.keras'},")
+    cfg = load_config("smoke", [f"model.teacher={tmp_path / 'a.keras'}, {tmp_path / 'nowhere'}"])
+    with pytest.raises(ValueError, match="nowhere"):  # before any training starts
+        tasks.ClassificationTask().check(cfg)
+
+
+@pytest.mark.slow
+def test_an_ensemble_teacher_trains_a_student(tmp_path):
+    for seed, size in ((8, 32), (9, 16)):
+        _tiny(seed, size=size).save(tmp_path / f"t{seed}.keras")
+    teachers = f"{tmp_path / 't8.keras'}, {tmp_path / 't9.keras'}"
+    result = runner.train(
+        load_config("smoke", ["run.epochs=1", f"model.teacher={teachers}"]), tmp_path / "run",
+        verbose=0,
+    )  # fmt: skip
+    assert result.metrics["teacher"] == teachers
+    assert not isinstance(
+        keras.models.load_model(tmp_path / "run" / "best.keras"), distill.Distiller
+    )
 
 
 @pytest.mark.slow

@@ -49,9 +49,47 @@ def teacher_file(path: str | Path) -> Path:
     )
 
 
-def load_teacher(path: str | Path) -> keras.Model:
-    """The teacher (`teacher_file`), frozen, without its optimizer."""
-    teacher = keras.models.load_model(teacher_file(path), compile=False)
+def teacher_files(spec: str | Path) -> list[Path]:
+    """`model.teacher`'s model files: one run folder / .keras file, or several separated by
+    commas (an ensemble teacher). Raises FileNotFoundError as `teacher_file` does."""
+    parts = [p.strip() for p in str(spec).split(",")] if isinstance(spec, str) else [spec]
+    if not all(parts):
+        raise FileNotFoundError(f"model.teacher={str(spec)!r}: an empty name in the list")
+    return [teacher_file(p) for p in parts]
+
+
+def load_teacher(spec: str | Path) -> keras.Model:
+    """The teacher (`teacher_files`), frozen, without its optimizer.
+
+    Several files make one ensemble teacher: the mean of the members' probabilities (the
+    ensemble `evaluate` reports with `--model a --model b`), each member fed at its own input
+    size (bilinear resize from the largest), so runs at 128 and 224 px can teach together.
+
+    Raises:
+        FileNotFoundError: a member is missing.
+        ValueError: the members disagree on the number of outputs, or one has no fixed size.
+    """
+    files = teacher_files(spec)
+    members = [keras.models.load_model(f, compile=False) for f in files]
+    for member in members:
+        member.trainable = False
+    if len(members) == 1:
+        return members[0]
+    sizes = [tuple(m.input_shape[1:3]) for m in members]
+    widths = [m.output_shape[-1] for m in members]
+    if None in {d for size in sizes for d in size} or len(set(widths)) > 1:
+        raise ValueError(
+            f"model.teacher={str(spec)!r}: an ensemble teacher's members need fixed input sizes "
+            f"and the same number of outputs; got sizes {sizes} and outputs {widths} "
+            f"({', '.join(map(str, files))})"
+        )
+    size = max(sizes, key=lambda hw: hw[0] * hw[1])
+    image = keras.Input((*size, 3), name="image")
+    outputs = [
+        m(image if s == size else keras.layers.Resizing(*s, interpolation="bilinear")(image))
+        for m, s in zip(members, sizes, strict=True)
+    ]
+    teacher = keras.Model(image, keras.layers.Average()(outputs), name="teacher_ensemble")
     teacher.trainable = False
     return teacher
 

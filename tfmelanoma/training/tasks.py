@@ -106,10 +106,10 @@ class ClassificationTask:
             if getattr(config.data, key):
                 raise ValueError(f"data.{key} is for segmentation; classification uses every row")
         if config.model.teacher:
-            from tfmelanoma.training.distill import teacher_file
+            from tfmelanoma.training.distill import teacher_files
 
             try:
-                teacher_file(config.model.teacher)
+                teacher_files(config.model.teacher)
             except FileNotFoundError as e:
                 raise ValueError(str(e)) from None
         min_size = getattr(info, "min_input_size", 32) or 32

@@ -1,0 +1,211 @@
+"""Issue #18's GPU runs, one device call each, with the toolkit's own commands.
+
+    python benchmarks/device/recipes.py kaggle224 --data .gpu-data --out $OUT [--budget 540]
+    python benchmarks/device/recipes.py seg256 --data .gpu-data --out $OUT
+
+`kaggle224`: EfficientNet-Lite0 (ImageNet weights from `<data>/efficientnet-lite0-fp16.pth`) on
+Kaggle fanconic at 224 px with the `transfer` preset and the split of docs/results.md's CPU rows
+(`data.val_fraction=0.15`, `data.split_seed=0`): first the CPU row's 15 epochs (seed 0), then 30
+epochs with seeds 0 and 1, then the ensemble of those three, fixed before any was evaluated.
+`seg256`: AER-Net (Lite0 ImageNet encoder) on ISIC 2017 at the paper's 256 px, 25 epochs,
+best epoch by validation Dice, warm-up + cosine; then the plain U-Net with the same budget.
+
+Each step is a subprocess under a time limit taken from what is left of `--budget`; a step that
+cannot get `--min-step` seconds is skipped and listed. After every step `<out>/recipes.json` is
+rewritten (command, exit status, wall time, the run's figures and per-epoch history) and the
+step's output is appended to `<out>/log`; the three Kaggle models come back as `<step>.keras`
+(at most 8 files return from a device call). `--smoke` shrinks every step to a seconds-long CPU
+check of the same commands (sample dataset, 32 px, MeshNet / a tiny U-Net, 1 epoch).
+
+Prepare the carry here with `python benchmarks/device/make_data.py --recipe kaggle224` (or
+`seg256`) and `bash benchmarks/device/make_carry.sh`; run with `benchmarks/device/run_recipes.sh`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WEIGHTS = "efficientnet-lite0-fp16.pth"
+"""The Lite0 ImageNet backbone in float16 (make_data.py --weights): 6.4 MiB instead of 18 MiB."""
+
+KAGGLE_SPLIT = [
+    "data.train=kaggle_fanconic", "data.test=kaggle_fanconic", "data.val_fraction=0.15",
+    "data.split_seed=0",
+]  # fmt: skip
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    """Arguments after `python -m`."""
+    run_dir: Path
+    kind: str
+    """train | evaluate | segment: where its figures are."""
+    keep_model: bool = False
+    figures: dict = field(default_factory=dict)
+
+
+def _sets(pairs: list[str]) -> list[str]:
+    return [a for p in pairs for a in ("--set", p)]
+
+
+def plan(recipe: str, data: Path, work: Path, smoke: bool = False) -> list[Step]:
+    """The recipe's steps, in the order they run."""
+    weights = str(data / WEIGHTS)
+    if recipe == "kaggle224":
+        common = ["tfmelanoma.train", "-q", "--config", "transfer"]
+        sets = [
+            f"data.data_dir={data}", f"model.weights={weights}", "data.image_size=224",
+            *KAGGLE_SPLIT,
+        ]  # fmt: skip
+        if smoke:  # the sample, 32 px, MeshNet, 1 short epoch: the commands, not a result
+            sets += [
+                "data.train=sample", "data.test=sample", "data.image_size=32", "model.name=meshnet",
+                "model.weights=", "model.options={width: 4}", "run.batch_size=16",
+                "run.steps_per_epoch=2", "optimizer.head_warmup_epochs=0",
+            ]  # fmt: skip
+        runs = [
+            ("lite0_224_s0_e15", 0, 15),
+            ("lite0_224_s0_e30", 0, 30),
+            ("lite0_224_s1_e30", 1, 30),
+        ]
+        steps = []
+        for name, seed, epochs in runs:
+            epochs = 1 if smoke else epochs
+            run_dir = work / name
+            argv = [*common, "--run-dir", str(run_dir)]
+            argv += _sets([*sets, f"run.seed={seed}", f"run.epochs={epochs}"])
+            steps.append(Step(name, argv, run_dir, "train", keep_model=True))
+        ensemble = work / "ensemble3"
+        argv = ["tfmelanoma.evaluate", *[a for s in steps for a in ("--model", str(s.run_dir))]]
+        steps.append(Step("ensemble3", [*argv, "--out", str(ensemble)], ensemble, "evaluate"))
+        return steps
+    if recipe == "seg256":
+        common = [
+            "tfmelanoma.segment", "train", "--data", "isic2017", "--tfds-data-dir", str(data),
+            "--workers", "12", "--seed", "0",
+            *_sets(["optimizer.schedule=warmup_cosine", "optimizer.warmup_epochs=1"]),
+        ]  # fmt: skip
+        size = ["--image-size", "32", "--limit", "8", "--val-limit", "4", "--batch-size", "4"]
+        size += ["--epochs", "1", "--workers", "2"]
+        aernet = ["--preset", "paper", "--model", "aernet", "--encoder", "efficientnet_lite0"]
+        aernet += ["--weights", weights, *(size if smoke else ["--epochs", "25"])]
+        unet = ["--preset", "paper", "--model", "unet"]
+        unet += [*size, "--base-filters", "4", "--depth", "2"] if smoke else ["--epochs", "25"]
+        return [
+            Step(name, [*common, *args, "--out", str(work / name)], work / name, "segment")
+            for name, args in (("aernet_lite0_256_e25", aernet), ("unet_256_e25", unet))
+        ]
+    raise ValueError(f"unknown recipe {recipe!r}; expected kaggle224 or seg256")
+
+
+def _history(run_dir: Path) -> dict[str, list]:
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) if r[k] else None for r in rows] for k in (rows[0] if rows else {})}
+
+
+def figures(step: Step) -> dict:
+    """What the step's own files say: test metrics, best epoch, time, history."""
+    run = step.run_dir
+    if step.kind == "train":
+        m = json.loads((run / "metrics.json").read_text())
+        keys = ("model", "params", "backend", "pipeline", "best_epoch", "best_val_auc",
+                "epochs_done", "train_seconds_this_process", "train_images_per_second")  # fmt: skip
+        return {**{k: m.get(k) for k in keys}, "test": m["test"], "history": _history(run)}
+    if step.kind == "evaluate":
+        return {"test": json.loads((run / "metrics.json").read_text())["summary"]}
+    return {**json.loads((run / "summary.json").read_text()), "history": _history(run)}
+
+
+def run(recipe: str, data: Path, out: Path, work: Path, budget: float, min_step: float,
+        smoke: bool = False) -> dict:  # fmt: skip
+    t0 = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"recipe": recipe, "smoke": smoke, "budget_s": budget, "steps": {}, "skipped": []}
+    report = out / "recipes.json"
+
+    def save():
+        tmp = report.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1, default=str))
+        tmp.replace(report)
+
+    save()
+    for step in plan(recipe, data, work, smoke):
+        left = budget - (time.monotonic() - t0)
+        if left < min_step:
+            result["skipped"].append(step.name)
+            save()
+            continue
+        command = [sys.executable, "-m", *step.argv]
+        started = time.monotonic()
+        with open(out / "log", "a") as log:
+            log.write(f"\n### {step.name} (limit {left:.0f} s): {' '.join(command)}\n")
+            log.flush()
+            try:
+                rc = subprocess.run(
+                    command, stdout=log, stderr=subprocess.STDOUT, timeout=left
+                ).returncode
+            except subprocess.TimeoutExpired:
+                rc = "timeout"
+        entry = {
+            "command": " ".join(step.argv),
+            "exit": rc,
+            "wall_s": round(time.monotonic() - started, 1),
+        }
+        if rc == 0:
+            try:
+                entry.update(figures(step))
+            except (OSError, ValueError, KeyError) as e:
+                entry["error"] = f"{type(e).__name__}: {e}"
+            if step.keep_model and (step.run_dir / "best.keras").is_file():
+                shutil.copy2(step.run_dir / "best.keras", out / f"{step.name}.keras")
+        result["steps"][step.name] = entry
+        save()
+        test = entry.get("test") or {}
+        line = f"{step.name}: exit {rc}, {entry['wall_s']} s"
+        if "auc_roc" in test:
+            line += f", test AUC {test['auc_roc']:.4f}, accuracy {test['accuracy']:.4f}"
+        if "dice" in entry:
+            line += f", validation Dice {entry['dice']:.4f} (best epoch {entry['best_epoch']})"
+        print(line, flush=True)
+    result["wall_s"] = round(time.monotonic() - t0, 1)
+    save()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipe", choices=["kaggle224", "seg256"])
+    p.add_argument("--data", type=Path, default=Path(".gpu-data"), help="the carried data folder")
+    p.add_argument("--out", type=Path, required=True, help="$OUT: recipes.json, log, models")
+    p.add_argument("--work", type=Path, default=None, help="run folders (default: a temp folder)")
+    p.add_argument("--budget", type=float, default=540, help="seconds for all steps")
+    p.add_argument("--min-step", type=float, default=60, help="skip a step with less time left")
+    p.add_argument("--smoke", action="store_true", help="tiny CPU form of the same commands")
+    args = p.parse_args(argv)
+    import tempfile
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="recipes-"))
+    result = run(args.recipe, args.data.resolve(), args.out, work, args.budget, args.min_step,
+                 args.smoke)  # fmt: skip
+    failed = [n for n, s in result["steps"].items() if s["exit"] != 0 or "error" in s]
+    print(f"SUMMARY {args.recipe}: {len(result['steps'])} steps, failed {failed or 'none'}, "
+          f"skipped {result['skipped'] or 'none'}, {result['wall_s']} s")  # fmt: skip
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

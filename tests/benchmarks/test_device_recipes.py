@@ -1,0 +1,202 @@
+"""benchmarks/device/recipes.py, make_data.py and run_recipes.sh: issue #18's GPU runs, checked
+here — the configs the GPU steps would train, the carried float16 weights and re-encoded images,
+and both recipes' CPU smoke forms end to end with TensorFlow hidden, as on the GPU host."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.tf_hidden import HIDE_TENSORFLOW
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE = ROOT / "benchmarks" / "device"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(DEVICE))  # make_data imports recipes as its neighbour
+    try:
+        spec = importlib.util.spec_from_file_location(f"device_{name}", DEVICE / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[f"device_{name}"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(DEVICE))
+    return module
+
+
+recipes = _load("recipes")
+
+
+def test_kaggle_steps_train_the_cpu_rows_recipe_at_224_px(tmp_path):
+    """The GPU steps' configs, as `python -m tfmelanoma.train` would load them: the transfer
+    preset, the carried data and weights, the CPU rows' split, the seeds and epochs named."""
+    train = importlib.import_module("tfmelanoma.train")  # the package attribute is the function
+
+    data = tmp_path / "data"
+    steps = recipes.plan("kaggle224", data, tmp_path / "work")
+    assert [s.name for s in steps] == [
+        "lite0_224_s0_e15", "lite0_224_s0_e30", "lite0_224_s1_e30", "ensemble3",
+    ]  # fmt: skip
+    for step, (seed, epochs) in zip(steps[:3], [(0, 15), (0, 30), (1, 30)], strict=True):
+        assert step.argv[0] == "tfmelanoma.train" and step.keep_model
+        cfg, run_dir = train._load(train.build_parser().parse_args(step.argv[1:]))
+        assert run_dir == step.run_dir
+        assert (cfg.model.name, cfg.model.weights) == (
+            "efficientnet_lite0", str(data / recipes.WEIGHTS),
+        )  # fmt: skip
+        assert (cfg.data.image_size, cfg.data.data_dir) == (224, str(data))
+        assert (tuple(cfg.data.train), cfg.data.test) == (("kaggle_fanconic",), "kaggle_fanconic")
+        assert (cfg.data.val_fraction, cfg.split_seed) == (0.15, 0)
+        assert (cfg.run.seed, cfg.run.epochs) == (seed, epochs)
+        assert (cfg.optimizer.head_warmup_epochs, cfg.optimizer.backbone_lr_scale) == (2, 0.1)
+    ensemble = steps[-1]
+    assert ensemble.argv[0] == "tfmelanoma.evaluate"
+    from tfmelanoma import evaluate
+
+    args = evaluate.build_parser().parse_args(ensemble.argv[1:])
+    assert [Path(m) for m in args.model] == [s.run_dir for s in steps[:3]]
+
+
+def test_segmentation_steps_are_the_paper_recipe_at_256_px(tmp_path):
+    from tfmelanoma import segment
+
+    data = tmp_path / "data"
+    aernet, unet = recipes.plan("seg256", data, tmp_path / "work")
+    parser = segment.build_parser()
+    for step, name in ((aernet, "aernet"), (unet, "unet")):
+        args = parser.parse_args(step.argv[1:])
+        cfg = segment.train_config(args)
+        assert (cfg.model.name, cfg.data.image_size, cfg.run.epochs) == (name, 256, 25)
+        assert (cfg.run.batch_size, cfg.run.monitor, cfg.data.data_dir) == (
+            16,
+            "val_dice",
+            str(data),
+        )
+        assert cfg.optimizer.schedule == "warmup_cosine"
+    assert aernet.argv[aernet.argv.index("--weights") + 1] == str(data / recipes.WEIGHTS)
+    assert "--weights" not in unet.argv  # the U-Net trains from scratch
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipes.plan("kaggle128", data, tmp_path)
+
+
+def test_float16_backbone_gives_the_imagenet_features(tmp_path):
+    """make_data.py's carried weights: under 7 MiB, and the backbone they load matches the
+    package's float32 checkpoint to float16 precision."""
+    pytest.importorskip("torch")
+    import keras
+
+    from tfmelanoma.models import create_model
+
+    make_data = _load("make_data")
+    path = tmp_path / recipes.WEIGHTS
+    size = make_data.write_fp16_backbone(path)
+    assert size < 7 * 2**20
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    outputs = []
+    for weights in ("imagenet", str(path)):
+        keras.utils.set_random_seed(0)
+        model = create_model("efficientnet_lite0", input_shape=(64, 64, 3), weights=weights,
+                             include_head=False)  # fmt: skip
+        outputs.append(np.asarray(model(x, training=False)))
+    # float16 kernels (relative rounding 2**-11) through ~50 layers: measured 0.7 % of the
+    # features' scale, mean and max; another initialisation would differ by ~100 %.
+    ref, got = outputs
+    assert np.abs(ref - got).mean() < 0.015 * np.abs(ref).mean()
+    assert np.abs(ref - got).max() < 0.02 * np.abs(ref).max()
+
+
+def test_recompressed_records_keep_every_field_but_the_jpeg(tmp_path):
+    """`recompress` (kaggle224's quality 85): the same examples in the same order, labels and
+    hashes untouched, images the same size and close in value, the file smaller."""
+    from tfmelanoma.datasets import get_builder
+
+    make_data = _load("make_data")
+    builder = get_builder("sample", str(tmp_path), file_format="array_record")
+    before = builder.as_data_source()["train"]
+    rows = [before[i] for i in range(len(before))]
+    (shard,) = Path(builder.data_dir).glob("*-train.array_record-*")
+    old_size = shard.stat().st_size
+    make_data.recompress(shard, 85)
+    assert shard.stat().st_size < 0.8 * old_size
+    after = get_builder("sample", str(tmp_path), file_format="array_record")
+    after = after.as_data_source()["train"]
+    assert len(after) == len(rows)
+    for i, row in enumerate(rows):
+        new = after[i]
+        for key in ("image_id", "label", "sha256", "phash", "diagnosis"):
+            assert new[key] == row[key], (i, key)
+        assert new["image"].shape == row["image"].shape
+        diff = np.abs(new["image"].astype(int) - row["image"].astype(int)).mean()
+        assert 0 < diff < 4, (i, diff)
+
+
+@pytest.fixture(scope="module")
+def recipe_data(tmp_path_factory) -> Path:
+    """The sample (for the kaggle224 smoke form) and ISIC 2017's segmentation config, both as
+    ArrayRecord, with the float16 weights: what make_data.py carries, at smoke size."""
+    from tfmelanoma.datasets import get_builder
+
+    data = tmp_path_factory.mktemp("recipe-data")
+    get_builder("sample", str(data), file_format="array_record")
+    isic2017 = ROOT.parent / "shared" / "data" / "isic2017"
+    if isic2017.is_dir():
+        get_builder("isic2017/segmentation_512", str(data), manual_dir=isic2017,
+                    file_format="array_record")  # fmt: skip
+    if importlib.util.find_spec("torch"):
+        _load("make_data").write_fp16_backbone(data / recipes.WEIGHTS)
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["kaggle224", "seg256"])
+def test_recipe_cpu_smoke_form_without_tensorflow(recipe, recipe_data, tmp_path):
+    """run_recipes.sh as the GPU host runs it, every step at smoke size, TensorFlow hidden from
+    every process: each step exits 0, recipes.json holds its figures, at most 8 files return."""
+    if recipe == "seg256" and not (recipe_data / "isic2017").is_dir():
+        pytest.skip("needs ../shared/data/isic2017")
+    if recipe == "seg256" and not (recipe_data / recipes.WEIGHTS).is_file():
+        pytest.skip("the float16 weights need PyTorch (the dev extra)")
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
+    out = tmp_path / "OUT"
+    env = dict(
+        os.environ, OUT=str(out), SMOKE="1", WHEELS="", PYTHON=sys.executable, RECIPE=recipe,
+        DATA_DIR=str(recipe_data), PYTHONPATH=str(hide),
+    )  # fmt: skip
+    run = subprocess.run(
+        ["bash", str(DEVICE / "run_recipes.sh")],
+        capture_output=True, text=True, timeout=900, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads((out / "recipes.json").read_text())
+    names = [s.name for s in recipes.plan(recipe, recipe_data, tmp_path)]
+    assert list(result["steps"]) == names and result["skipped"] == []
+    for name, step in result["steps"].items():
+        assert step["exit"] == 0 and "error" not in step, (name, step)
+    back = sorted(p.name for p in out.iterdir())
+    assert len(back) <= 8
+    if recipe == "kaggle224":
+        assert back == ["lite0_224_s0_e15.keras", "lite0_224_s0_e30.keras",
+                        "lite0_224_s1_e30.keras", "log", "recipes.json"]  # fmt: skip
+        for name in names:
+            test = result["steps"][name]["test"]
+            assert test["n_test"] == 112 and 0 <= test["auc_roc"] <= 1
+        assert len(result["steps"]["lite0_224_s0_e15"]["history"]["val_auc"]) == 1
+    else:
+        assert back == ["log", "recipes.json"]
+        for name in names:
+            step = result["steps"][name]
+            assert step["n_images"] == 4 and 0 <= step["dice"] <= 1 and step["best_epoch"] == 1
+    log = (out / "log").read_text()
+    assert f"SUMMARY {recipe}: {len(names)} steps, failed none, skipped none" in log
+    assert "run_recipes.sh: exit 0" in log
