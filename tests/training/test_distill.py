@@ -15,7 +15,7 @@ from tfmelanoma.data import device_augment
 from tfmelanoma.training import checkpoints, distill, runner, tasks
 
 
-def _tiny(seed: int, size: int = 8, classes: int = 2) -> keras.Model:
+def _tiny(seed: int, size: int = 8, classes: int = 2, name: str | None = None) -> keras.Model:
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
         [
@@ -24,7 +24,8 @@ def _tiny(seed: int, size: int = 8, classes: int = 2) -> keras.Model:
             keras.layers.Conv2D(4, 3, activation="relu"),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(classes, activation="softmax" if classes > 1 else "sigmoid"),
-        ]
+        ],
+        name=name,
     )
 
 
@@ -98,7 +99,9 @@ def test_bad_teacher_settings_are_refused(tmp_path):
 def test_several_teachers_teach_as_their_mean(tmp_path):
     """`model.teacher=a, b`: one frozen teacher whose output is the mean of the members', each
     fed at its own input size; members that disagree on their outputs are refused by name."""
-    a, b, three = _tiny(5, size=16), _tiny(6, size=8), _tiny(7, size=8, classes=3)
+    # Two runs of one architecture: the same model name (a real case: two Lite0 runs).
+    a, b = _tiny(5, size=16, name="same"), _tiny(6, size=8, name="same")
+    three = _tiny(7, size=8, classes=3)
     for name, model in (("a", a), ("b", b), ("three", three)):
         model.save(tmp_path / f"{name}.keras")
     teacher = distill.load_teacher(f"{tmp_path / 'a.keras'}, {tmp_path / 'b.keras'}")
@@ -122,7 +125,7 @@ def test_several_teachers_teach_as_their_mean(tmp_path):
 @pytest.mark.slow
 def test_an_ensemble_teacher_trains_a_student(tmp_path):
     for seed, size in ((8, 32), (9, 16)):
-        _tiny(seed, size=size).save(tmp_path / f"t{seed}.keras")
+        _tiny(seed, size=size, name="same").save(tmp_path / f"t{seed}.keras")
     teachers = f"{tmp_path / 't8.keras'}, {tmp_path / 't9.keras'}"
     result = runner.train(
         load_config("smoke", ["run.epochs=1", f"model.teacher={teachers}"]), tmp_path / "run",

@@ -85,10 +85,14 @@ def load_teacher(spec: str | Path) -> keras.Model:
         )
     size = max(sizes, key=lambda hw: hw[0] * hw[1])
     image = keras.Input((*size, 3), name="image")
-    outputs = [
-        m(image if s == size else keras.layers.Resizing(*s, interpolation="bilinear")(image))
-        for m, s in zip(members, sizes, strict=True)
-    ]
+    outputs = []
+    for i, (member, hw) in enumerate(zip(members, sizes, strict=True)):
+        # Runs of one architecture share a model name, which one functional model cannot hold
+        # twice: each member goes in under a wrapper named for its place in the list.
+        inner = keras.Input((*hw, 3))
+        wrapped = keras.Model(inner, member(inner), name=f"member_{i}")
+        x = image if hw == size else keras.layers.Resizing(*hw, interpolation="bilinear")(image)
+        outputs.append(wrapped(x))
     teacher = keras.Model(image, keras.layers.Average()(outputs), name="teacher_ensemble")
     teacher.trainable = False
     return teacher
