@@ -151,7 +151,7 @@ def fit(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+    from tfmelanoma.cli import OneLineErrorParser, run_command
 
     ap = OneLineErrorParser(prog="python -m export.fit_gate", description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -176,14 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quiet_tensorflow()
     setup_logging()
-    try:
-        gate = _fit_run(args)
-    except USER_ERRORS as err:
-        return fail("python -m export.fit_gate", err)
+    out = args.out or args.run / "gate.json"
+    return run_command(
+        "python -m export.fit_gate",
+        lambda: _fit_and_write(args, argv, out),
+        on_interrupt=f"{out} is as it was (written in one step at the end)",
+    )
+
+
+def _fit_and_write(args, argv, out: Path) -> int:
+    gate = _fit_run(args)
     gate["command"] = "python -m export.fit_gate " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    out = args.out or args.run / "gate.json"
     atomic_write_text(out, json.dumps(gate, indent=1) + "\n")
     log.info("wrote %s: %s", out, json.dumps(gate["report"], indent=1))
     return 0

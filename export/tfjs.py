@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import USER_ERRORS, OneLineErrorParser, fail
+from tfmelanoma.cli import OneLineErrorParser, run_command
 from tfmelanoma.errors import RunFolderError, TfmelanomaError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
@@ -434,11 +434,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()
     setup_logging()
-    try:
-        model, metrics_path, training, webdemo, gate = _validate(args)
-        meta, status = export_model(args, model, metrics_path, training, webdemo, gate)
-    except USER_ERRORS as err:
-        return fail(PROG, err)
+    return run_command(
+        PROG,
+        lambda: _run(args),
+        on_interrupt=f"{args.out} is as it was (a new export is swapped in only once complete)",
+    )
+
+
+def _run(args) -> int:
+    model, metrics_path, training, webdemo, gate = _validate(args)
+    meta, status = export_model(args, model, metrics_path, training, webdemo, gate)
     if status:
         return status
     parity_line = (

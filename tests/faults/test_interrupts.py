@@ -110,7 +110,7 @@ def test_grid_ctrl_c_then_the_same_command_finishes(tmp_path):
     assert "Epoch 1/3" not in log and "Epoch 2/3" in log, log[-2000:]
 
 
-def test_export_killed_mid_conversion_keeps_the_old_export(tmp_path):
+def test_export_interrupted_or_killed_mid_conversion_keeps_the_old_export(tmp_path):
     from tfmelanoma.models import create_model
 
     model = tmp_path / "m.keras"
@@ -121,9 +121,19 @@ def test_export_killed_mid_conversion_keeps_the_old_export(tmp_path):
     first = run_cli("export.tfjs", *args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(out)
+    converting = lambda: any(out.parent.glob(f".{out.name}.export-*"))  # noqa: E731
+
+    # Ctrl-C mid-conversion: one line, exit 130, the old export whole, no temporary folder left.
+    proc = _start("export.tfjs", *args, "--force", env=env)
+    _wait_for(proc, converting)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted" in stderr and "is as it was" in stderr and "Traceback" not in stderr
+    assert snapshot(out) == before and not converting()
 
     proc = _start("export.tfjs", *args, "--force", env=env)
-    kill_when(proc, lambda: any(out.parent.glob(f".{out.name}.export-*")))
+    kill_when(proc, converting)
     assert snapshot(out) == before
 
     again = run_cli("export.tfjs", *args, "--force", env=env)
