@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # JAX's compilation cache (run.compile_cache=auto) of test runs and their subprocesses goes to a
 # temporary folder, not the user's ~/.cache.
 os.environ.setdefault("TFMELANOMA_CACHE_DIR", tempfile.mkdtemp(prefix="tfmelanoma-cache-"))
+
+# The Ctrl-C tests (tests/faults, test_first_hour) send SIGINT to the CLIs they start. A test run
+# started in the background by a non-interactive shell (`pytest ... &`) inherits SIGINT ignored,
+# and so would every CLI it starts, which then never sees the Ctrl-C: give this process Python's
+# own handler back, which its children start with as the default action.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_ROOT = Path(__file__).resolve().parent
 SHARED_DATA = Path(os.environ.get("TFMELANOMA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
