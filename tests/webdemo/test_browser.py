@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from export.ood import camera_test_pattern
+from tests.webdemo.page_files import assigned_json
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "webdemo"
@@ -199,19 +200,13 @@ def test_gallery_and_uploads_match_keras(run, keras_probs):
         np.testing.assert_allclose(_probs(up), keras_probs[name], atol=1e-4)
 
 
-def _gallery_diagnoses() -> dict[str, str]:
-    """{ISIC id: diagnosis} from the page's own gallery.js (`self.TFMELANOMA_GALLERY = [...];`)."""
-    text = (WEB / "gallery" / "gallery.js").read_text()
-    entries = json.loads(text[text.index("[") : text.rindex("]") + 1])
-    return {e["id"]: e["diagnosis"] for e in entries}
-
-
 def test_no_gallery_melanoma_is_called_benign(run):
     """The page's own examples are the first thing a user tries: a confident "No melanoma
     features found" on a melanoma it shows is the one answer a shipped model must not give
     (`uncertain`, or the gate's refusal, are honest). A model that fails this is not shipped,
     whatever its test AUC (docs/webdemo.md, "Why it is not shipped")."""
-    diagnoses = _gallery_diagnoses()
+    gallery = assigned_json(WEB / "gallery" / "gallery.js", "TFMELANOMA_GALLERY")
+    diagnoses = {e["id"]: e["diagnosis"] for e in gallery}
     melanomas = {i for i, d in diagnoses.items() if d == "melanoma"}
     assert melanomas, f"no melanoma in the gallery: {diagnoses}"
     called = {item["id"]: item["decision"] for item in run["gallery"] if item["id"] in melanomas}

@@ -17,15 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.webdemo.page_files import assigned_json
+
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "webdemo"
 HAVE_NODE = shutil.which("node") is not None
 HAVE_MODULES = (WEB / "node_modules" / "@tensorflow" / "tfjs-core").is_dir()
-
-
-def _assigned_json(path: Path, name: str):
-    text = path.read_text()
-    return json.loads(text.split(f"self.{name} = ", 1)[1].strip().rstrip(";"))
 
 
 def test_csp_forbids_other_origins():
@@ -73,7 +70,7 @@ def test_committed_tfjs_bundle_matches_node_modules():
 def test_bundle_ships_only_what_the_page_can_use():
     """WASM SIMD + CPU in the bundle; WebGL apart (loaded only where it can run); no WebGPU,
     no threaded or non-SIMD WASM (issue #16: 3.1 MB before)."""
-    wasm = _assigned_json(WEB / "vendor" / "tfjs-bundle.js", "TFJS_WASM")
+    wasm = assigned_json(WEB / "vendor" / "tfjs-bundle.js", "TFJS_WASM")
     assert set(wasm) == {"tfjs-backend-wasm-simd.wasm"}
     bundle = (WEB / "vendor" / "tfjs-bundle.js").read_text()
     assert "tf-backend-webgpu" not in bundle and "tf-backend-webgl" not in bundle
@@ -82,7 +79,7 @@ def test_bundle_ships_only_what_the_page_can_use():
 
 
 def test_gallery_embeds_its_cc0_files():
-    items = _assigned_json(WEB / "gallery" / "gallery.js", "TFMELANOMA_GALLERY")
+    items = assigned_json(WEB / "gallery" / "gallery.js", "TFMELANOMA_GALLERY")
     assert len(items) >= 4
     assert {i["benign_malignant"] for i in items} == {"benign", "malignant"}
     for item in items:
@@ -94,7 +91,7 @@ def test_gallery_embeds_its_cc0_files():
 def test_shipped_model_is_small_and_embedded_consistently():
     d = WEB / "models" / "meshnet"
     meta = json.loads((d / "meta.json").read_text())
-    payload = _assigned_json(d / "model.js", "TFMELANOMA_MODEL")
+    payload = assigned_json(d / "model.js", "TFMELANOMA_MODEL")
     assert payload["meta"] == meta
     assert payload["modelJson"] == json.loads((d / "model.json").read_text())
     weights = b"".join(
