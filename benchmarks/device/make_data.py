@@ -5,6 +5,7 @@ Run here (TensorFlow prepares; the GPU host only reads, through `tfds.data_sourc
     python benchmarks/device/make_data.py [--out .gpu-data] [--train 1600]   # gpu_throughput.py
     python benchmarks/device/make_data.py --recipe kaggle224                 # recipes.py kaggle224
     python benchmarks/device/make_data.py --recipe seg256                    # recipes.py seg256
+    python benchmarks/device/make_data.py --recipe webstudent                # recipes.py webstudent
 
 Writes `<out>/kaggle_fanconic/...` from `../shared/data/kaggle_fanconic` (224 px) and keeps the
 first `--train` training records (TFDS stores them shuffled, so both classes stay mixed) and the
@@ -16,8 +17,13 @@ them at 95: 54.5 MB of records become about 28 MiB) and adds the EfficientNet-Li
 (kernels) in float16 without its 1000-class classifier (`efficientnet-lite0-fp16.pth`, 6.6 MiB
 instead of the package's 18.8 MB; needs PyTorch, the dev extra). `--recipe seg256` prepares ISIC
 2017's segmentation config `isic2017/segmentation_512` as ArrayRecord (256 px: the shared copy's
-size; 29 MiB) and adds the same weights. Both print what the device call will carry in all
-(working tree + this folder + `.whl`) against its 64 MiB.
+size; 29 MiB) and adds the same weights. `--recipe webstudent` prepares the web model's three
+datasets (Kaggle fanconic, ISIC 2017, the embedded UDA-1 sample: 6,004 images of 224-600 px,
+over 100 MB as stored) and stores every image as the 128 x 128 pixels the training pipeline
+would make of it (`image_ops.resize_tf`, the one resize), re-encoded at JPEG quality 90: the
+host's resize to the models' 128 px is then the identity. Labels, ids and the hashes the merge
+de-duplicates by stay as prepared from the originals. All print what the device call will carry
+in all (working tree + this folder + `.whl`) against its 64 MiB.
 """
 
 from __future__ import annotations
@@ -47,12 +53,16 @@ def shorten(split_file: Path, keep: int) -> int:
     return sum(len(r) for r in records)
 
 
-def recompress(split_file: Path, quality: int) -> int:
+def recompress(split_file: Path, quality: int, size: int = 0) -> int:
     """Rewrites an ArrayRecord file of TFDS examples with each JPEG image re-encoded at JPEG
-    `quality` (TFDS stores them at 95); everything else in the examples stays. Returns the bytes.
+    `quality` (TFDS stores them at 95), first resized to `size` x `size` as the training
+    pipeline resizes (`image_ops.resize_tf`) when `size` > 0; everything else in the examples
+    stays. Returns the bytes.
     """
     import tensorflow as tf
     from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+
+    from tfmelanoma.data.image_ops import resize_tf
 
     reader = ArrayRecordReader(str(split_file))
     records = reader.read(list(range(reader.num_records())))
@@ -64,6 +74,8 @@ def recompress(split_file: Path, quality: int) -> int:
         example = tf.train.Example.FromString(record)
         image = example.features.feature["image"].bytes_list.value
         pixels = tf.io.decode_jpeg(image[0], dct_method="INTEGER_ACCURATE")
+        if size:
+            pixels = tf.cast(tf.round(resize_tf(pixels, size)), tf.uint8)
         image[0] = tf.io.encode_jpeg(pixels, quality=quality).numpy()
         data = example.SerializeToString()
         writer.write(data)
@@ -110,7 +122,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / ".gpu-data")
     p.add_argument(
-        "--recipe", choices=["kaggle224", "seg256"], help="benchmarks/device/recipes.py's"
+        "--recipe",
+        choices=["kaggle224", "seg256", "webstudent"],
+        help="benchmarks/device/recipes.py's",
     )
     p.add_argument("--train", type=int, default=1600, help="training records kept (0: all)")
     p.add_argument("--quality", type=int, default=0, help="re-encode the JPEGs (0: as they are)")
@@ -132,6 +146,9 @@ def main() -> None:
 
         get_builder("isic2017/segmentation_512", args.out, manual_dir=args.isic2017,
                     file_format="array_record")  # fmt: skip
+    elif args.recipe == "webstudent":
+        prepare_combination(args.out, {"kaggle_fanconic": args.manual_dir, "isic2017": args.isic2017,
+                                       "sample": None})  # fmt: skip
     else:
         prepare_kaggle(args)
     total = carried_bytes(args.out)
@@ -164,6 +181,29 @@ def prepare_kaggle(args) -> None:
     print(
         f"{folder}: train {kept}, JPEG quality {args.quality or 'as prepared'}, {size / 2**20:.1f} MiB"
     )
+
+
+WEB_SIZE = 128
+"""The web model's input side (the `webdemo` and `webdemo_teacher` presets' data.image_size)."""
+
+
+def prepare_combination(out: Path, datasets: dict[str, Path | None], size: int = WEB_SIZE,
+                        quality: int = 90) -> None:  # fmt: skip
+    """Prepares each dataset as ArrayRecord under `out` (manual folder, or None for the embedded
+    sample) and rewrites every split's images at `size` px (`recompress`)."""
+    from tfmelanoma.datasets import get_builder
+
+    for name, manual in datasets.items():
+        builder = get_builder(name, out, manual_dir=manual, file_format="array_record")
+        folder = Path(builder.data_dir)
+        info_file = folder / "dataset_info.json"
+        info = json.loads(info_file.read_text())
+        for split in info["splits"]:
+            shards = sorted(folder.glob(f"*-{split['name']}.array_record-*"))
+            split["numBytes"] = str(sum(recompress(s, quality, size) for s in shards))
+        info_file.write_text(json.dumps(info, indent=2))
+        mib = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+        print(f"{folder}: every split at {size} px, JPEG quality {quality}, {mib:.1f} MiB")
 
 
 if __name__ == "__main__":

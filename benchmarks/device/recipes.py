@@ -1,7 +1,8 @@
-"""Issue #18's GPU runs, one device call each, with the toolkit's own commands.
+"""Issues #18's and #16's GPU runs, one device call each, with the toolkit's own commands.
 
     python benchmarks/device/recipes.py kaggle224 --data .gpu-data --out $OUT [--budget 540]
     python benchmarks/device/recipes.py seg256 --data .gpu-data --out $OUT
+    python benchmarks/device/recipes.py webstudent --data .gpu-data --out $OUT
 
 `kaggle224`: EfficientNet-Lite0 (ImageNet weights from `<data>/efficientnet-lite0-fp16.pth`) on
 Kaggle fanconic at 224 px with the `transfer` preset and the split of docs/results.md's CPU rows
@@ -9,16 +10,22 @@ Kaggle fanconic at 224 px with the `transfer` preset and the split of docs/resul
 epochs with seeds 0 and 1, then the ensemble of those three, fixed before any was evaluated.
 `seg256`: AER-Net (Lite0 ImageNet encoder) on ISIC 2017 at the paper's 256 px, 25 epochs,
 best epoch by validation Dice, warm-up + cosine; then the plain U-Net with the same budget.
+`webstudent` (issue #16 item 4): the web demo's ensemble teacher and its MeshNet student, as the
+CPU rows of docs/webdemo.md trained them, with the student trained longer: Lite0 on the
+leak-free combination (`webdemo_teacher` preset, 16 epochs), Lite0 on Kaggle `train/` merged
+against all three test sets (`xd_kaggle`, 15 epochs), then the MeshNet distilled from the two
+(`webdemo` preset on the combination, `distill_alpha` 0.1, T 4) for STUDENT_EPOCHS epochs.
 
 Each step is a subprocess under a time limit taken from what is left of `--budget`; a step that
 cannot get `--min-step` seconds is skipped and listed. After every step `<out>/recipes.json` is
 rewritten (command, exit status, wall time, the run's figures and per-epoch history) and the
 step's output is appended to `<out>/log`; the three Kaggle models come back as `<step>.keras`
-(at most 8 files return from a device call). `--smoke` shrinks every step to a seconds-long CPU
-check of the same commands (sample dataset, 32 px, MeshNet / a tiny U-Net, 1 epoch).
+(at most 8 files return from a device call; webstudent's teachers and student likewise).
+`--smoke` shrinks every step to a seconds-long CPU check of the same commands (sample dataset, 32 px, MeshNet / a tiny U-Net, 1 epoch).
 
 Prepare the carry here with `python benchmarks/device/make_data.py --recipe kaggle224` (or
-`seg256`) and `bash benchmarks/device/make_carry.sh`; run with `benchmarks/device/run_recipes.sh`.
+`seg256`, `webstudent`) and `bash benchmarks/device/make_carry.sh`; run with
+`benchmarks/device/run_recipes.sh`.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ KAGGLE_SPLIT = [
     "data.train=kaggle_fanconic", "data.test=kaggle_fanconic", "data.val_fraction=0.15",
     "data.split_seed=0",
 ]  # fmt: skip
+
+STUDENT_EPOCHS = 60
+"""1.5x the best CPU student's 40 (docs/webdemo.md), which still underfitted its teacher."""
 
 
 @dataclass
@@ -106,7 +116,58 @@ def plan(recipe: str, data: Path, work: Path, smoke: bool = False) -> list[Step]
             Step(name, [*common, *args, "--out", str(work / name)], work / name, "segment")
             for name, args in (("aernet_lite0_256_e25", aernet), ("unet_256_e25", unet))
         ]
-    raise ValueError(f"unknown recipe {recipe!r}; expected kaggle224 or seg256")
+    if recipe == "webstudent":
+        return _webstudent(data, work, weights, smoke)
+    raise ValueError(f"unknown recipe {recipe!r}; expected kaggle224, seg256 or webstudent")
+
+
+def _combination() -> list[str]:
+    """The web model's training data, gallery exclusion and three test sets, as `--set`s: the
+    `webdemo_teacher` preset's, so that the student (a `webdemo` preset run) merges, excludes and
+    splits exactly as its teacher."""
+    import yaml
+
+    preset = Path(__file__).resolve().parents[2] / "tfmelanoma/configs/webdemo_teacher.yaml"
+    data = yaml.safe_load(preset.read_text())["data"]
+    return [
+        f"data.train=[{', '.join(data['train'])}]", f"data.test={data['test']}",
+        f"data.exclude=[{', '.join(data['exclude'])}]",
+    ]  # fmt: skip
+
+
+def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
+    combination = _combination()
+    train = ["tfmelanoma.train", "-q"]
+    teacher, kaggle, student = (work / n for n in ("teacher_comb_e16", "teacher_kaggle_e15",
+                                                   f"student_a01_t4_e{STUDENT_EPOCHS}"))  # fmt: skip
+    lite0 = [f"data.data_dir={data}", f"model.weights={weights}", "run.seed=0"]
+    tiny = []
+    if smoke:  # the sample at 32 px, tiny MeshNets, 1 short epoch: the commands, not a result
+        tiny = [
+            "data.train=sample", "data.test=sample", "data.image_size=32", "run.batch_size=16",
+            "run.steps_per_epoch=2", "run.epochs=1",
+        ]  # fmt: skip
+        lite0 += ["model.name=meshnet", "model.weights=", "model.options={width: 4}",
+                  "optimizer.head_warmup_epochs=0"]  # fmt: skip
+    teacher_sets = [*combination, *lite0, "run.epochs=16", "run.early_stopping=4"]
+    kaggle_sets = [
+        "data.train=kaggle_fanconic", "data.test=kaggle_fanconic, isic2017:validation, sample",
+        "data.val_fraction=0.15", "data.image_size=128", *lite0, "run.epochs=15",
+    ]  # fmt: skip
+    student_sets = [
+        *combination, f"data.data_dir={data}", "run.seed=0", f"model.teacher={teacher}, {kaggle}",
+        "model.distill_alpha=0.1", "model.distill_temperature=4", f"run.epochs={STUDENT_EPOCHS}",
+    ]  # fmt: skip
+    if smoke:
+        student_sets += ["model.options={width: 4}"]
+    return [
+        Step(teacher.name, [*train, "--config", "webdemo_teacher", "--run-dir", str(teacher),
+                            *_sets([*teacher_sets, *tiny])], teacher, "train", keep_model=True),
+        Step(kaggle.name, [*train, "--config", "transfer", "--run-dir", str(kaggle),
+                           *_sets([*kaggle_sets, *tiny])], kaggle, "train", keep_model=True),
+        Step(student.name, [*train, "--config", "webdemo", "--run-dir", str(student),
+                            *_sets([*student_sets, *tiny])], student, "train", keep_model=True),
+    ]  # fmt: skip
 
 
 def _history(run_dir: Path) -> dict[str, list]:
@@ -189,7 +250,7 @@ def run(recipe: str, data: Path, out: Path, work: Path, budget: float, min_step:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("recipe", choices=["kaggle224", "seg256"])
+    p.add_argument("recipe", choices=["kaggle224", "seg256", "webstudent"])
     p.add_argument("--data", type=Path, default=Path(".gpu-data"), help="the carried data folder")
     p.add_argument("--out", type=Path, required=True, help="$OUT: recipes.json, log, models")
     p.add_argument("--work", type=Path, default=None, help="run folders (default: a temp folder)")

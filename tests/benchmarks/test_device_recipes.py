@@ -1,6 +1,6 @@
-"""benchmarks/device/recipes.py, make_data.py and run_recipes.sh: issue #18's GPU runs, checked
-here — the configs the GPU steps would train, the carried float16 weights and re-encoded images,
-and both recipes' CPU smoke forms end to end with TensorFlow hidden, as on the GPU host."""
+"""benchmarks/device/recipes.py, make_data.py and run_recipes.sh: issues #18's and #16's GPU runs,
+checked here — the configs the GPU steps would train, the carried float16 weights and re-encoded
+images, and every recipe's CPU smoke form end to end with TensorFlow hidden, as on the GPU host."""
 
 from __future__ import annotations
 
@@ -88,6 +88,44 @@ def test_segmentation_steps_are_the_paper_recipe_at_256_px(tmp_path):
         recipes.plan("kaggle128", data, tmp_path)
 
 
+def test_web_student_steps_are_the_cpu_rows_teachers_and_a_longer_student(tmp_path):
+    """webstudent: the `webdemo_teacher` run (16 epochs), the `xd_kaggle` run (Kaggle train/,
+    merged against all three test sets) and the MeshNet student of the pair, all on the carried
+    data; the student merges, excludes and splits exactly as its combination teacher."""
+    train = importlib.import_module("tfmelanoma.train")
+
+    data = tmp_path / "data"
+    steps = recipes.plan("webstudent", data, tmp_path / "work")
+    names = ["teacher_comb_e16", "teacher_kaggle_e15", f"student_a01_t4_e{recipes.STUDENT_EPOCHS}"]
+    assert [s.name for s in steps] == names
+    cfgs = []
+    for step in steps:
+        assert step.argv[0] == "tfmelanoma.train" and step.keep_model and step.kind == "train"
+        cfg, run_dir = train._load(train.build_parser().parse_args(step.argv[1:]))
+        assert run_dir == step.run_dir
+        assert (cfg.data.data_dir, cfg.data.image_size, cfg.run.seed) == (str(data), 128, 0)
+        cfgs.append(cfg)
+    teacher, kaggle, student = cfgs
+    tests = "kaggle_fanconic, isic2017:validation, sample"
+    gallery = ("ISIC_0000000", "ISIC_0000001", "ISIC_0000002", "ISIC_0000003", "ISIC_0000004",
+               "ISIC_0000013")  # fmt: skip
+    for cfg in (teacher, kaggle):
+        assert (cfg.model.name, cfg.model.weights) == (
+            "efficientnet_lite0", str(data / recipes.WEIGHTS),
+        )  # fmt: skip
+        assert cfg.data.test == tests and cfg.optimizer.backbone_lr_scale == 0.1
+    assert (teacher.run.epochs, teacher.run.early_stopping, kaggle.run.epochs) == (16, 4, 15)
+    assert tuple(kaggle.data.train) == ("kaggle_fanconic",) and kaggle.data.val_fraction == 0.15
+    assert tuple(teacher.data.train) == ("kaggle_fanconic", "isic2017", "sample")
+    assert tuple(teacher.data.exclude) == gallery
+    for key in ("train", "test", "exclude", "val_fraction", "split_seed", "image_size", "label"):
+        assert getattr(student.data, key) == getattr(teacher.data, key), key
+    assert (student.model.name, student.model.weights) == ("meshnet", "")
+    assert student.model.teacher == f"{steps[0].run_dir}, {steps[1].run_dir}"
+    assert (student.model.distill_alpha, student.model.distill_temperature) == (0.1, 4.0)
+    assert student.run.epochs == recipes.STUDENT_EPOCHS > 40
+
+
 def test_float16_backbone_gives_the_imagenet_features(tmp_path):
     """make_data.py's carried weights: under 7 MiB, and the backbone they load matches the
     package's float32 checkpoint to float16 precision."""
@@ -157,7 +195,7 @@ def recipe_data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["kaggle224", "seg256"])
+@pytest.mark.parametrize("recipe", ["kaggle224", "seg256", "webstudent"])
 def test_recipe_cpu_smoke_form_without_tensorflow(recipe, recipe_data, tmp_path):
     """run_recipes.sh as the GPU host runs it, every step at smoke size, TensorFlow hidden from
     every process: each step exits 0, recipes.json holds its figures, at most 8 files return."""
@@ -185,13 +223,13 @@ def test_recipe_cpu_smoke_form_without_tensorflow(recipe, recipe_data, tmp_path)
         assert step["exit"] == 0 and "error" not in step, (name, step)
     back = sorted(p.name for p in out.iterdir())
     assert len(back) <= 8
-    if recipe == "kaggle224":
-        assert back == ["lite0_224_s0_e15.keras", "lite0_224_s0_e30.keras",
-                        "lite0_224_s1_e30.keras", "log", "recipes.json"]  # fmt: skip
+    if recipe in ("kaggle224", "webstudent"):
+        assert back == sorted([*(f"{n}.keras" for n in names if n != "ensemble3"), "log",
+                               "recipes.json"])  # fmt: skip
         for name in names:
             test = result["steps"][name]["test"]
             assert test["n_test"] == 112 and 0 <= test["auc_roc"] <= 1
-        assert len(result["steps"]["lite0_224_s0_e15"]["history"]["val_auc"]) == 1
+        assert len(result["steps"][names[0]]["history"]["val_auc"]) == 1
     else:
         assert back == ["log", "recipes.json"]
         for name in names:
