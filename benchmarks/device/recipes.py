@@ -19,8 +19,9 @@ against all three test sets (`xd_kaggle`, 15 epochs), then the MeshNet distilled
 Each step is a subprocess under a time limit taken from what is left of `--budget`; a step that
 cannot get `--min-step` seconds is skipped and listed. After every step `<out>/recipes.json` is
 rewritten (command, exit status, wall time, the run's figures and per-epoch history) and the
-step's output is appended to `<out>/log`; the three Kaggle models come back as `<step>.keras`
-(at most 8 files return from a device call; webstudent's teachers and student likewise).
+step's output is appended to `<out>/log`; the three Kaggle models and webstudent's two teachers
+come back as `<step>.keras`, the student's whole run folder (without checkpoints) as
+`<step>.tar.gz`, to evaluate and export here (at most 8 files return from a device call).
 `--smoke` shrinks every step to a seconds-long CPU check of the same commands (sample dataset, 32 px, MeshNet / a tiny U-Net, 1 epoch).
 
 Prepare the carry here with `python benchmarks/device/make_data.py --recipe kaggle224` (or
@@ -36,6 +37,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -62,6 +64,10 @@ class Step:
     kind: str
     """train | evaluate | segment: where its figures are."""
     keep_model: bool = False
+    """Bring back `best.keras` as `<name>.keras` (also after a timeout: the best epoch so far)."""
+    keep_run: bool = False
+    """Bring back the run folder, without its per-epoch checkpoints and TensorBoard logs, as
+    `<name>.tar.gz`: what `evaluate`, `export.fit_gate` and `export.tfjs` read here."""
 
 
 def _sets(pairs: list[str]) -> list[str]:
@@ -166,7 +172,7 @@ def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]
         Step(kaggle.name, [*train, "--config", "transfer", "--run-dir", str(kaggle),
                            *_sets([*kaggle_sets, *tiny])], kaggle, "train", keep_model=True),
         Step(student.name, [*train, "--config", "webdemo", "--run-dir", str(student),
-                            *_sets([*student_sets, *tiny])], student, "train", keep_model=True),
+                            *_sets([*student_sets, *tiny])], student, "train", keep_run=True),
     ]  # fmt: skip
 
 
@@ -190,6 +196,19 @@ def figures(step: Step) -> dict:
     if step.kind == "evaluate":
         return {"test": json.loads((run / "metrics.json").read_text())["summary"]}
     return {**json.loads((run / "summary.json").read_text()), "history": _history(run)}
+
+
+def archive_run(run_dir: Path, path: Path) -> None:
+    """`run_dir` as a gzipped tar whose top folder is the run's name, without `checkpoints/`
+    (per-epoch resume state) and `tensorboard/`."""
+    skip = {"checkpoints", "tensorboard"}
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = Path(info.name).parts
+        return None if len(parts) > 1 and parts[1] in skip else info
+
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(run_dir, arcname=run_dir.name, filter=keep)
 
 
 def run(recipe: str, data: Path, out: Path, work: Path, budget: float, min_step: float,
@@ -232,8 +251,12 @@ def run(recipe: str, data: Path, out: Path, work: Path, budget: float, min_step:
                 entry.update(figures(step))
             except (OSError, ValueError, KeyError) as e:
                 entry["error"] = f"{type(e).__name__}: {e}"
-            if step.keep_model and (step.run_dir / "best.keras").is_file():
-                shutil.copy2(step.run_dir / "best.keras", out / f"{step.name}.keras")
+        elif step.kind == "train":  # how far it got: the epochs done, and the best one kept
+            entry["history"] = _history(step.run_dir)
+        if step.keep_model and (step.run_dir / "best.keras").is_file():
+            shutil.copy2(step.run_dir / "best.keras", out / f"{step.name}.keras")
+        if step.keep_run and step.run_dir.is_dir():
+            archive_run(step.run_dir, out / f"{step.name}.tar.gz")
         result["steps"][step.name] = entry
         save()
         test = entry.get("test") or {}
