@@ -179,6 +179,38 @@ def test_recompressed_records_keep_every_field_but_the_jpeg(tmp_path):
         assert 0 < diff < 4, (i, diff)
 
 
+def test_web_carry_stores_the_pixels_training_makes(tmp_path):
+    """webstudent's carry (`recompress` with a size): each image is the 128 x 128 that the
+    training pipeline's resize makes of the original, within JPEG rounding, so the host's own
+    resize is the identity; ids, labels and the merge's hashes stay; the presets agree on 128."""
+    import yaml
+
+    from tfmelanoma.data.image_ops import resize_np
+    from tfmelanoma.datasets import get_builder
+
+    make_data = _load("make_data")
+    for preset in ("webdemo", "webdemo_teacher"):
+        text = (ROOT / "tfmelanoma" / "configs" / f"{preset}.yaml").read_text()
+        assert yaml.safe_load(text)["data"]["image_size"] == make_data.WEB_SIZE
+    builder = get_builder("sample", str(tmp_path), file_format="array_record")
+    source = builder.as_data_source()["train"]
+    rows = [source[i] for i in range(len(source))]
+    (shard,) = Path(builder.data_dir).glob("*-train.array_record-*")
+    make_data.recompress(shard, 90, make_data.WEB_SIZE)
+    after = get_builder("sample", str(tmp_path), file_format="array_record")
+    after = after.as_data_source()["train"]
+    assert len(after) == len(rows) > 100
+    assert {row["image"].shape[:2] for row in rows} - {(128, 128)}  # resized, not as stored
+    for i, row in enumerate(rows):
+        new = after[i]
+        for key in ("image_id", "label", "sha256", "phash"):
+            assert new[key] == row[key], (i, key)
+        assert new["image"].shape == (128, 128, 3)
+        expected = resize_np(row["image"], make_data.WEB_SIZE)
+        diff = np.abs(new["image"].astype(float) - expected).mean()
+        assert diff < 3, (i, diff)
+
+
 def test_a_step_that_runs_out_of_time_still_returns_its_best_epoch(tmp_path, monkeypatch):
     """A training step killed at its time limit: recorded as a timeout with the epochs it did,
     and its best epoch so far (best.keras, written on every improvement) and run folder still
