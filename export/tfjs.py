@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from tfmelanoma import fsio
-from tfmelanoma.cli import OneLineErrorParser, run_command
+from tfmelanoma.cli import OneLineErrorParser, raise_if_interrupted, run_command
 from tfmelanoma.errors import RunFolderError, TfmelanomaError
 from tfmelanoma.logging_utils import get_logger, quiet_tensorflow, setup_logging
 
@@ -422,6 +422,7 @@ def export_model(args, model, metrics_path, training, webdemo, gate=None) -> tup
                     return meta, 1
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
             convert.write_model_js(tmp, meta)
+            raise_if_interrupted()  # a Ctrl-C Python dropped still keeps the old export
             _swap_in(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

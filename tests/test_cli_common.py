@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
+import time
+
 import pytest
 
 from tfmelanoma import cli, evaluate, segment
@@ -97,6 +102,36 @@ def test_ctrl_c_masked_by_cleanup_is_still_an_interrupt(capsys):
     assert cli.run_command("prog", _cleanup_that_masks_ctrl_c, on_interrupt="nothing lost") == 130
     err = capsys.readouterr().err
     assert err.strip() == "prog: interrupted; nothing lost"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_ctrl_c_that_python_drops_still_stops_the_commit(capsys):
+    """A SIGINT whose KeyboardInterrupt is raised inside a garbage-collection callback (as in
+    JAX's `_xla_gc_callback`) is dropped by Python and the command goes on; at its commit point
+    `raise_if_interrupted` still stops it: exit 130, the one interrupt line."""
+    went_on = []
+
+    def command():
+        def callback(phase, info):
+            if phase == "start" and not went_on:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the handler runs here, inside the callback
+
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        went_on.append(True)  # the KeyboardInterrupt never reached the command
+        cli.raise_if_interrupted()
+        return 0
+
+    assert cli.run_command("prog", command, on_interrupt="the old export kept") == 130
+    assert went_on == [True]
+    assert capsys.readouterr().err.strip().endswith("prog: interrupted; the old export kept")
+    # the record is per command, and Python's own handler is back afterwards
+    assert cli.run_command("prog", lambda: cli.raise_if_interrupted() or 0, on_interrupt="x") == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_other_errors_pass_through_unchanged(capsys):

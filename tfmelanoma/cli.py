@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -131,6 +133,48 @@ def ctrl_c_unmasked():
         raise
 
 
+_ctrl_c_seen = False
+"""Whether a SIGINT arrived during the current `run_command` (see `raise_if_interrupted`)."""
+
+
+def _on_sigint(signum, frame):
+    global _ctrl_c_seen
+    _ctrl_c_seen = True
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raises KeyboardInterrupt if Ctrl-C was pressed during this command, even if the
+    KeyboardInterrupt itself never reached the command. Call it just before a command replaces
+    what the user has (its commit point).
+
+    Python drops an exception raised inside a garbage-collection callback ("Exception ignored
+    in: <function _xla_gc_callback ...>" on stderr): a SIGINT whose handler runs while JAX's
+    callback does is lost, and the command would go on to swap in a result the user asked it to
+    abandon (seen once in CI: `export.tfjs` interrupted mid-conversion exited 0 and replaced the
+    old export).
+    """
+    if _ctrl_c_seen:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c_recorded():
+    """Python's default SIGINT handler, plus a record that it ran (`raise_if_interrupted`).
+    Only where Python's own handler is installed (not under SIG_IGN, not in a worker thread)."""
+    global _ctrl_c_seen
+    _ctrl_c_seen = False
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_command(prog: str, command: Callable[[], int], *, on_interrupt: str) -> int:
     """Runs a CLI command: its exit status, or a user error / Ctrl-C turned into one message.
 
@@ -140,7 +184,7 @@ def run_command(prog: str, command: Callable[[], int], *, on_interrupt: str) -> 
         on_interrupt: what state Ctrl-C leaves things in (`interrupted`'s line).
     """
     try:
-        with ctrl_c_unmasked():
+        with _ctrl_c_recorded(), ctrl_c_unmasked():
             return command()
     except KeyboardInterrupt:
         return interrupted(prog, on_interrupt)
