@@ -22,7 +22,8 @@ rewritten (command, exit status, wall time, the run's figures and per-epoch hist
 step's output is appended to `<out>/log`; the three Kaggle models and webstudent's two teachers
 come back as `<step>.keras`, the student's whole run folder (without checkpoints) as
 `<step>.tar.gz`, to evaluate and export here (at most 8 files return from a device call).
-`--smoke` shrinks every step to a seconds-long CPU check of the same commands (sample dataset, 32 px, MeshNet / a tiny U-Net, 1 epoch).
+`--smoke` shrinks every step to a seconds-long CPU check of the same commands (sample dataset,
+32 px, MeshNet / a tiny U-Net, 1 epoch).
 
 Prepare the carry here with `python benchmarks/device/make_data.py --recipe kaggle224` (or
 `seg256`, `webstudent`) and `bash benchmarks/device/make_carry.sh`; run with
@@ -127,22 +128,24 @@ def plan(recipe: str, data: Path, work: Path, smoke: bool = False) -> list[Step]
     raise ValueError(f"unknown recipe {recipe!r}; expected kaggle224, seg256 or webstudent")
 
 
-def _combination() -> list[str]:
-    """The web model's training data, gallery exclusion and three test sets, as `--set`s: the
-    `webdemo_teacher` preset's, so that the student (a `webdemo` preset run) merges, excludes and
-    splits exactly as its teacher."""
+def _web_data() -> dict:
+    """The `webdemo_teacher` preset's data section: the web model's training data, gallery
+    exclusion and three test sets, which the student (a `webdemo` preset run) and the Kaggle
+    teacher are given too, so that all three merge against the same test sets and the student
+    excludes and splits exactly as its combination teacher."""
     import yaml
 
     preset = Path(__file__).resolve().parents[2] / "tfmelanoma/configs/webdemo_teacher.yaml"
-    data = yaml.safe_load(preset.read_text())["data"]
-    return [
-        f"data.train=[{', '.join(data['train'])}]", f"data.test={data['test']}",
-        f"data.exclude=[{', '.join(data['exclude'])}]",
-    ]  # fmt: skip
+    return yaml.safe_load(preset.read_text())["data"]
 
 
 def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
-    combination = _combination()
+    web = _web_data()
+    tests = f"data.test={web['test']}"
+    combination = [
+        f"data.train=[{', '.join(web['train'])}]", tests,
+        f"data.exclude=[{', '.join(web['exclude'])}]",
+    ]  # fmt: skip
     train = ["tfmelanoma.train", "-q"]
     teacher, kaggle, student = (work / n for n in ("teacher_comb_e16", "teacher_kaggle_e15",
                                                    f"student_a01_t4_e{STUDENT_EPOCHS}"))  # fmt: skip
@@ -157,8 +160,8 @@ def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]
                   "optimizer.head_warmup_epochs=0"]  # fmt: skip
     teacher_sets = [*combination, *lite0, "run.epochs=16", "run.early_stopping=4"]
     kaggle_sets = [
-        "data.train=kaggle_fanconic", "data.test=kaggle_fanconic, isic2017:validation, sample",
-        "data.val_fraction=0.15", "data.image_size=128", *lite0, "run.epochs=15",
+        "data.train=kaggle_fanconic", tests, "data.val_fraction=0.15", "data.image_size=128",
+        *lite0, "run.epochs=15",
     ]  # fmt: skip
     student_sets = [
         *combination, f"data.data_dir={data}", "run.seed=0", f"model.teacher={teacher}, {kaggle}",
