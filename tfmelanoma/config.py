@@ -181,6 +181,10 @@ class OptimizerConfig:
     unfrozen top group first, after the head warm-up."""
     unfreeze_every: int = 1
     """Pretrained backbone: epochs between the starts of two groups (unfreeze_stages > 1)."""
+    ema_momentum: float = 0.0
+    """Exponential moving average of the trainable weights (Polyak averaging, Keras's
+    `use_ema`), e.g. 0.998; 0 = off. Validation, the best checkpoint and the final model use
+    the average; training steps update the raw weights."""
 
 
 @dataclass(frozen=True)
@@ -517,6 +521,7 @@ def _check_ranges(config: Config) -> None:
         ("optimizer.beta_1", opt.beta_1, 0.0, 1.0),
         ("optimizer.beta_2", opt.beta_2, 0.0, 1.0),
         ("optimizer.label_smoothing", opt.label_smoothing, 0.0, 1.0),
+        ("optimizer.ema_momentum", opt.ema_momentum, 0.0, 1.0),
     ):
         if not (math.isfinite(value) and low <= value < high):
             raise ConfigError(f"{key}={value}: expected a number in [{low:g}, {high:g})")

@@ -14,6 +14,7 @@ raises `DivergedError` and leaves `best.keras` and the last checkpoint as they w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -69,6 +70,29 @@ def restore_seed_states(model: keras.Model, state: RunState) -> None:
         )
     for variable, value in zip(variables, state.seed_states, strict=True):
         variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model):
+    """Inside: the model holds its optimizer's moving average of the weights
+    (`optimizer.ema_momentum`); the raw weights are put back on exit. Nothing without EMA.
+
+    With the public `finalize_variable_values` (what `fit` applies at its end), so the optimizer
+    and its averages are left untouched: the epoch checkpoint, saved outside, keeps raw
+    weights and averages apart, and a resumed run continues exactly.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(optimizer, "use_ema", False) or not optimizer.built:
+        yield
+        return
+    variables = model.trainable_weights  # the optimizer's order, as fit passes them
+    raw = [keras.ops.convert_to_numpy(v.value) for v in variables]
+    optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, raw, strict=True):
+            variable.assign(value)
 
 
 def load_state(folder: Path) -> RunState | None:
@@ -190,8 +214,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         value = float(logs[self.monitor])
         if self._improved(value):
             self.state.best, self.state.best_epoch, self.state.wait = value, epoch + 1, 0
-            # The model alone: a training-time wrapper (augmentation in the step) stays out.
-            atomic_save_model(device_augment.inner_model(self.model), self.best_path)
+            # The model alone: a training-time wrapper (augmentation in the step) stays out;
+            # with weight averaging, its averaged weights (those validation just scored).
+            with averaged_weights(self.model):
+                atomic_save_model(device_augment.inner_model(self.model), self.best_path)
         else:
             self.state.wait += 1
         self.state.epochs_done = epoch + 1

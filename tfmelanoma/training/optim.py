@@ -56,8 +56,13 @@ def make_optimizer(
             warm-up, the backbone's lower rate and its staged unfreezing (`layer_rates.py`;
             `head_warmup_epochs`, `backbone_lr_scale`, `unfreeze_stages`, `unfreeze_every`,
             `warmup_epochs`). A plain Keras optimizer where they would change nothing.
+
+    `ema_momentum` > 0 turns on Keras's weight averaging (`use_ema`); `fit` then needs
+    `keras.callbacks.SwapEMAWeights` for validation on the average, and best checkpoints are
+    written with it (`checkpoints.averaged_weights`).
     """
     lr = make_schedule(cfg, steps_per_epoch, epochs)
+    ema = dict(use_ema=True, ema_momentum=cfg.ema_momentum) if cfg.ema_momentum else {}
     kwargs = {}
     if layer_rates and (
         cfg.head_warmup_epochs or cfg.backbone_lr_scale != 1.0 or cfg.unfreeze_stages > 1
@@ -72,13 +77,18 @@ def make_optimizer(
         )
     if cfg.name == "adam":
         cls = LayerRateAdam if kwargs else keras.optimizers.Adam
-        return cls(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2, **kwargs)
+        return cls(lr, beta_1=cfg.beta_1, beta_2=cfg.beta_2, **ema, **kwargs)
     if cfg.name == "adamw":
         cls = LayerRateAdamW if kwargs else keras.optimizers.AdamW
         return cls(
-            lr, weight_decay=cfg.weight_decay, beta_1=cfg.beta_1, beta_2=cfg.beta_2, **kwargs
+            lr,
+            weight_decay=cfg.weight_decay,
+            beta_1=cfg.beta_1,
+            beta_2=cfg.beta_2,
+            **ema,
+            **kwargs,
         )
     if cfg.name == "sgd":
         cls = LayerRateSGD if kwargs else keras.optimizers.SGD
-        return cls(lr, momentum=cfg.momentum, **kwargs)
+        return cls(lr, momentum=cfg.momentum, **ema, **kwargs)
     raise ValueError(f"optimizer.name: unknown optimizer {cfg.name!r}")

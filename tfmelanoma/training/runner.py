@@ -237,6 +237,9 @@ def _train_locked(
         ),
         checkpoint,
     ]
+    if config.optimizer.ema_momentum:
+        # Validation scores the averaged weights; the checkpoint saves them as best.keras.
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     if progress_every and verbose == 2:
         callbacks.append(
             progress.StepProgress(steps, config.run.batch_size, config.run.epochs, progress_every)
