@@ -3,13 +3,17 @@ it, and the epoch checkpoint keeps raw weights and averages apart so that a resu
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
 from tfmelanoma.config import ConfigError, OptimizerConfig, load_config
 from tfmelanoma.training import checkpoints
-from tfmelanoma.training.optim import make_optimizer
+from tfmelanoma.training.optim import check_ema, make_optimizer
 
 
 def _weights(model: keras.Model) -> list[np.ndarray]:
@@ -107,3 +111,43 @@ def test_resume_from_the_epoch_checkpoint_continues_exactly(tmp_path):
 def test_ema_momentum_out_of_range_is_refused(value):
     with pytest.raises(ConfigError, match=r"optimizer\.ema_momentum"):
         load_config("smoke", overrides=[f"optimizer.ema_momentum={value}"])
+
+
+def _bn_model(trainable_bn: bool) -> keras.Model:
+    inputs = keras.Input((6,))
+    bn = keras.layers.BatchNormalization(name="bn")
+    bn.trainable = trainable_bn
+    return keras.Model(inputs, keras.layers.Dense(2)(bn(inputs)), name="tiny")
+
+
+def test_ema_is_refused_where_batchnorm_trains():
+    cfg = OptimizerConfig(ema_momentum=0.99)
+    with pytest.raises(ConfigError, match=r"ema_momentum=0\.99: tiny has 1 BatchNormalization.*bn"):
+        check_ema(cfg, _bn_model(trainable_bn=True))
+    check_ema(cfg, _bn_model(trainable_bn=False))  # frozen statistics: consistent
+    check_ema(OptimizerConfig(), _bn_model(trainable_bn=True))  # off
+
+
+def test_train_command_refuses_ema_on_meshnet_and_leaves_no_run_folder(tmp_path):
+    run_dir = tmp_path / "run"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfmelanoma.train",
+            "--config",
+            "smoke",
+            "-q",
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            "optimizer.ema_momentum=0.99",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds")),
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "optimizer.ema_momentum=0.99" in out.stderr and "BatchNormalization" in out.stderr
+    assert not run_dir.exists()

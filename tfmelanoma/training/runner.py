@@ -51,6 +51,7 @@ from tfmelanoma.training import (
     checkpoints,
     devices,
     inputs,  # noqa: F401  (runner.inputs: what tests patch)
+    optim,
     progress,
     tasks,
 )
@@ -276,6 +277,7 @@ def _train_locked(
                     alpha=config.model.distill_alpha,
                     temperature=config.model.distill_temperature,
                 )
+            optim.check_ema(config.optimizer, _student(model))
             task.compile_model(model, config, steps, weighted=data.padded)
         params = device_augment.inner_model(model).count_params()
         logger.info("%s: %s parameters", config.model.name, f"{params:,}")
