@@ -183,7 +183,7 @@ class OptimizerConfig:
     """Pretrained backbone: epochs between the starts of two groups (unfreeze_stages > 1)."""
     ema_momentum: float = 0.0
     """Exponential moving average of the trainable weights (Polyak averaging, Keras's
-    `use_ema`), e.g. 0.998; 0 = off. Validation, the best checkpoint and the final model use
+    `use_ema`), e.g. 0.99; 0 = off. Refused where BatchNorm trains (docs/training.md). Validation, the best checkpoint and the final model use
     the average; training steps update the raw weights."""
 
 

@@ -93,13 +93,6 @@ def deep_ensemble_uncertainty(
     return sample_uncertainty(np.stack(preds))
 
 
-def _layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _layers(layer)
-
-
 def mc_dropout_predict(
     model, images, n_samples: int = 20, seed: int | None = 0, batch_size: int = 32
 ) -> dict[str, np.ndarray]:
@@ -125,7 +118,9 @@ def mc_dropout_predict(
     """
     import keras
 
-    layers = list(_layers(model))
+    from tfmelanoma.models.registry import walk_layers
+
+    layers = list(walk_layers(model))
     dropout_types = (
         keras.layers.Dropout,
         keras.layers.SpatialDropout2D,

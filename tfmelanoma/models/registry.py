@@ -117,3 +117,11 @@ def create_model(name: str, **kwargs) -> keras.Model:
             "model.weights=imagenet): pass --set model.options={} --set model.weights= , or "
             "start from --config smoke"
         ) from None
+
+
+def walk_layers(model):
+    """Every layer of `model`, nested models' layers included (depth first, parents first)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from walk_layers(layer)

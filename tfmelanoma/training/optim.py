@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tfmelanoma.config import ConfigError, OptimizerConfig
+from tfmelanoma.models.registry import walk_layers
 from tfmelanoma.training.layer_rates import LayerRateAdam, LayerRateAdamW, LayerRateSGD
 
 
@@ -111,7 +112,7 @@ def check_ema(cfg: OptimizerConfig, model: keras.Model) -> None:
         return
     training = [
         layer.name
-        for layer in model._flatten_layers()
+        for layer in walk_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
     ]
     if training:
