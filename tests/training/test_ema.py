@@ -59,12 +59,8 @@ def _fit(folder, momentum: float, epochs: int = 1, model=None, state=None):
     return model, (x, y), history.history["val_loss"][-1]
 
 
-def _fit_one_epoch(tmp_path, momentum: float):
-    return _fit(tmp_path, momentum)
-
-
 def test_validation_and_best_checkpoint_use_the_averaged_weights(tmp_path):
-    model, (x, y), val_loss = _fit_one_epoch(tmp_path, momentum=0.9)
+    model, (x, y), val_loss = _fit(tmp_path, momentum=0.9)
     best = keras.models.load_model(tmp_path / "best.keras")
     epoch = keras.models.load_model(tmp_path / "checkpoints" / "epoch-0001.keras")
     averages = [
@@ -84,7 +80,7 @@ def test_validation_and_best_checkpoint_use_the_averaged_weights(tmp_path):
 
 
 def test_without_ema_best_checkpoint_is_the_raw_model(tmp_path):
-    model, _, _ = _fit_one_epoch(tmp_path, momentum=0.0)
+    model, _, _ = _fit(tmp_path, momentum=0.0)
     assert not model.optimizer.use_ema
     best = keras.models.load_model(tmp_path / "best.keras")
     for b, m in zip(_weights(best), _weights(model), strict=True):
