@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import keras
 
 from tfmelanoma.models.heads import image_input
+from tfmelanoma.models.registry import walk_layers
 from tfmelanoma.models.segmentation.attention_gate import AttentionGate
 from tfmelanoma.models.segmentation.colour_space import ColourSpace
 from tfmelanoma.models.segmentation.encoders import build_encoder
@@ -129,12 +130,11 @@ def build_unet(
     return model
 
 
-def _set_bn_momentum(layer, momentum: float) -> None:
+def _set_bn_momentum(model: keras.Model, momentum: float) -> None:
     # The backbone's own BatchNorms too: a from-scratch encoder trained for a few hundred steps
     # otherwise predicts with moving statistics still near their initial values (measured:
     # Jaccard 0 on ISIC 2017 validation after 96 steps at 0.99). `momentum` is in each layer's
     # config, so saved models keep it.
-    for sub in getattr(layer, "layers", []):
-        if isinstance(sub, keras.layers.BatchNormalization):
-            sub.momentum = momentum
-        _set_bn_momentum(sub, momentum)
+    for layer in walk_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
