@@ -191,6 +191,12 @@ def _input_size(args, path, model, config) -> int:
     size = args.image_size or (config.data.image_size if config else None) or model.input_shape[1]
     if not size:
         raise ValueError(f"{path}: the model accepts any input size; pass --image-size")
+    fixed = model.input_shape[1:3]
+    if args.image_size and None not in fixed and tuple(fixed) != (size, size):
+        raise ValueError(
+            f"--image-size {size}: {path} takes {fixed[0]}x{fixed[1]} input only (the input "
+            f"shape saved in its model file); leave --image-size out to feed it at its own size"
+        )
     return int(size)
 
 

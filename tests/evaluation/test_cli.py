@@ -209,6 +209,10 @@ def test_cli_bad_inputs(setup, tmp_path, capsys):
     cmap = ["--class-map", "benign=non_melanoma,malignant=melanoma"]
     assert main([*base, "--images-dir", str(setup / "test"), *cmap, "--gradcam-ids", "nope"]) == 2
     assert "no test image with id 'nope'" in capsys.readouterr().err
+    # An input size the saved model cannot take: named before any prediction, not Keras's
+    # shape error from inside the first batch.
+    assert main([*base, "--images-dir", str(setup / "test"), *cmap, "--image-size", "24"]) == 2
+    assert "--image-size 24: " in (err := capsys.readouterr().err) and "16x16 input only" in err
     assert (
         main(["--model", str(tmp_path / "missing.keras"), "--out", "x", "--images-dir", "y"]) == 2
     )
