@@ -108,3 +108,65 @@ def test_decode_image_matches_pil_exactly(tmp_path):
     png = io.BytesIO()
     Image.fromarray(expected).save(png, "PNG")
     np.testing.assert_array_equal(decode_tf(tf.constant(png.getvalue())).numpy(), expected)
+
+
+def test_mixup_blends_images_targets_and_weights_alike():
+    """Each output is lam * itself + (1 - lam) * its predecessor in the batch, with one lam per
+    example shared by image, target and weight; the same seed gives the same batch."""
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (6, 4, 4, 3)), tf.float32)
+    targets = tf.one_hot([0, 1, 1, 0, 1, 0], 2)
+    weights = tf.constant([1.0, 2.0, 2.0, 1.0, 2.0, 1.0])
+    seed = tf.constant([3, 7], tf.int64)
+    x, y, w = aug.mixup((images, targets, weights), seed, alpha=0.4)
+    x2, _, _ = aug.mixup((images, targets, weights), seed, alpha=0.4)
+    np.testing.assert_array_equal(x.numpy(), x2.numpy())
+    lam = y.numpy()[:, 1] - np.roll(targets.numpy()[:, 1], 1)  # solve y = lam t + (1-lam) t_prev
+    t, tp = targets.numpy()[:, 1], np.roll(targets.numpy()[:, 1], 1)
+    differ = t != tp
+    lam = (y.numpy()[differ, 1] - tp[differ]) / (t[differ] - tp[differ])
+    assert np.all((lam >= 0) & (lam <= 1)) and np.ptp(lam) > 0  # one draw per example
+    expected = (
+        lam[:, None, None, None] * images.numpy()[differ]
+        + (1 - lam[:, None, None, None]) * np.roll(images.numpy(), 1, axis=0)[differ]
+    )
+    np.testing.assert_allclose(x.numpy()[differ], expected, rtol=1e-5, atol=1e-3)
+    wp = np.roll(weights.numpy(), 1)[differ]
+    np.testing.assert_allclose(
+        w.numpy()[differ], lam * weights.numpy()[differ] + (1 - lam) * wp, rtol=1e-5
+    )
+    np.testing.assert_allclose(y.numpy().sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_mixup_in_the_training_stream_is_reproducible_and_resumable():
+    """tf pipeline with augment.mixup: same seed -> same batches; start_epoch=1 replays epoch 2."""
+    from tfmelanoma.data.pipeline import training_dataset
+
+    rng = np.random.default_rng(1)
+    source = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": [
+                tf.io.encode_png(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).numpy()
+                for _ in range(8)
+            ],
+            "label": np.array([0, 1] * 4, np.int64),
+        }
+    )
+    config = AugmentConfig(enabled=True, crop_scale=1.0, rotation=0.0, mixup=0.3)
+    kwargs = dict(image_size=8, batch_size=4, num_classes=2, augment_config=config, seed=5)
+    ds, steps = training_dataset(source, **kwargs)
+    first = [b for b in ds.take(2 * steps).as_numpy_iterator()]
+    again = [b for b in training_dataset(source, **kwargs)[0].take(2 * steps).as_numpy_iterator()]
+    resumed = [
+        b
+        for b in training_dataset(source, start_epoch=1, **kwargs)[0]
+        .take(steps)
+        .as_numpy_iterator()
+    ]
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+    for a, b in zip(first[steps:], resumed, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    soft = np.concatenate([b[1][:, 1] for b in first])
+    assert ((soft > 0) & (soft < 1)).any()  # targets are mixed, not only 0 and 1

@@ -115,6 +115,30 @@ def cutout(image: tf.Tensor, seed: tf.Tensor, fraction: float) -> tf.Tensor:
     return tf.where(inside[..., None], tf.zeros_like(image), image)
 
 
+def mixup(batch: tuple, seed: tf.Tensor, alpha: float) -> tuple:
+    """Mixup over a batch: example i becomes lam_i * example i + (1 - lam_i) * example i - 1
+    (the batch rolled by one; the stream is shuffled already), lam_i ~ Beta(alpha, alpha),
+    applied alike to the images, the targets and the sample weights, whatever their shapes.
+
+    Why by hand: `keras.layers.MixUp` draws from a stateful seed generator (a resumed run would
+    not replay its batches), mixes one weight per batch and leaves sample weights out.
+    """
+    images = batch[0]
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    ga = tf.random.stateless_gamma([n], seeds[0], alpha=alpha)
+    gb = tf.random.stateless_gamma([n], seeds[1], alpha=alpha)
+    lam = ga / tf.maximum(ga + gb, 1e-12)
+
+    def mix(x):
+        w = tf.reshape(
+            tf.cast(lam, x.dtype), tf.concat([[n], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
+        )
+        return w * x + (1 - w) * tf.roll(x, shift=1, axis=0)
+
+    return tuple(mix(x) for x in batch)
+
+
 def augment(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
     """Applies every enabled op of `config` in a fixed order, each with its own seed."""
     if not config.enabled:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmelanoma.config import AugmentConfig
-from tfmelanoma.data.augment import augment
+from tfmelanoma.data.augment import augment, mixup
 from tfmelanoma.data.image_ops import decode_tf, resize_tf
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -135,6 +135,24 @@ def training_dataset(
             return image, *_multitask(target, age[0], age_target, weight)
         return (image, target) if weight is None else (image, target, weight)
 
+    alpha = augment_config.mixup if augment_config.enabled else 0.0
+    if alpha > 0 and multitask:
+        raise ValueError("augment.mixup: a diagnosis + age model does not take mixup")
+    if alpha > 0:  # carry each example's stream position: the batch's mixup seed
+        ds = ds.map(
+            lambda index, pair: (index, *_augment(index, pair)),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = ds.map(
+            lambda index, *batch: mixup(
+                batch, tf.stack([tf.constant(seed, tf.int64), -1 - index[0]]), alpha
+            ),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+        return ds.prefetch(AUTOTUNE), steps
     ds = ds.map(_augment, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
     return ds, steps

@@ -166,6 +166,11 @@ def make_inputs(
     oversample = d.balance == "oversample"
     if age_target is not None and pipeline != "tf":
         raise ValueError(f"data.pipeline={pipeline!r}: a diagnosis + age model trains on tf only")
+    if config.augment.enabled and config.augment.mixup > 0 and pipeline != "tf":
+        raise ValueError(
+            f"augment.mixup={config.augment.mixup} needs data.pipeline=tf (the {pipeline!r} "
+            "pipeline has no mixup yet); set data.pipeline=tf or augment.mixup=0"
+        )
     if pipeline == "tf":
         from tfmelanoma.data import pipeline as tf_pipeline
 
