@@ -170,3 +170,15 @@ def test_mixup_in_the_training_stream_is_reproducible_and_resumable():
         np.testing.assert_array_equal(a[1], b[1])
     soft = np.concatenate([b[1][:, 1] for b in first])
     assert ((soft > 0) & (soft < 1)).any()  # targets are mixed, not only 0 and 1
+
+
+@pytest.mark.parametrize("pipeline", ["numpy", "grain", "tf_cached"])
+def test_mixup_is_refused_by_pipelines_without_it(pipeline):
+    from tfmelanoma.config import ConfigError, load_config
+    from tfmelanoma.training.inputs import make_inputs
+
+    config = load_config(None, ["augment.mixup=0.2"])
+    with pytest.raises(ValueError, match=rf"augment.mixup=0.2 needs data.pipeline=tf .*{pipeline}"):
+        make_inputs(config, pipeline, None, None, None, start_epoch=0)
+    with pytest.raises(ConfigError, match=r"augment.mixup=-1.0: expected a number >= 0"):
+        load_config(None, ["augment.mixup=-1"])
