@@ -120,6 +120,10 @@ class AugmentConfig:
     """Mixup (Zhang et al. 2018): each training image blended with another of its batch, and
     their targets (and sample weights) with the same weight, drawn from Beta(mixup, mixup);
     0 = off, 0.2-0.4 usual for fine-tuning. The tf pipeline only."""
+    cutmix: float = 0.0
+    """CutMix (Yun et al. 2019): a box of another image of the batch pasted in, targets mixed by
+    its area, which is drawn from Beta(cutmix, cutmix); 0 = off, 1.0 usual. With mixup too, each
+    batch takes one of the two. The tf pipeline only."""
 
 
 @dataclass(frozen=True)
@@ -529,8 +533,10 @@ def _check_ranges(config: Config) -> None:
     ):
         if not (math.isfinite(value) and low <= value < high):
             raise ConfigError(f"{key}={value}: expected a number in [{low:g}, {high:g})")
-    if not (math.isfinite(config.augment.mixup) and config.augment.mixup >= 0):
-        raise ConfigError(f"augment.mixup={config.augment.mixup}: expected a number >= 0")
+    for key in ("mixup", "cutmix"):
+        value = getattr(config.augment, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"augment.{key}={value}: expected a number >= 0")
     alpha, temperature = config.model.distill_alpha, config.model.distill_temperature
     if not (math.isfinite(alpha) and 0 <= alpha <= 1):
         raise ConfigError(f"model.distill_alpha={alpha}: expected a number in [0, 1]")

@@ -118,12 +118,11 @@ def test_mixup_blends_images_targets_and_weights_alike():
     targets = tf.one_hot([0, 1, 1, 0, 1, 0], 2)
     weights = tf.constant([1.0, 2.0, 2.0, 1.0, 2.0, 1.0])
     seed = tf.constant([3, 7], tf.int64)
-    x, y, w = aug.mixup((images, targets, weights), seed, alpha=0.4)
-    x2, _, _ = aug.mixup((images, targets, weights), seed, alpha=0.4)
+    x, y, w = aug.mix((images, targets, weights), seed, mixup=0.4)
+    x2, _, _ = aug.mix((images, targets, weights), seed, mixup=0.4)
     np.testing.assert_array_equal(x.numpy(), x2.numpy())
-    lam = y.numpy()[:, 1] - np.roll(targets.numpy()[:, 1], 1)  # solve y = lam t + (1-lam) t_prev
     t, tp = targets.numpy()[:, 1], np.roll(targets.numpy()[:, 1], 1)
-    differ = t != tp
+    differ = t != tp  # where the targets differ, y = lam t + (1 - lam) t_prev gives lam
     lam = (y.numpy()[differ, 1] - tp[differ]) / (t[differ] - tp[differ])
     assert np.all((lam >= 0) & (lam <= 1)) and np.ptp(lam) > 0  # one draw per example
     expected = (
@@ -178,7 +177,48 @@ def test_mixup_is_refused_by_pipelines_without_it(pipeline):
     from tfmelanoma.training.inputs import make_inputs
 
     config = load_config(None, ["augment.mixup=0.2"])
-    with pytest.raises(ValueError, match=rf"augment.mixup=0.2 needs data.pipeline=tf .*{pipeline}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"augment.mixup=0.2, augment.cutmix=0.0 need data.pipeline=tf .*{pipeline}",
+    ):
         make_inputs(config, pipeline, None, None, None, start_epoch=0)
     with pytest.raises(ConfigError, match=r"augment.mixup=-1.0: expected a number >= 0"):
         load_config(None, ["augment.mixup=-1"])
+    with pytest.raises(ConfigError, match=r"augment.cutmix=nan: expected a number >= 0"):
+        load_config(None, ["augment.cutmix=.nan"])
+
+
+def test_cutmix_pastes_one_box_and_mixes_targets_by_its_area():
+    """Each output image is itself outside one axis-aligned box and its predecessor inside it;
+    the target's weight on itself is the fraction of its own pixels kept."""
+    n, size = 8, 16
+    images = tf.constant(
+        np.arange(n, dtype=np.float32)[:, None, None, None]
+        * np.ones((1, size, size, 3), np.float32)
+    )
+    targets = tf.one_hot(np.arange(n), n)  # a class per image: the target shows each share
+    x, y = aug.mix((images, targets), tf.constant([1, 2], tf.int64), cutmix=1.0)
+    x, y = x.numpy()[..., 0], y.numpy()
+    for i in range(n):
+        own, pasted = x[i] == i, x[i] == (i - 1) % n
+        assert np.all(own | pasted)
+        if pasted.any():
+            rows, cols = np.nonzero(pasted)
+            box = pasted[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+            assert box.all() and box.sum() == pasted.sum()  # one rectangle
+        np.testing.assert_allclose(y[i, i], own.mean(), atol=1e-6)
+        np.testing.assert_allclose(y[i, (i - 1) % n], pasted.mean(), atol=1e-6)
+    assert 0 < np.mean([np.mean(x[i] != i) for i in range(n)]) < 1
+
+
+def test_mixup_and_cutmix_together_switch_per_batch():
+    images = tf.constant(
+        np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones((1, 8, 8, 3), np.float32)
+    )
+    targets = tf.one_hot(np.arange(4), 4)
+    kinds = set()
+    for s in range(20):
+        x, _ = aug.mix((images, targets), tf.constant([s, 0], tf.int64), mixup=0.5, cutmix=1.0)
+        whole = np.isin(x.numpy(), np.arange(4)).all()  # CutMix keeps pixel values whole
+        kinds.add("cutmix" if whole else "mixup")
+    assert kinds == {"cutmix", "mixup"}

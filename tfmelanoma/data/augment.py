@@ -115,28 +115,83 @@ def cutout(image: tf.Tensor, seed: tf.Tensor, fraction: float) -> tf.Tensor:
     return tf.where(inside[..., None], tf.zeros_like(image), image)
 
 
-def mixup(batch: tuple, seed: tf.Tensor, alpha: float) -> tuple:
-    """Mixup over a batch: example i becomes lam_i * example i + (1 - lam_i) * example i - 1
-    (the batch rolled by one; the stream is shuffled already), lam_i ~ Beta(alpha, alpha),
-    applied alike to the images, the targets and the sample weights, whatever their shapes.
-
-    Why by hand: `keras.layers.MixUp` draws from a stateful seed generator (a resumed run would
-    not replay its batches), mixes one weight per batch and leaves sample weights out.
-    """
-    images = batch[0]
-    n = tf.shape(images)[0]
+def _beta(n, seed, alpha: float) -> tf.Tensor:
+    """n draws of Beta(alpha, alpha), as the ratio of two stateless Gamma draws."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
     ga = tf.random.stateless_gamma([n], seeds[0], alpha=alpha)
     gb = tf.random.stateless_gamma([n], seeds[1], alpha=alpha)
-    lam = ga / tf.maximum(ga + gb, 1e-12)
+    return ga / tf.maximum(ga + gb, 1e-12)
 
-    def mix(x):
-        w = tf.reshape(
-            tf.cast(lam, x.dtype), tf.concat([[n], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
-        )
+
+def _cutmix_boxes(images: tf.Tensor, lam: tf.Tensor, seed: tf.Tensor):
+    """CutMix boxes of area (1 - lam) H W at uniform centres, clipped to the image.
+
+    Returns:
+        (mask (N, H, W, 1), True inside the box; lam recomputed from the clipped box's area).
+    """
+    n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    side = tf.sqrt(1.0 - lam)
+    centre = tf.random.stateless_uniform([n, 2], seed, 0.0, 1.0) * tf.stack([hf, wf])
+    top = tf.clip_by_value(centre[:, 0] - side * hf / 2, 0.0, hf)
+    bottom = tf.clip_by_value(centre[:, 0] + side * hf / 2, 0.0, hf)
+    left = tf.clip_by_value(centre[:, 1] - side * wf / 2, 0.0, wf)
+    right = tf.clip_by_value(centre[:, 1] + side * wf / 2, 0.0, wf)
+    top, bottom, left, right = (tf.round(v) for v in (top, bottom, left, right))
+    rows = tf.range(hf)[None, :, None]
+    cols = tf.range(wf)[None, None, :]
+    inside = (
+        (rows >= top[:, None, None])
+        & (rows < bottom[:, None, None])
+        & (cols >= left[:, None, None])
+        & (cols < right[:, None, None])
+    )
+    area = (bottom - top) * (right - left)
+    return inside[..., None], 1.0 - area / (hf * wf)
+
+
+def mix(batch: tuple, seed: tf.Tensor, mixup: float = 0.0, cutmix: float = 0.0) -> tuple:
+    """Mixup or CutMix over a batch; example i is combined with example i - 1 (the batch rolled
+    by one; the stream is shuffled already), with lam_i ~ Beta(alpha, alpha) per example.
+
+    - mixup (Zhang et al. 2018): the image becomes lam_i * image i + (1 - lam_i) * image i - 1.
+    - CutMix (Yun et al. 2019): a box of area (1 - lam_i) of image i - 1 is pasted into image i,
+      lam_i then recomputed from the box as clipped to the image.
+
+    Targets and sample weights (`batch[1:]`, whatever their shapes) are mixed with the same lam_i.
+    With both alphas > 0 each batch takes one of the two with even odds (timm's switch).
+
+    Why by hand: `keras.layers.MixUp` and `CutMix` draw from a stateful seed generator (a resumed
+    run would not replay its batches) and leave sample weights out.
+    """
+    images = batch[0]
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    partner = tf.roll(images, shift=1, axis=0)
+    lams, mixed = [], []
+    if mixup > 0:
+        lam = _beta(n, seeds[0], mixup)
+        w = tf.reshape(tf.cast(lam, images.dtype), [-1, 1, 1, 1])
+        lams.append(lam)
+        mixed.append(w * images + (1 - w) * partner)
+    if cutmix > 0:
+        inside, lam = _cutmix_boxes(images, _beta(n, seeds[1], cutmix), seeds[2])
+        lams.append(lam)
+        mixed.append(tf.where(inside, partner, images))
+    if not lams:
+        return batch
+    lam, images = lams[0], mixed[0]
+    if len(lams) == 2:
+        use_cutmix = tf.random.stateless_uniform([], seeds[3]) < 0.5
+        lam = tf.where(use_cutmix, lams[1], lams[0])
+        images = tf.where(use_cutmix, mixed[1], mixed[0])
+
+    def blend(x):
+        shape = tf.concat([[n], tf.ones([tf.rank(x) - 1], tf.int32)], 0)
+        w = tf.reshape(tf.cast(lam, x.dtype), shape)
         return w * x + (1 - w) * tf.roll(x, shift=1, axis=0)
 
-    return tuple(mix(x) for x in batch)
+    return (images, *(blend(x) for x in batch[1:]))
 
 
 def augment(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:

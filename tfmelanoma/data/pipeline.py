@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmelanoma.config import AugmentConfig
-from tfmelanoma.data.augment import augment, mixup
+from tfmelanoma.data.augment import augment, mix
 from tfmelanoma.data.image_ops import decode_tf, resize_tf
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -135,10 +135,12 @@ def training_dataset(
             return image, *_multitask(target, age[0], age_target, weight)
         return (image, target) if weight is None else (image, target, weight)
 
-    alpha = augment_config.mixup if augment_config.enabled else 0.0
-    if alpha > 0 and multitask:
-        raise ValueError("augment.mixup: a diagnosis + age model does not take mixup")
-    if alpha > 0:  # carry each example's stream position: the batch's mixup seed
+    mixing = augment_config.enabled and (augment_config.mixup > 0 or augment_config.cutmix > 0)
+    if mixing and multitask:
+        raise ValueError(
+            "augment.mixup / augment.cutmix: a diagnosis + age model does not take them"
+        )
+    if mixing:  # carry each example's stream position: the batch's mixing seed
         ds = ds.map(
             lambda index, pair: (index, *_augment(index, pair)),
             num_parallel_calls=AUTOTUNE,
@@ -146,8 +148,11 @@ def training_dataset(
         )
         ds = ds.batch(batch_size, drop_remainder=True)
         ds = ds.map(
-            lambda index, *batch: mixup(
-                batch, tf.stack([tf.constant(seed, tf.int64), -1 - index[0]]), alpha
+            lambda index, *batch: mix(
+                batch,
+                tf.stack([tf.constant(seed, tf.int64), -1 - index[0]]),
+                mixup=augment_config.mixup,
+                cutmix=augment_config.cutmix,
             ),
             num_parallel_calls=AUTOTUNE,
             deterministic=True,

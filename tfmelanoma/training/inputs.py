@@ -166,10 +166,11 @@ def make_inputs(
     oversample = d.balance == "oversample"
     if age_target is not None and pipeline != "tf":
         raise ValueError(f"data.pipeline={pipeline!r}: a diagnosis + age model trains on tf only")
-    if config.augment.enabled and config.augment.mixup > 0 and pipeline != "tf":
+    a = config.augment
+    if a.enabled and pipeline != "tf" and (a.mixup > 0 or a.cutmix > 0):
         raise ValueError(
-            f"augment.mixup={config.augment.mixup} needs data.pipeline=tf (the {pipeline!r} "
-            "pipeline has no mixup yet); set data.pipeline=tf or augment.mixup=0"
+            f"augment.mixup={a.mixup}, augment.cutmix={a.cutmix} need data.pipeline=tf (the "
+            f"{pipeline!r} pipeline mixes no batches yet); set data.pipeline=tf, or both to 0"
         )
     if pipeline == "tf":
         from tfmelanoma.data import pipeline as tf_pipeline
