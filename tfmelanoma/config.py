@@ -537,6 +537,12 @@ def _check_ranges(config: Config) -> None:
         value = getattr(config.augment, key)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"augment.{key}={value}: expected a number >= 0")
+    mixing = config.augment.mixup > 0 or config.augment.cutmix > 0
+    if mixing and config.augment.enabled and config.run.task != "classification":
+        raise ConfigError(
+            f"augment.mixup={config.augment.mixup}, augment.cutmix={config.augment.cutmix}: "
+            f"batch mixing is for run.task=classification, not {config.run.task!r}; set both to 0"
+        )
     alpha, temperature = config.model.distill_alpha, config.model.distill_temperature
     if not (math.isfinite(alpha) and 0 <= alpha <= 1):
         raise ConfigError(f"model.distill_alpha={alpha}: expected a number in [0, 1]")

@@ -186,6 +186,11 @@ def test_mixup_is_refused_by_pipelines_without_it(pipeline):
         load_config(None, ["augment.mixup=-1"])
     with pytest.raises(ConfigError, match=r"augment.cutmix=nan: expected a number >= 0"):
         load_config(None, ["augment.cutmix=.nan"])
+    for task in ("segmentation", "multitask"):
+        with pytest.raises(
+            ConfigError, match=rf"batch mixing is for run.task=classification, not '{task}'"
+        ):
+            load_config(None, ["augment.cutmix=1", f"run.task={task}"])
 
 
 def test_cutmix_pastes_one_box_and_mixes_targets_by_its_area():

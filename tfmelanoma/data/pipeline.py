@@ -5,6 +5,7 @@ resumes with exactly the examples and augmentations it would have seen:
 
     decode + resize -> cache -> shuffle(seed, reshuffle each pass) -> repeat -> enumerate
     -> skip(examples already seen) -> augment(seed derived from (run seed, position)) -> batch
+    [-> mixup / CutMix (seed derived from the batch's first position), with augment.mixup/cutmix]
 
 Images stay float32 RGB in [0, 255]; models normalise inside themselves (docs/architecture.md).
 """
