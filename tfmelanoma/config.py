@@ -125,6 +125,11 @@ class AugmentConfig:
     its area, which is drawn from Beta(cutmix, cutmix); 0 = off, 1.0 usual. With mixup too, each
     batch takes one of the two. The tf pipeline only."""
 
+    @property
+    def mixes_batches(self) -> bool:
+        """Whether training batches are mixed (mixup or CutMix on, augmentation enabled)."""
+        return self.enabled and (self.mixup > 0 or self.cutmix > 0)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -537,8 +542,7 @@ def _check_ranges(config: Config) -> None:
         value = getattr(config.augment, key)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"augment.{key}={value}: expected a number >= 0")
-    mixing = config.augment.mixup > 0 or config.augment.cutmix > 0
-    if mixing and config.augment.enabled and config.run.task != "classification":
+    if config.augment.mixes_batches and config.run.task != "classification":
         raise ConfigError(
             f"augment.mixup={config.augment.mixup}, augment.cutmix={config.augment.cutmix}: "
             f"batch mixing is for run.task=classification, not {config.run.task!r}; set both to 0"

@@ -136,7 +136,7 @@ def training_dataset(
             return image, *_multitask(target, age[0], age_target, weight)
         return (image, target) if weight is None else (image, target, weight)
 
-    mixing = augment_config.enabled and (augment_config.mixup > 0 or augment_config.cutmix > 0)
+    mixing = augment_config.mixes_batches
     if mixing and multitask:
         raise ValueError(
             "augment.mixup / augment.cutmix: a diagnosis + age model does not take them"

@@ -167,7 +167,7 @@ def make_inputs(
     if age_target is not None and pipeline != "tf":
         raise ValueError(f"data.pipeline={pipeline!r}: a diagnosis + age model trains on tf only")
     a = config.augment
-    if a.enabled and pipeline != "tf" and (a.mixup > 0 or a.cutmix > 0):
+    if a.mixes_batches and pipeline != "tf":
         raise ValueError(
             f"augment.mixup={a.mixup}, augment.cutmix={a.cutmix} need data.pipeline=tf (the "
             f"{pipeline!r} pipeline mixes no batches yet); set data.pipeline=tf, or both to 0"
