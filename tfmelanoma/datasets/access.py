@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 from tfmelanoma import fsio
@@ -31,18 +32,32 @@ def builder_name(name: str) -> str:
     return BUILDER_NAME if name == SAMPLE_NAME else name
 
 
+_BUILDERS_LOCK = threading.Lock()
+_builders: list[list[str] | None] = []
+"""`registered_builders`'s one answer per process, once it has been tried."""
+
+
 def registered_builders() -> list[str] | None:
     """The project's builder names, registered with TFDS by importing `tfds_builders`.
 
     None where they cannot be imported (a bare host without `imagehash`): datasets prepared
     elsewhere are still read, from the metadata in their folders, but nothing is prepared.
+
+    The import is tried once per process, under a lock: a failed import is not cached by Python,
+    so loader threads that each opened a source used to import `tfds_builders` again at the same
+    time, and one could see another's half-run module (`no attribute 'BUILDERS'`; measured on the
+    GPU host, which lacks `imagehash`).
     """
-    try:
-        import tfds_builders
-    except ImportError as e:
-        logger.info("the project's dataset builders cannot be imported (%s)", e)
-        return None
-    return tfds_builders.BUILDERS
+    with _BUILDERS_LOCK:
+        if not _builders:
+            try:
+                import tfds_builders
+
+                _builders.append(tfds_builders.BUILDERS)
+            except ImportError as e:
+                logger.info("the project's dataset builders cannot be imported (%s)", e)
+                _builders.append(None)
+        return _builders[0]
 
 
 def get_builder(
