@@ -298,6 +298,7 @@ def cmd_train(args) -> int:
 def _eval_source(args, split: str):
     """(SegmentationSplit, file format) for `evaluate`'s data arguments."""
     from tfmelanoma.data import segmentation_sources as sources  # noqa: PLC0415
+    from tfmelanoma.datasets.access import data_dir_root  # noqa: PLC0415
 
     if args.data == sources.FOLDER:
         if not (args.images and args.masks):
@@ -312,7 +313,7 @@ def _eval_source(args, split: str):
     rows = range(min(n, args.limit) if args.limit else n)
     full = sources.builder_name(args.data)
     return sources.SegmentationSplit(
-        f"{full}:{split}", tuple(rows), None, full, split, str(builder.data_dir_root)
+        f"{full}:{split}", tuple(rows), None, full, split, data_dir_root(builder)
     )
 
 

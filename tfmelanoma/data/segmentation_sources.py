@@ -250,8 +250,10 @@ def load_segmentation_data(config, *, file_format: str = "tfrecord") -> Segmenta
         whole = SegmentationSplit(f"folder:{d.images_dir}", tuple(range(len(pairs))), pairs)
         splits = {"train": whole}
     else:
+        from tfmelanoma.datasets.access import data_dir_root
+
         builder = prepared_builder(source, d.data_dir or None, d.manual_dir or None, file_format)
-        full, data_dir = builder_name(source), str(builder.data_dir_root)
+        full, data_dir = builder_name(source), data_dir_root(builder)
         splits = {
             s: SegmentationSplit(f"{full}:{s}", tuple(range(info.num_examples)), None, full, s,
                                  data_dir)

@@ -146,6 +146,19 @@ def _unknown(name: str, ours: list[str]) -> str:
     return f"unknown dataset {name!r}; datasets: {', '.join([SAMPLE_NAME, *ours])}"
 
 
+def data_dir_root(builder) -> str:
+    """The TFDS data dir that a prepared `builder` lives in: `<root>` of
+    `<root>/<name>[/<config>]/<version>`.
+
+    TFDS's own `builder.data_dir_root` is that only for a registered builder class; for one read
+    from its files (`ReadOnlyBuilder`: a host without the project's builders, such as the GPU
+    host without `imagehash`) it is the version folder itself, which no later
+    `tfds.data_source(name, data_dir=...)` can find the dataset under.
+    """
+    depth = 2 if builder.builder_config else 1
+    return str(Path(str(builder.data_dir)).parents[depth])
+
+
 def _builder(name: str, data_dir, ours: list[str] | None):
     """`tfds.builder` without a file format (a prepared dataset's own; TFDS refuses another)."""
     import tensorflow_datasets as tfds
