@@ -1,15 +1,22 @@
-"""A prelude for subprocess scripts that must run as if TensorFlow were not installed."""
+"""Preludes for subprocess scripts that must run as if TensorFlow (or other packages) were not
+installed."""
 
-HIDE_TENSORFLOW = """
+
+def hiding(*names: str) -> str:
+    """A prelude under which the top-level packages `names` cannot be imported, as if they were
+    not installed (and which checks that)."""
+    return f"""
 import importlib.abc, sys
 
-class HideTensorFlow(importlib.abc.MetaPathFinder):
-    # Delegates to the real finders but never finds `tensorflow`, as if it were not installed.
+HIDDEN = {names!r}
+
+class Hide(importlib.abc.MetaPathFinder):
+    # Delegates to the real finders but never finds a hidden package, as if it were not installed.
     def __init__(self, finders):
         self.finders = finders
 
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "tensorflow":
+        if name.partition(".")[0] in HIDDEN:
             return None
         for finder in self.finders:
             spec = getattr(finder, "find_spec", lambda *a: None)(name, path, target)
@@ -17,13 +24,21 @@ class HideTensorFlow(importlib.abc.MetaPathFinder):
                 return spec
         return None
 
-sys.meta_path[:] = [HideTensorFlow(list(sys.meta_path))]
-try:
-    import tensorflow  # noqa: F401
-    raise SystemExit("tensorflow should not be importable here")
-except ImportError:
-    pass
+sys.meta_path[:] = [Hide(list(sys.meta_path))]
+for hidden in HIDDEN:
+    try:
+        __import__(hidden)
+        raise SystemExit(hidden + " should not be importable here")
+    except ImportError:
+        pass
 """
+
+
+HIDE_TENSORFLOW = hiding("tensorflow")
+
+GPU_HOST = hiding("tensorflow", "imagehash")
+"""What the GPU host lacks (../shared/GPU.md): TensorFlow, and `imagehash`, without which the
+project's TFDS builders cannot be imported (prepared datasets are read from their folders)."""
 
 
 def hidden_cli(module: str) -> str:

@@ -1,6 +1,7 @@
 """benchmarks/device/recipes.py, make_data.py and run_recipes.sh: issues #18's and #16's GPU runs,
 checked here — the configs the GPU steps would train, the carried float16 weights and re-encoded
-images, and every recipe's CPU smoke form end to end with TensorFlow hidden, as on the GPU host."""
+images, and every recipe's CPU smoke form end to end with TensorFlow and imagehash hidden, as on the
+GPU host."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.tf_hidden import HIDE_TENSORFLOW
+from tests.tf_hidden import GPU_HOST
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = ROOT / "benchmarks" / "device"
@@ -260,15 +261,16 @@ def recipe_data(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["kaggle224", "seg256", "webstudent"])
 def test_recipe_cpu_smoke_form_without_tensorflow(recipe, recipe_data, tmp_path):
-    """run_recipes.sh as the GPU host runs it, every step at smoke size, TensorFlow hidden from
-    every process: each step exits 0, recipes.json holds its figures, at most 8 files return."""
+    """run_recipes.sh as the GPU host runs it, every step at smoke size, TensorFlow and imagehash
+    (so the project's builders) hidden from every process: each step exits 0, recipes.json holds
+    its figures, at most 8 files return."""
     if recipe == "seg256" and not (recipe_data / "isic2017").is_dir():
         pytest.skip("needs ../shared/data/isic2017")
     if recipe == "seg256" and not (recipe_data / recipes.WEIGHTS).is_file():
         pytest.skip("the float16 weights need PyTorch (the dev extra)")
     hide = tmp_path / "hide"
     hide.mkdir()
-    (hide / "sitecustomize.py").write_text(HIDE_TENSORFLOW)
+    (hide / "sitecustomize.py").write_text(GPU_HOST)
     out = tmp_path / "OUT"
     env = dict(
         os.environ, OUT=str(out), SMOKE="1", WHEELS="", PYTHON=sys.executable, RECIPE=recipe,
