@@ -121,7 +121,7 @@ def get_builder(
     writes = "array_record" if full == BUILDER_NAME else file_format or "tfrecord"
     # One preparation per dataset at a time: a second process waits, then finds it prepared
     # (instead of doing all the work again and failing on TFDS's final rename).
-    dataset_root = Path(str(builder.data_dir_root)) / full.split("/")[0]
+    dataset_root = Path(data_dir_root(builder)) / full.split("/")[0]
     with fsio.folder_lock(dataset_root, "data dir", wait=True, on_wait=logger.info):
         builder = tfds.builder(full, data_dir=data_dir)
         if builder.is_prepared():  # another process prepared it while this one waited

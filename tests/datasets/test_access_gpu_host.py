@@ -1,5 +1,6 @@
-"""`registered_builders` under loader threads on a host where `tfds_builders` cannot be imported
-(the GPU host has no `imagehash`): every thread gets None, the import is tried once."""
+"""`datasets.access` on a host without the project's builders (the GPU host has no `imagehash`):
+`registered_builders` under loader threads (every thread gets None, the import is tried once) and
+`data_dir_root` of a builder TFDS reads from its files."""
 
 from __future__ import annotations
 
@@ -62,3 +63,22 @@ def test_importable_builders_are_listed_once_imported(monkeypatch):
 
     assert all(r is tfds_builders.BUILDERS for r in results)
     assert "isic2017" in results[0] and "kaggle_fanconic" in results[0]
+
+
+def test_data_dir_root_of_a_builder_read_from_its_files(tmp_path):
+    """Without the project's builders TFDS reads a prepared dataset as a `ReadOnlyBuilder`, whose
+    own `data_dir_root` is the version folder: `data_dir_root` gives the data dir, under which
+    `tfds.data_source` finds the dataset again by name."""
+    import tensorflow_datasets as tfds
+
+    prepared = access.get_builder("sample", tmp_path, file_format="array_record")
+    assert access.data_dir_root(prepared) == str(tmp_path)
+    read_only = tfds.builder_from_directory(str(prepared.data_dir))
+    assert type(read_only).__name__ == "ReadOnlyBuilder"
+    assert str(read_only.data_dir_root) != str(tmp_path)  # TFDS's answer, the reason for this
+    root = access.data_dir_root(read_only)
+    assert root == str(tmp_path)
+    source = tfds.data_source(
+        access.builder_name("sample"), split="train", data_dir=root, download=False
+    )
+    assert len(source) == prepared.info.splits["train"].num_examples > 0
