@@ -298,7 +298,6 @@ def cmd_train(args) -> int:
 def _eval_source(args, split: str):
     """(SegmentationSplit, file format) for `evaluate`'s data arguments."""
     from tfmelanoma.data import segmentation_sources as sources  # noqa: PLC0415
-    from tfmelanoma.datasets.access import data_dir_root  # noqa: PLC0415
 
     if args.data == sources.FOLDER:
         if not (args.images and args.masks):
@@ -311,9 +310,8 @@ def _eval_source(args, split: str):
         raise ValueError(f"--split {split}: {args.data} has {', '.join(builder.info.splits)}")
     n = builder.info.splits[split].num_examples
     rows = range(min(n, args.limit) if args.limit else n)
-    full = sources.builder_name(args.data)
-    return sources.SegmentationSplit(
-        f"{full}:{split}", tuple(rows), None, full, split, data_dir_root(builder)
+    return sources.SegmentationSplit.of_builder(
+        builder, sources.builder_name(args.data), split, rows
     )
 
 

@@ -158,6 +158,16 @@ class SegmentationSplit:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @classmethod
+    def of_builder(cls, builder, full: str, split: str, rows=None) -> SegmentationSplit:
+        """`split` of the prepared TFDS `builder` named `full` (NAME/CONFIG): the rows `rows`,
+        default all, read later from the builder's data dir (`access.data_dir_root`)."""
+        from tfmelanoma.datasets.access import data_dir_root
+
+        if rows is None:
+            rows = range(builder.info.splits[split].num_examples)
+        return cls(f"{full}:{split}", tuple(rows), None, full, split, data_dir_root(builder))
+
     def take(self, rows) -> SegmentationSplit:
         """The same source with other rows (sorted)."""
         return replace(self, rows=tuple(sorted(int(r) for r in rows)))
@@ -250,15 +260,9 @@ def load_segmentation_data(config, *, file_format: str = "tfrecord") -> Segmenta
         whole = SegmentationSplit(f"folder:{d.images_dir}", tuple(range(len(pairs))), pairs)
         splits = {"train": whole}
     else:
-        from tfmelanoma.datasets.access import data_dir_root
-
         builder = prepared_builder(source, d.data_dir or None, d.manual_dir or None, file_format)
-        full, data_dir = builder_name(source), data_dir_root(builder)
-        splits = {
-            s: SegmentationSplit(f"{full}:{s}", tuple(range(info.num_examples)), None, full, s,
-                                 data_dir)
-            for s, info in builder.info.splits.items()
-        }  # fmt: skip
+        full = builder_name(source)
+        splits = {s: SegmentationSplit.of_builder(builder, full, s) for s in builder.info.splits}
     if "train" not in splits:
         raise ValueError(f"{source}: no train split (it has {', '.join(splits)})")
     train = splits["train"]
