@@ -64,6 +64,39 @@ def test_batchnorm_trains_from_random_init_only():
     )
 
 
+def test_backbone_options_reach_the_keras_constructor():
+    # A MobileNetV3Small a quarter of the default's size (the web student of docs/webdemo.md).
+    model = create_model(
+        "mobilenet_v3_small", backbone_options={"alpha": 0.5, "minimalistic": True}, **SMALL
+    )
+    assert model.count_params() == 131_618 < get_model_info("mobilenet_v3_small").params
+    assert not any("squeeze_excite" in layer.name for layer in model.layers)  # minimalistic
+    assert any(
+        "squeeze_excite" in layer.name
+        for layer in create_model("mobilenet_v3_small", **SMALL).layers
+    )
+
+
+def test_batchnorm_momentum_from_random_init(tmp_path):
+    # Keras's MobileNets average BatchNorm statistics with momentum 0.999 (ImageNet's 10^5+
+    # steps); from random init over a few thousand steps the averages stay near 0 / 1 and
+    # inference answers every image alike, so random-init training uses 0.99.
+    def momenta(model):
+        return {
+            layer.momentum
+            for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        }
+
+    assert momenta(create_model("mobilenet_v3_small", **SMALL)) == {0.99}
+    # Pretrained BatchNorm (frozen: inference mode) keeps the constructor's momentum.
+    pretrained = keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None,
+                                                     include_top=False)  # fmt: skip
+    path = str(tmp_path / "notop.weights.h5")
+    pretrained.save_weights(path)
+    assert momenta(create_model("mobilenet_v3_small", weights=path, **SMALL)) == {0.999}
+
+
 @pytest.mark.parametrize("trainable_from", ["block_16_project", -5])
 def test_fine_tune_from_layer_name_or_index(trainable_from):
     model = create_model(

@@ -149,6 +149,7 @@ def transfer_classifier(
     trainable_from: int | str | None = "auto",
     dropout: float = 0.2,
     train_batchnorm: bool | str = "auto",
+    backbone_options: dict | None = None,
 ) -> keras.Model:
     """A `keras.applications` backbone + global average pooling + probability head.
 
@@ -165,6 +166,10 @@ def transfer_classifier(
         train_batchnorm: train the BatchNorm layers of the unfrozen part. "auto": only from
             random init (without it activations vanish in deep nets); with pretrained weights
             they stay in inference mode, the Keras fine-tuning recipe.
+        backbone_options: further keyword arguments of the `keras.applications` constructor,
+            e.g. `{alpha: 0.5, minimalistic: true}`: a MobileNetV3Small of 131 k parameters
+            (Keras takes any `alpha` from random init, only its published widths with ImageNet
+            weights).
 
     Returns:
         A flat functional `keras.Model`: float32 RGB [0, 255] → probabilities.
@@ -184,6 +189,7 @@ def transfer_classifier(
         input_tensor=x,
         input_shape=tuple(inputs.shape[1:]),
         pooling=None,
+        **(backbone_options or {}),
     )
     # The backbone's graph starts at our input and preprocessing layers; leave those out.
     base_layers = [
@@ -192,6 +198,14 @@ def transfer_classifier(
         if layer.name != "image" and not layer.name.startswith("preprocess_")
     ]
     set_backbone_trainable(base_layers, trainable_from, train_batchnorm)
+    if weights is None and train_batchnorm:
+        # Keras's MobileNets keep BatchNorm averages with momentum 0.999, tuned for ImageNet's
+        # 10^5+ steps. From random init over a few thousand steps the averages stay near their
+        # initial values, and in inference mode the network answers every image alike
+        # (validation AUC exactly 0.5 for 8 epochs of a MobileNetV3Small, docs/webdemo.md).
+        for layer in base_layers:
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > 0.99:
+                layer.momentum = 0.99
     features = keras.layers.GlobalAveragePooling2D(name="head_pool")(backbone.output)
     outputs = classification_head(features, num_classes, dropout)
     return keras.Model(inputs, outputs, name=arch.name)
