@@ -183,6 +183,15 @@ def _print_summary(run_dir: Path, metrics: dict) -> None:
     test = metrics.get("test") or {}
     print(f"\nrun folder: {run_dir}")
     print(f"best epoch: {metrics['best_epoch']} of {metrics['epochs_done']}")
+    peak = metrics.get("task_metric")
+    if peak and peak.get("best_epoch") != metrics["best_epoch"]:
+        there = peak.get("at_best_epoch")
+        there = f"{there:.3f}" if isinstance(there, (int, float)) else "n/a"
+        print(
+            f"  {peak['metric']} there: {there}; its best, {peak['best']:.3f}, at epoch "
+            f"{peak['best_epoch']} (run.monitor chose the kept epoch; the checkpoint of the last "
+            "epoch is in checkpoints/)"
+        )
     if not test:
         return
     if metrics.get("task") == "segmentation":

@@ -175,8 +175,13 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.patience = patience
         self.state = state or RunState()
-        self.maximise = not any(word in monitor for word in ("loss", "mae", "error"))
+        self.maximise = self.maximises(monitor)
         remove_leftovers(self.folder, keep=self.state.model_file)
+
+    @staticmethod
+    def maximises(metric: str) -> bool:
+        """Whether higher is better for `metric` (not a loss, an MAE or an error)."""
+        return not any(word in metric for word in ("loss", "mae", "error"))
 
     def _improved(self, value: float) -> bool:
         if self.state.best is None:

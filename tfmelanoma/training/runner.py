@@ -22,7 +22,8 @@ Run folder layout:
                        (several test sets: evaluation/<name>/ each; segmentation:
                        per_image.csv, metrics.json, grid.png)
     metrics.json       summary: test metrics (`test_sets`: per test set; `test`: the first),
-                       best epoch, wall time, throughput
+                       best epoch, wall time, throughput; with a `run.monitor` other
+                       than the task's own metric, where that metric peaked (`task_metric`)
 
 Backend-agnostic Keras 3: on TensorFlow the input is tf.data; on JAX (or torch) it is the TF-free
 NumPy pipeline over ArrayRecord (`tfmelanoma.training.inputs`), and TensorFlow is never imported,
@@ -319,12 +320,47 @@ def _train_locked(
         if epochs_run and train_seconds > 0
         else None,
     }
+    own = tasks.task_of(config).monitor
+    if monitor != own:
+        peak = _peak_of(run_dir / "history.csv", own, checkpoint.state.best_epoch)
+        if peak:
+            summary["task_metric"] = peak
     _plot_history(run_dir, checkpoint.state.best_epoch)
     if config.run.evaluate:
         summary["test_sets"] = task.evaluate(config, splits, run_dir, pipeline)
         summary["test"] = next(iter(summary["test_sets"].values()))  # the first test set
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, default=float))
     return RunResult(run_dir, summary)
+
+
+def _peak_of(history_csv: Path, metric: str, best_epoch: int) -> dict | None:
+    """Where the task's own validation metric stood when `run.monitor` picks another one: its
+    value at the kept epoch and its best epoch (from history.csv; None without the column).
+
+    The two can part: a distilled student's validation loss follows how well its probabilities
+    fit the validation split's class mix, which a teacher trained on another mix pulls away from,
+    while its ranking (val_auc) keeps improving. Reported, not acted on: which to keep is the
+    recipe's choice (`run.monitor`).
+    """
+    import csv
+
+    try:
+        with history_csv.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get(metric) not in (None, "")]
+        values = {int(r["epoch"]): float(r[metric]) for r in rows}
+    except (OSError, KeyError, ValueError) as e:
+        logger.warning("%s: no %s per epoch: %s", history_csv, metric, e)
+        return None
+    if not values:
+        return None
+    maximise = checkpoints.ResumableCheckpoint.maximises(metric)
+    top = (max if maximise else min)(values, key=values.get)
+    return {
+        "metric": metric,
+        "at_best_epoch": values.get(best_epoch),
+        "best": values[top],
+        "best_epoch": top,
+    }
 
 
 def _plot_history(run_dir: Path, best_epoch: int) -> None:
