@@ -320,9 +320,8 @@ def _train_locked(
         if epochs_run and train_seconds > 0
         else None,
     }
-    own = tasks.task_of(config).monitor
-    if monitor != own:
-        peak = _peak_of(run_dir / "history.csv", own, checkpoint.state.best_epoch)
+    if monitor != task.monitor:
+        peak = _peak_of(run_dir / "history.csv", task.monitor, checkpoint.state.best_epoch)
         if peak:
             summary["task_metric"] = peak
     _plot_history(run_dir, checkpoint.state.best_epoch)
