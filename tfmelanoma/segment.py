@@ -26,6 +26,7 @@ from tfmelanoma import fsio
 from tfmelanoma.cli import (
     HelpFormatter,
     OneLineErrorParser,
+    raise_if_interrupted,
     run_command,
 )
 from tfmelanoma.errors import RunFolderError, ToolMissingError
@@ -263,6 +264,7 @@ def train_one(cfg: config_lib.Config, out: Path, args) -> dict:
     if args.resume:  # the run's own config.yaml; flags and --set may only repeat its values
         cfg = config_lib.resume_config(out, None, [*_flag_overrides(args)[0], *args.overrides])
     result = runner.train(cfg, out, resume=args.resume, overwrite=args.overwrite, verbose=2)
+    raise_if_interrupted()  # a Ctrl-C Python dropped during training still keeps the old model
     fsio.atomic_write_bytes(out / "model.keras", (out / "best.keras").read_bytes())
     m = result.metrics
     summary = {

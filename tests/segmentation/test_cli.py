@@ -29,6 +29,35 @@ def test_train_never_overwrites_a_model(tmp_path, capsys):
     assert (tmp_path / "model.keras").read_bytes() == b"precious"
 
 
+def test_ctrl_c_python_dropped_during_training_keeps_the_old_model(tmp_path, monkeypatch, capsys):
+    """A SIGINT whose KeyboardInterrupt Python dropped while the replacement trained (seen once
+    in CI: `segment train --overwrite` interrupted, exit 0, the old model replaced) still stops
+    the command at its commit point: exit 130 and `model.keras` untouched."""
+    import types
+
+    from tfmelanoma import cli
+    from tfmelanoma.training import runner
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.keras").write_bytes(b"the old model")
+
+    def train(cfg, run_dir, **kwargs):
+        (run_dir / "best.keras").write_bytes(b"the new model")
+        cli._ctrl_c_seen = True  # what the SIGINT handler records before its exception is lost
+        return types.SimpleNamespace(metrics={"model": "unet", "params": 1, "best_epoch": 1})
+
+    monkeypatch.setattr(runner, "train", train)
+    args = types.SimpleNamespace(resume=False, overwrite=True)
+    assert (
+        cli.run_command("segment", lambda: segment.train_one(None, out, args), on_interrupt="x")
+        == 130
+    )
+    assert (out / "model.keras").read_bytes() == b"the old model"
+    assert not (out / "summary.json").exists()
+    assert capsys.readouterr().err.strip().endswith("segment: interrupted; x")
+
+
 def test_predict_names_a_missing_folder(tmp_path, capsys):
     import keras
 
