@@ -185,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fit_and_write(args, argv, out: Path) -> int:
+    from tfmelanoma.cli import raise_if_interrupted
+
     gate = _fit_run(args)
     gate["command"] = "python -m export.fit_gate " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
+    raise_if_interrupted()  # a Ctrl-C Python dropped while fitting still keeps the old gate
     atomic_write_text(out, json.dumps(gate, indent=1) + "\n")
     log.info("wrote %s: %s", out, json.dumps(gate["report"], indent=1))
     return 0
