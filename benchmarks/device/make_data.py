@@ -6,6 +6,7 @@ Run here (TensorFlow prepares; the GPU host only reads, through `tfds.data_sourc
     python benchmarks/device/make_data.py --recipe kaggle224                 # recipes.py kaggle224
     python benchmarks/device/make_data.py --recipe seg256                    # recipes.py seg256
     python benchmarks/device/make_data.py --recipe webstudent                # recipes.py webstudent
+                                                                             # (and webstudent224)
 
 Writes `<out>/kaggle_fanconic/...` from `../shared/data/kaggle_fanconic` (224 px) and keeps the
 first `--train` training records (TFDS stores them shuffled, so both classes stay mixed) and the
@@ -123,8 +124,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / ".gpu-data")
     p.add_argument(
         "--recipe",
-        choices=["kaggle224", "seg256", "webstudent"],
-        help="benchmarks/device/recipes.py's",
+        choices=["kaggle224", "seg256", "webstudent", "webstudent224"],
+        help="benchmarks/device/recipes.py's (webstudent224 carries webstudent's data)",
     )
     p.add_argument("--train", type=int, default=1600, help="training records kept (0: all)")
     p.add_argument("--quality", type=int, default=0, help="re-encode the JPEGs (0: as they are)")
@@ -146,7 +147,7 @@ def main() -> None:
 
         get_builder("isic2017/segmentation_512", args.out, manual_dir=args.isic2017,
                     file_format="array_record")  # fmt: skip
-    elif args.recipe == "webstudent":
+    elif args.recipe in ("webstudent", "webstudent224"):
         prepare_combination(args.out, {"kaggle_fanconic": args.manual_dir, "isic2017": args.isic2017,
                                        "sample": None})  # fmt: skip
     else:

@@ -3,6 +3,7 @@
     python benchmarks/device/recipes.py kaggle224 --data .gpu-data --out $OUT [--budget 540]
     python benchmarks/device/recipes.py seg256 --data .gpu-data --out $OUT
     python benchmarks/device/recipes.py webstudent --data .gpu-data --out $OUT
+    python benchmarks/device/recipes.py webstudent224 --data .gpu-data --out $OUT
 
 `kaggle224`: EfficientNet-Lite0 (ImageNet weights from `<data>/efficientnet-lite0-fp16.pth`) on
 Kaggle fanconic at 224 px with the `transfer` preset and the split of docs/results.md's CPU rows
@@ -15,6 +16,15 @@ CPU rows of docs/webdemo.md trained them, with the student trained longer: Lite0
 leak-free combination (`webdemo_teacher` preset, 16 epochs), Lite0 on Kaggle `train/` merged
 against all three test sets (`xd_kaggle`, 15 epochs), then the MeshNet distilled from the two
 (`webdemo` preset on the combination, `distill_alpha` 0.1, T 4) for STUDENT_EPOCHS epochs.
+`webstudent224` (issue #16 item 4, the step the CPU cannot take in one session): the teachers
+of the best CPU student (0.941 on Kaggle, docs/webdemo.md, "The 224 px teachers' student"),
+three Lite0 at 224 px on Kaggle `train/`, seeds 0-2, each merged against all three test sets
+as `xd_kaggle` is (so none of them saw a twin of a test image), trained on webstudent's carry:
+the 128 px images resized to 224 px, exactly what `training/distill.py` feeds a teacher of the
+128 px student. Then the MeshNet distilled from the three for STUDENT224_EPOCHS epochs, the
+epoch kept by validation AUC (`run.monitor=val_auc`: with teachers of Kaggle's class mix the
+preset's lowest validation loss comes at epoch 3). Each teacher gets at most TEACHER224_LIMIT
+seconds, so that a slow machine still leaves the student its time.
 
 Each step is a subprocess under a time limit taken from what is left of `--budget`; a step that
 cannot get `--min-step` seconds is skipped and listed. After every step `<out>/recipes.json` is
@@ -26,7 +36,8 @@ come back as `<step>.keras`, the student's whole run folder (without checkpoints
 32 px, MeshNet / a tiny U-Net, 1 epoch).
 
 Prepare the carry here with `python benchmarks/device/make_data.py --recipe kaggle224` (or
-`seg256`, `webstudent`) and `bash benchmarks/device/make_carry.sh`; run with
+`seg256`, `webstudent`; `webstudent224` uses webstudent's carry) and
+`bash benchmarks/device/make_carry.sh`; run with
 `benchmarks/device/run_recipes.sh`.
 """
 
@@ -55,6 +66,19 @@ KAGGLE_SPLIT = [
 STUDENT_EPOCHS = 60
 """1.5x the best CPU student's 40 (docs/webdemo.md), which still underfitted its teacher."""
 
+STUDENT224_EPOCHS = 40
+"""The 224 px teachers' CPU student ran 30 epochs (0.941 on Kaggle at its last); the H200 runs
+a MeshNet epoch in 2-3 s, so 40 cost about as much as 20 more seconds of XLA compiling."""
+
+TEACHER224_LIMIT = 120
+"""Seconds for each 224 px teacher, so that the three leave the student at least 180 s of a 540 s
+budget: the H200's kaggle224 steps took 140 s (15 epochs, 71 s of it XLA compiling), then 79 and
+72 s (the compilation cache warm). A teacher stopped at its limit teaches with its best epoch so
+far (`best.keras`, written on every improvement)."""
+
+
+RECIPES = ("kaggle224", "seg256", "webstudent", "webstudent224")
+
 
 @dataclass
 class Step:
@@ -69,6 +93,8 @@ class Step:
     keep_run: bool = False
     """Bring back the run folder, without its per-epoch checkpoints and TensorBoard logs, as
     `<name>.tar.gz`: what `evaluate`, `export.fit_gate` and `export.tfjs` read here."""
+    limit: float | None = None
+    """At most this many seconds, whatever is left of the budget (None: what is left)."""
 
 
 def _sets(pairs: list[str]) -> list[str]:
@@ -125,7 +151,9 @@ def plan(recipe: str, data: Path, work: Path, smoke: bool = False) -> list[Step]
         ]
     if recipe == "webstudent":
         return _webstudent(data, work, weights, smoke)
-    raise ValueError(f"unknown recipe {recipe!r}; expected kaggle224, seg256 or webstudent")
+    if recipe == "webstudent224":
+        return _webstudent224(data, work, weights, smoke)
+    raise ValueError(f"unknown recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
 
 
 def _web_data() -> dict:
@@ -139,17 +167,16 @@ def _web_data() -> dict:
     return yaml.safe_load(preset.read_text())["data"]
 
 
-def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
+def _web_sets(data: Path, weights: str, smoke: bool) -> tuple[list, list, list, list]:
+    """The `--set` pairs the web recipes share: the combination (train, tests, gallery
+    exclusion), its test sets alone, a Lite0 teacher's, and the smoke form's shrinking."""
     web = _web_data()
     tests = f"data.test={web['test']}"
     combination = [
         f"data.train=[{', '.join(web['train'])}]", tests,
         f"data.exclude=[{', '.join(web['exclude'])}]",
     ]  # fmt: skip
-    train = ["tfmelanoma.train", "-q"]
-    teacher, kaggle, student = (work / n for n in ("teacher_comb_e16", "teacher_kaggle_e15",
-                                                   f"student_a01_t4_e{STUDENT_EPOCHS}"))  # fmt: skip
-    lite0 = [f"data.data_dir={data}", f"model.weights={weights}", "run.seed=0"]
+    lite0 = [f"data.data_dir={data}", f"model.weights={weights}"]
     tiny = []
     if smoke:  # the sample at 32 px, tiny MeshNets, 1 short epoch: the commands, not a result
         tiny = [
@@ -158,6 +185,15 @@ def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]
         ]  # fmt: skip
         lite0 += ["model.name=meshnet", "model.weights=", "model.options={width: 4}",
                   "optimizer.head_warmup_epochs=0"]  # fmt: skip
+    return combination, [tests], lite0, tiny
+
+
+def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
+    combination, (tests,), lite0, tiny = _web_sets(data, weights, smoke)
+    lite0 += ["run.seed=0"]
+    train = ["tfmelanoma.train", "-q"]
+    teacher, kaggle, student = (work / n for n in ("teacher_comb_e16", "teacher_kaggle_e15",
+                                                   f"student_a01_t4_e{STUDENT_EPOCHS}"))  # fmt: skip
     teacher_sets = [*combination, *lite0, "run.epochs=16", "run.early_stopping=4"]
     kaggle_sets = [
         "data.train=kaggle_fanconic", tests, "data.val_fraction=0.15", "data.image_size=128",
@@ -177,6 +213,32 @@ def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]
         Step(student.name, [*train, "--config", "webdemo", "--run-dir", str(student),
                             *_sets([*student_sets, *tiny])], student, "train", keep_run=True),
     ]  # fmt: skip
+
+
+def _webstudent224(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
+    combination, (tests,), lite0, tiny = _web_sets(data, weights, smoke)
+    train = ["tfmelanoma.train", "-q"]
+    steps = []
+    for seed in (0, 1, 2):
+        run_dir = work / f"teacher_kaggle224_s{seed}_e15"
+        sets = [
+            "data.train=kaggle_fanconic", tests, "data.val_fraction=0.15", "data.image_size=224",
+            *lite0, f"run.seed={seed}", "run.epochs=15", *tiny,
+        ]  # fmt: skip
+        argv = [*train, "--config", "transfer", "--run-dir", str(run_dir), *_sets(sets)]
+        steps.append(Step(run_dir.name, argv, run_dir, "train", keep_model=True,
+                          limit=TEACHER224_LIMIT))  # fmt: skip
+    student = work / f"student224_a01_t4_e{STUDENT224_EPOCHS}"
+    sets = [
+        *combination, f"data.data_dir={data}", "run.seed=0",
+        f"model.teacher={', '.join(str(s.run_dir) for s in steps)}",
+        "model.distill_alpha=0.1", "model.distill_temperature=4",
+        f"run.epochs={STUDENT224_EPOCHS}", "run.monitor=val_auc", *tiny,
+    ]  # fmt: skip
+    if smoke:
+        sets += ["model.options={width: 4}"]
+    argv = [*train, "--config", "webdemo", "--run-dir", str(student), *_sets(sets)]
+    return [*steps, Step(student.name, argv, student, "train", keep_run=True)]
 
 
 def _history(run_dir: Path) -> dict[str, list]:
@@ -229,6 +291,8 @@ def run(recipe: str, data: Path, out: Path, work: Path, budget: float, min_step:
     save()
     for step in plan(recipe, data, work, smoke):
         left = budget - (time.monotonic() - t0)
+        if step.limit is not None:
+            left = min(left, step.limit)
         if left < min_step:
             result["skipped"].append(step.name)
             save()
@@ -276,7 +340,7 @@ def run(recipe: str, data: Path, out: Path, work: Path, budget: float, min_step:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("recipe", choices=["kaggle224", "seg256", "webstudent"])
+    p.add_argument("recipe", choices=RECIPES)
     p.add_argument("--data", type=Path, default=Path(".gpu-data"), help="the carried data folder")
     p.add_argument("--out", type=Path, required=True, help="$OUT: recipes.json, log, models")
     p.add_argument("--work", type=Path, default=None, help="run folders (default: a temp folder)")

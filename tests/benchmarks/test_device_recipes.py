@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,66 @@ def test_web_student_steps_are_the_cpu_rows_teachers_and_a_longer_student(tmp_pa
     assert (student.model.distill_alpha, student.model.distill_temperature) == (0.1, 4.0)
     assert student.run.epochs == recipes.STUDENT_EPOCHS > 40
     assert [(s.keep_model, s.keep_run) for s in steps] == [(True, False)] * 2 + [(False, True)]
+
+
+def test_web_student224_steps_are_three_224_px_kaggle_teachers_and_a_student_kept_by_auc(
+    tmp_path,
+):
+    """webstudent224: three Lite0 teachers at 224 px (seeds 0-2) on Kaggle train/ merged against
+    all three web test sets, on webstudent's 128 px carry, each under its own time limit; then
+    the MeshNet student of the three on the combination, kept by validation AUC."""
+    train = importlib.import_module("tfmelanoma.train")
+
+    data = tmp_path / "data"
+    steps = recipes.plan("webstudent224", data, tmp_path / "work")
+    *teachers, student_step = steps
+    assert [s.name for s in teachers] == [f"teacher_kaggle224_s{i}_e15" for i in range(3)]
+    assert student_step.name == f"student224_a01_t4_e{recipes.STUDENT224_EPOCHS}"
+    cfgs = []
+    for step in steps:
+        assert step.argv[0] == "tfmelanoma.train" and step.kind == "train"
+        cfg, run_dir = train._load(train.build_parser().parse_args(step.argv[1:]))
+        assert run_dir == step.run_dir and cfg.data.data_dir == str(data)
+        cfgs.append(cfg)
+    *teacher_cfgs, student = cfgs
+    web = recipes.plan("webstudent", data, tmp_path / "web")
+    comb = train._load(train.build_parser().parse_args(web[0].argv[1:]))[0]
+    for seed, cfg in enumerate(teacher_cfgs):
+        assert (cfg.model.name, cfg.model.weights) == (
+            "efficientnet_lite0", str(data / recipes.WEIGHTS),
+        )  # fmt: skip
+        assert (cfg.data.image_size, cfg.run.seed, cfg.run.epochs) == (224, seed, 15)
+        assert tuple(cfg.data.train) == ("kaggle_fanconic",) and cfg.data.val_fraction == 0.15
+        assert cfg.data.test == comb.data.test and cfg.optimizer.backbone_lr_scale == 0.1
+    for key in ("train", "test", "exclude", "val_fraction", "split_seed", "image_size", "label"):
+        assert getattr(student.data, key) == getattr(comb.data, key), key
+    assert (student.model.name, student.model.weights, student.run.seed) == ("meshnet", "", 0)
+    assert student.model.teacher == ", ".join(str(s.run_dir) for s in teachers)
+    assert (student.model.distill_alpha, student.model.distill_temperature) == (0.1, 4.0)
+    assert (student.run.epochs, student.run.monitor) == (recipes.STUDENT224_EPOCHS, "val_auc")
+    assert [(s.keep_model, s.keep_run, s.limit) for s in steps] == [
+        (True, False, recipes.TEACHER224_LIMIT)
+    ] * 3 + [(False, True, None)]
+
+
+def test_a_step_limit_caps_its_time_below_the_budget(tmp_path, monkeypatch):
+    """A step with `limit` is stopped at it though the budget has more, and the next step
+    still runs with what is left."""
+    (tmp_path / "sleeper.py").write_text("import time; time.sleep(60)\n")
+    (tmp_path / "quick.py").write_text("print('quick ran')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    steps = [
+        recipes.Step("teacher", ["sleeper"], tmp_path / "t", "train", limit=2),
+        recipes.Step("student", ["quick"], tmp_path / "s", "evaluate"),
+    ]
+    monkeypatch.setattr(recipes, "plan", lambda *a, **k: steps)
+    t0 = time.monotonic()
+    result = recipes.run("webstudent224", tmp_path, tmp_path / "OUT", tmp_path / "w",
+                         budget=120, min_step=1)  # fmt: skip
+    assert time.monotonic() - t0 < 30
+    assert result["steps"]["teacher"]["exit"] == "timeout"
+    assert result["steps"]["student"]["exit"] == 0 and result["skipped"] == []
+    assert "quick ran" in (tmp_path / "OUT" / "log").read_text()
 
 
 def test_float16_backbone_gives_the_imagenet_features(tmp_path):
@@ -259,7 +320,7 @@ def recipe_data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["kaggle224", "seg256", "webstudent"])
+@pytest.mark.parametrize("recipe", recipes.RECIPES)
 def test_recipe_cpu_smoke_form_without_tensorflow(recipe, recipe_data, tmp_path):
     """run_recipes.sh as the GPU host runs it, every step at smoke size, TensorFlow and imagehash
     (so the project's builders) hidden from every process: each step exits 0, recipes.json holds
@@ -288,16 +349,16 @@ def test_recipe_cpu_smoke_form_without_tensorflow(recipe, recipe_data, tmp_path)
         assert step["exit"] == 0 and "error" not in step, (name, step)
     back = sorted(p.name for p in out.iterdir())
     assert len(back) <= 8
-    if recipe == "webstudent":  # the teachers as models, the student as its run folder
-        assert back == sorted([f"{names[0]}.keras", f"{names[1]}.keras", f"{names[2]}.tar.gz",
-                               "log", "recipes.json"])  # fmt: skip
-        with tarfile.open(out / f"{names[2]}.tar.gz") as tar:
+    if recipe.startswith("webstudent"):  # the teachers as models, the student as its run folder
+        *teachers, top = names
+        assert back == sorted([*(f"{t}.keras" for t in teachers), f"{top}.tar.gz", "log",
+                               "recipes.json"])  # fmt: skip
+        with tarfile.open(out / f"{top}.tar.gz") as tar:
             members = set(tar.getnames())
-        top = names[2]
         assert {f"{top}/best.keras", f"{top}/config.yaml", f"{top}/metrics.json"} <= members
         assert any(m.startswith(f"{top}/evaluation/") for m in members)
         assert not any(m.startswith((f"{top}/checkpoints", f"{top}/tensorboard")) for m in members)
-    if recipe in ("kaggle224", "webstudent"):
+    if recipe != "seg256":
         if recipe == "kaggle224":
             assert back == ["lite0_224_s0_e15.keras", "lite0_224_s0_e30.keras",
                             "lite0_224_s1_e30.keras", "log", "recipes.json"]  # fmt: skip
