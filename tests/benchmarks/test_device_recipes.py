@@ -130,18 +130,20 @@ def test_web_student_steps_are_the_cpu_rows_teachers_and_a_longer_student(tmp_pa
     assert [(s.keep_model, s.keep_run) for s in steps] == [(True, False)] * 2 + [(False, True)]
 
 
-def test_web_student224_steps_are_three_224_px_kaggle_teachers_and_a_student_kept_by_auc(
+def test_web_student224_steps_are_224_px_kaggle_teachers_the_combination_one_and_a_student(
     tmp_path,
 ):
-    """webstudent224: three Lite0 teachers at 224 px (seeds 0-2) on Kaggle train/ merged against
-    all three web test sets, on webstudent's 128 px carry, each under its own time limit; then
-    the MeshNet student of the three on the combination, kept by validation AUC."""
+    """webstudent224: two Lite0 teachers at 224 px (seeds 0, 1) on Kaggle train/ merged against
+    all three web test sets, on webstudent's 128 px carry; webstudent's combination teacher;
+    each teacher under its own time limit; then the MeshNet student of the three on the
+    combination, kept by validation AUC."""
     train = importlib.import_module("tfmelanoma.train")
 
     data = tmp_path / "data"
     steps = recipes.plan("webstudent224", data, tmp_path / "work")
     *teachers, student_step = steps
-    assert [s.name for s in teachers] == [f"teacher_kaggle224_s{i}_e15" for i in range(3)]
+    names = ["teacher_kaggle224_s0_e15", "teacher_kaggle224_s1_e15", "teacher_comb_e16"]
+    assert [s.name for s in teachers] == names
     assert student_step.name == f"student224_a01_t4_e{recipes.STUDENT224_EPOCHS}"
     cfgs = []
     for step in steps:
@@ -149,10 +151,11 @@ def test_web_student224_steps_are_three_224_px_kaggle_teachers_and_a_student_kep
         cfg, run_dir = train._load(train.build_parser().parse_args(step.argv[1:]))
         assert run_dir == step.run_dir and cfg.data.data_dir == str(data)
         cfgs.append(cfg)
-    *teacher_cfgs, student = cfgs
+    *kaggle_cfgs, comb, student = cfgs
     web = recipes.plan("webstudent", data, tmp_path / "web")
-    comb = train._load(train.build_parser().parse_args(web[0].argv[1:]))[0]
-    for seed, cfg in enumerate(teacher_cfgs):
+    web_comb = train._load(train.build_parser().parse_args(web[0].argv[1:]))[0]
+    assert comb == web_comb  # the same run as webstudent's combination teacher
+    for seed, cfg in enumerate(kaggle_cfgs):
         assert (cfg.model.name, cfg.model.weights) == (
             "efficientnet_lite0", str(data / recipes.WEIGHTS),
         )  # fmt: skip
@@ -165,9 +168,11 @@ def test_web_student224_steps_are_three_224_px_kaggle_teachers_and_a_student_kep
     assert student.model.teacher == ", ".join(str(s.run_dir) for s in teachers)
     assert (student.model.distill_alpha, student.model.distill_temperature) == (0.1, 4.0)
     assert (student.run.epochs, student.run.monitor) == (recipes.STUDENT224_EPOCHS, "val_auc")
+    limits = [recipes.TEACHER224_LIMIT] * 2 + [recipes.COMB_TEACHER_LIMIT]
     assert [(s.keep_model, s.keep_run, s.limit) for s in steps] == [
-        (True, False, recipes.TEACHER224_LIMIT)
-    ] * 3 + [(False, True, None)]
+        *((True, False, limit) for limit in limits), (False, True, None)
+    ]  # fmt: skip
+    assert 550 - sum(limits) >= 180  # BUDGET=560 leaves the student its 30 epochs
 
 
 def test_a_step_limit_caps_its_time_below_the_budget(tmp_path, monkeypatch):
