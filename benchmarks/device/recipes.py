@@ -175,7 +175,7 @@ def _web_data() -> dict:
     return yaml.safe_load(preset.read_text())["data"]
 
 
-def _web_sets(data: Path, weights: str, smoke: bool) -> tuple[list, list, list, list]:
+def _web_sets(data: Path, weights: str, smoke: bool) -> tuple[list, str, list, list]:
     """The `--set` pairs the web recipes share: the combination (train, tests, gallery
     exclusion), its test sets alone, a Lite0 teacher's, and the smoke form's shrinking."""
     web = _web_data()
@@ -193,11 +193,11 @@ def _web_sets(data: Path, weights: str, smoke: bool) -> tuple[list, list, list, 
         ]  # fmt: skip
         lite0 += ["model.name=meshnet", "model.weights=", "model.options={width: 4}",
                   "optimizer.head_warmup_epochs=0"]  # fmt: skip
-    return combination, [tests], lite0, tiny
+    return combination, tests, lite0, tiny
 
 
 def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
-    combination, (tests,), lite0, tiny = _web_sets(data, weights, smoke)
+    combination, tests, lite0, tiny = _web_sets(data, weights, smoke)
     lite0 += ["run.seed=0"]
     train = ["tfmelanoma.train", "-q"]
     teacher, kaggle, student = (work / n for n in ("teacher_comb_e16", "teacher_kaggle_e15",
@@ -224,7 +224,7 @@ def _webstudent(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]
 
 
 def _webstudent224(data: Path, work: Path, weights: str, smoke: bool) -> list[Step]:
-    combination, (tests,), lite0, tiny = _web_sets(data, weights, smoke)
+    combination, tests, lite0, tiny = _web_sets(data, weights, smoke)
     train = ["tfmelanoma.train", "-q"]
     steps = []
     for seed in (0, 1):
